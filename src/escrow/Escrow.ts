@@ -1,0 +1,91 @@
+/**
+ * The Escrow port: what agents and services use to lock, pay and refund. Its layers
+ * are `Escrow.layerLocal` (the embedded ledger), `EscrowTest.layer` (in memory, with
+ * call recording and failure injection) and `Escrow.layerHttp` (a remote settlement
+ * service).
+ *
+ * `Escrow.scoped` makes an escrow a scoped resource: acquiring it locks the funds,
+ * and closing the scope settles them: released on success, cancelled (full refund
+ * of what remains) on failure, defect or interruption.
+ */
+import { Context, Effect, Exit, type Schedule, Scope } from "effect"
+import type { EscrowNotFound, LedgerUnavailable } from "../domain/errors.js"
+import type { EscrowRecord, EscrowTerms, ReleaseOptions } from "../domain/Escrow.js"
+import type { EscrowId } from "../domain/ids.js"
+import type { Usdc } from "../domain/Usdc.js"
+import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
+import { settleOnExit } from "./settlement.js"
+
+/** A settlement the scope could not complete; kept durably until reconciled. */
+export interface UnsettledEscrow {
+  readonly escrowId: EscrowId
+  /** What the scope's exit asked for. */
+  readonly intent: "release" | "cancel"
+  readonly error: string
+  readonly attempts: number
+  readonly atMs: number
+}
+
+export interface EscrowShape {
+  readonly create: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>
+  readonly release: (id: EscrowId, options?: ReleaseOptions) => Effect.Effect<EscrowRecord, ReleaseError>
+  readonly cancel: (id: EscrowId) => Effect.Effect<EscrowRecord, CancelError>
+  readonly get: (id: EscrowId) => Effect.Effect<EscrowRecord, EscrowNotFound | LedgerUnavailable>
+  /** Durably notes a settlement that failed after retries, for reconciliation. */
+  readonly recordUnsettled: (entry: UnsettledEscrow) => Effect.Effect<void>
+  /** Settlements still waiting for reconciliation. */
+  readonly unsettled: Effect.Effect<ReadonlyArray<UnsettledEscrow>>
+  /** Marks a recorded settlement as done (after a reconciler settled the escrow). */
+  readonly markSettled: (id: EscrowId) => Effect.Effect<void>
+}
+
+/** An escrow held by a scope. `release`/`cancel` settle early; the scope settles whatever remains. */
+export interface ScopedEscrow {
+  readonly id: EscrowId
+  /** The record as created. */
+  readonly created: EscrowRecord
+  /** Pays a part now (a delivered batch, the usage so far); the rest stays locked. */
+  readonly release: (amount?: Usdc) => Effect.Effect<EscrowRecord, ReleaseError>
+  /** Refunds what remains now; the scope then has nothing left to settle. */
+  readonly cancel: Effect.Effect<EscrowRecord, CancelError>
+  readonly get: Effect.Effect<EscrowRecord, EscrowNotFound | LedgerUnavailable>
+}
+
+export interface ScopedOptions {
+  /** Retries of a failed settlement in the finalizer; default: 5 tries, jittered exponential from 50 ms. */
+  readonly settlementRetry?: Schedule.Schedule<unknown, unknown> | undefined
+}
+
+export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape>() {
+  /**
+   * The escrow as a scoped resource: created (funds locked) when acquired; on scope
+   * exit, released if the scope succeeded, cancelled if it failed, died or was
+   * interrupted. A settlement that still fails after retries is recorded with
+   * `recordUnsettled` and logged; the escrow's deadline refunds it regardless.
+   */
+  static readonly scoped = (
+    terms: EscrowTerms,
+    options: ScopedOptions = {}
+  ): Effect.Effect<ScopedEscrow, CreateError, Escrow | Scope.Scope> =>
+    Effect.flatMap(Escrow, (escrow) =>
+      Effect.acquireRelease(escrow.create(terms), (created, exit) =>
+        settleOnExit(escrow, created.id, Exit.isSuccess(exit) ? "release" : "cancel", options.settlementRetry)
+      ).pipe(
+        Effect.map((created): ScopedEscrow => ({
+          id: created.id,
+          created,
+          release: (amount) => escrow.release(created.id, { amount }),
+          cancel: escrow.cancel(created.id),
+          get: escrow.get(created.id)
+        }))
+      )
+    )
+
+  /** Runs `use` with a scoped escrow: paid if `use` succeeds, refunded otherwise. */
+  static readonly use = <A, E, R>(
+    terms: EscrowTerms,
+    use: (escrow: ScopedEscrow) => Effect.Effect<A, E, R>,
+    options?: ScopedOptions
+  ): Effect.Effect<A, E | CreateError, Escrow | Exclude<R, Scope.Scope>> =>
+    Effect.scoped(Effect.flatMap(Escrow.scoped(terms, options), use))
+}

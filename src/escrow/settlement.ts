@@ -1,0 +1,50 @@
+/**
+ * Settling a scoped escrow when its scope closes: retried with backoff, never
+ * silently dropped. A settlement that cannot complete is recorded for
+ * reconciliation and logged at error level; the escrow's deadline still refunds it,
+ * so nothing stays locked forever.
+ */
+import { Clock, Effect, Ref, Schedule } from "effect"
+import type { EscrowId } from "../domain/ids.js"
+import type { EscrowShape } from "./Escrow.js"
+
+export const defaultSettlementRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("50 millis").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(4))
+)
+
+export const settleOnExit = (
+  escrow: EscrowShape,
+  id: EscrowId,
+  intent: "release" | "cancel",
+  retry: Schedule.Schedule<unknown, unknown> = defaultSettlementRetry
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const attempts = yield* Ref.make(0)
+    const settle = Effect.zipRight(
+      Ref.update(attempts, (n) => n + 1),
+      intent === "release" ? escrow.release(id) : escrow.cancel(id)
+    ).pipe(
+      // Settled early inside the scope (a manual cancel, a full release): nothing left to do.
+      Effect.catchTag("EscrowNotPending", (e) =>
+        e.status === "pending" ? Effect.fail(e) : Effect.logDebug("escrow already settled", { escrowId: id, status: e.status })
+      ),
+      Effect.asVoid
+    )
+    yield* settle.pipe(
+      Effect.retry(retry),
+      Effect.catchAll((error) =>
+        Effect.gen(function*() {
+          const atMs = yield* Clock.currentTimeMillis
+          const message = "message" in error ? String(error.message) : String(error)
+          yield* Effect.logError("escrow settlement failed; recorded for reconciliation", {
+            escrowId: id,
+            intent,
+            error: message
+          })
+          yield* escrow.recordUnsettled({ escrowId: id, intent, error: message, attempts: yield* Ref.get(attempts), atMs })
+        })
+      ),
+      Effect.withSpan("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent } })
+    )
+  })

@@ -1,0 +1,187 @@
+/**
+ * The ledger in process memory: the same rules (`engine.ts`) over a state that lives
+ * in maps. For test suites and examples that need no file; `EscrowTest` builds on it.
+ * Nothing survives the process.
+ */
+import { Clock, Effect, Either, Layer } from "effect"
+import { AgentNotFound, EscrowNotFound, MandateNotFound } from "../domain/errors.js"
+import type { AgentRecord, EscrowEvent, EscrowRecord, MandateRecord } from "../domain/Escrow.js"
+import { SystemAccount, type WalletAddress } from "../domain/ids.js"
+import type { Usdc } from "../domain/Usdc.js"
+import { apply, type Command, type ResultOf, WorkingSet } from "./engine.js"
+import { checkInvariants } from "./invariants.js"
+import {
+  type ActivityTotals,
+  Ledger,
+  LedgerConfig,
+  type LedgerConfigShape,
+  type LedgerShape,
+  type ReferralReport
+} from "./Ledger.js"
+
+/** The memory ledger's whole state, exposed read-only for assertions (`EscrowTest`). */
+export interface MemoryLedgerState {
+  readonly ws: WorkingSet
+}
+
+const asUsdc = (micros: bigint) => micros as Usdc
+
+const emptyTotals = (): { spent: bigint; revenue: bigint; feesPaid: bigint; referralIncome: bigint } => ({
+  spent: 0n,
+  revenue: 0n,
+  feesPaid: 0n,
+  referralIncome: 0n
+})
+
+const toTotals = (t: ReturnType<typeof emptyTotals>): ActivityTotals => ({
+  spent: asUsdc(t.spent),
+  revenue: asUsdc(t.revenue),
+  feesPaid: asUsdc(t.feesPaid),
+  referralIncome: asUsdc(t.referralIncome)
+})
+
+export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & MemoryLedgerState> =>
+  Effect.gen(function*() {
+    const ws = new WorkingSet(true)
+
+    const run = <C extends Command>(command: C) =>
+      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+        const outcome = apply(ws, command, config, nowMs)
+        return Either.isRight(outcome) ? Effect.succeed(outcome.right as ResultOf<C>) : Effect.fail(outcome.left)
+      })
+
+    yield* Effect.orDie(run({ _tag: "FundTreasury", amount: config.faucetTreasuryInitial }))
+
+    const escrows = () => [...ws.escrows.values()].filter((e): e is EscrowRecord => e !== null)
+    const agents = () => [...ws.agents.values()].filter((a): a is AgentRecord => a !== null)
+    const mandates = () => [...ws.mandates.values()].filter((m): m is MandateRecord => m !== null)
+
+    const getAgent = (wallet: WalletAddress) => {
+      const agent = ws.agent(wallet)
+      return agent === undefined ? Effect.fail(new AgentNotFound({ wallet })) : Effect.succeed(agent)
+    }
+
+    const ledger: LedgerShape & MemoryLedgerState = {
+      ws,
+      config,
+      registerAgent: (input) => run({ _tag: "RegisterAgent", input }) as never,
+      deposit: (wallet, amount) => run({ _tag: "Deposit", wallet, amount }) as never,
+      claimFaucet: ({ wallet, agentName }) => run({ _tag: "ClaimFaucet", wallet, agentName }) as never,
+      createEscrow: (terms) => run({ _tag: "CreateEscrow", terms }) as never,
+      releaseEscrow: (id, options) => run({ _tag: "ReleaseEscrow", id, amount: options?.amount }) as never,
+      cancelEscrow: (id) => run({ _tag: "CancelEscrow", id }) as never,
+      expireDue: (limit = 1_000) =>
+        Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+          const due = escrows()
+            .filter((e) => e.status === "pending" && e.expiresAtMs <= nowMs)
+            .sort((a, b) => a.expiresAtMs - b.expiresAtMs)
+            .slice(0, limit)
+          // Expiry of a pending, due escrow cannot be refused.
+          return Effect.forEach(due, (e) => Effect.orDie(run({ _tag: "ExpireEscrow", id: e.id }))).pipe(
+            Effect.map((expired) => expired.filter((e): e is EscrowRecord => e !== null))
+          )
+        }),
+      createMandate: (input) => run({ _tag: "CreateMandate", input }) as never,
+      revokeMandate: (id, payer) => run({ _tag: "RevokeMandate", id, payer }) as never,
+
+      getEscrow: (id) => {
+        const escrow = ws.escrow(id)
+        return escrow === undefined ? Effect.fail(new EscrowNotFound({ escrowId: id })) : Effect.succeed(escrow)
+      },
+      listEscrows: (query) =>
+        Effect.sync(() => {
+          const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
+          const page = escrows()
+            .filter((e) =>
+              (query.wallet === undefined || e.payer === query.wallet || e.payee === query.wallet) &&
+              (query.status === undefined || e.status === query.status) &&
+              (query.region === undefined || e.region === query.region) &&
+              (query.cursor === undefined || e.id > query.cursor)
+            )
+            .sort((a, b) => (a.id < b.id ? -1 : 1))
+            .slice(0, limit + 1)
+          const more = page.length > limit
+          const escrowsPage = page.slice(0, limit)
+          return { escrows: escrowsPage, nextCursor: more ? escrowsPage[escrowsPage.length - 1]!.id : null }
+        }),
+      escrowHistory: (id) =>
+        Effect.sync(() =>
+          ws.events.filter((event): event is EscrowEvent => event.escrowId === id).sort((a, b) => a.seq - b.seq)
+        ),
+      getMandate: (id) => {
+        const mandate = ws.mandate(id)
+        return mandate === undefined ? Effect.fail(new MandateNotFound({ mandateId: id })) : Effect.succeed(mandate)
+      },
+      findLiveMandate: (payer, payee) =>
+        Effect.map(Clock.currentTimeMillis, (nowMs) =>
+          mandates()
+            .filter((m) => m.payer === payer && m.payee === payee && !m.revoked && (m.expiresAtMs === null || m.expiresAtMs > nowMs))
+            .sort((a, b) => (a.id < b.id ? 1 : -1))[0] ?? null
+        ),
+      getAgent,
+      balance: (wallet) => Effect.sync(() => ({ wallet, available: asUsdc(ws.balanceOf(wallet)), locked: asUsdc(ws.lockedOf(wallet)) })),
+      systemBalance: (account) => Effect.sync(() => ws.balanceOf(account)),
+      referrals: (wallet) =>
+        Effect.map(getAgent(wallet), (agent): ReferralReport => {
+          const byCounterparty = new Map<string, bigint>()
+          const byRegion: Record<string, Usdc> = {}
+          let earned = 0n
+          for (const p of ws.postings) {
+            if (p.account !== wallet || p.kind !== "referral") continue
+            earned += p.amount
+            byRegion[p.region] = asUsdc((byRegion[p.region] ?? 0n) + p.amount)
+            if (p.counterparty !== null) byCounterparty.set(p.counterparty, (byCounterparty.get(p.counterparty) ?? 0n) + p.amount)
+          }
+          const referred = agents()
+            .filter((a) => a.referrer === wallet)
+            .sort((a, b) => (a.agentId < b.agentId ? -1 : 1))
+            .map((a) => ({ agent: a, earned: asUsdc(byCounterparty.get(a.wallet) ?? 0n) }))
+          return { agent, referred, earned: asUsdc(earned), byRegion }
+        }),
+      activity: (wallet) =>
+        Effect.sync(() => {
+          const total = emptyTotals()
+          const regions = new Map<string, ReturnType<typeof emptyTotals>>()
+          const at = (region: string) => {
+            let t = regions.get(region)
+            if (t === undefined) regions.set(region, (t = emptyTotals()))
+            return t
+          }
+          for (const e of escrows()) {
+            for (const t of [total, at(e.region)]) {
+              if (e.payer === wallet) t.spent += e.released
+              if (e.payee === wallet) {
+                t.revenue += e.released - e.feePaid
+                t.feesPaid += e.feePaid
+              }
+            }
+          }
+          for (const p of ws.postings) {
+            if (p.account === wallet && p.kind === "referral") {
+              total.referralIncome += p.amount
+              at(p.region).referralIncome += p.amount
+            }
+          }
+          const byRegion: Record<string, ActivityTotals> = {}
+          for (const [region, t] of regions) {
+            if (t.spent + t.revenue + t.feesPaid + t.referralIncome > 0n) byRegion[region] = toTotals(t)
+          }
+          return { wallet, ...toTotals(total), byRegion }
+        }),
+      verify: Effect.sync(() => ({
+        accounts: ws.accounts.size,
+        postings: ws.postings.length,
+        escrows: ws.escrows.size,
+        violations: checkInvariants({ balances: ws.accounts, postings: ws.postings, escrows: escrows(), mandates: mandates() })
+      }))
+    }
+    return ledger
+  })
+
+/** An in-memory `Ledger`, configured by `LedgerConfig`. */
+export const layer: Layer.Layer<Ledger, never, LedgerConfig> = Layer.effect(
+  Ledger,
+  Effect.flatMap(LedgerConfig, make)
+)
+
+export { SystemAccount }

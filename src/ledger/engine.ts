@@ -1,0 +1,676 @@
+/**
+ * The ledger's rules as a pure state machine: a command, the state it reads and the
+ * current time in; a result or a typed refusal out, plus the rows to write.
+ *
+ * Both ledgers run these functions: the in-memory one over its whole state, the SQL
+ * one over a working set it loaded (and, on PostgreSQL, row-locked) inside the
+ * batch's transaction. Each command validates everything before it changes
+ * anything, so a refused command leaves the working set as it found it.
+ */
+import { randomUUID } from "node:crypto"
+import { Duration, Either } from "effect"
+import {
+  AgentNotFound,
+  EscrowNotFound,
+  EscrowNotPending,
+  FaucetAlreadyClaimed,
+  FaucetDailyCapReached,
+  FaucetTreasuryEmpty,
+  IdempotencyConflict,
+  InsufficientFunds,
+  InvalidInput,
+  type LedgerError,
+  MandateExceeded,
+  MandateNotFound,
+  ReferralCodeNotFound,
+  ReferralCycle,
+  ReleaseExceedsRemaining,
+  WalletAlreadyRegistered
+} from "../domain/errors.js"
+import {
+  type AgentRecord,
+  type EscrowEvent,
+  type EscrowRecord,
+  type EscrowTerms,
+  type MandateRecord,
+  type Metadata,
+  remaining,
+  type WalletBalance
+} from "../domain/Escrow.js"
+import {
+  type AccountId,
+  type EscrowId,
+  type MandateId,
+  newAgentId,
+  newEscrowId,
+  newMandateId,
+  newReferralCode,
+  newWalletAddress,
+  SystemAccount,
+  type WalletAddress
+} from "../domain/ids.js"
+import { MAX_MICROS, type Usdc } from "../domain/Usdc.js"
+import { split } from "./FeeSchedule.js"
+import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, RegisterAgentInput } from "./Ledger.js"
+
+export type PostingKind = "deposit" | "faucet" | "lock" | "payout" | "fee" | "referral" | "refund"
+
+/** One leg of a transfer. The legs of a transfer sum to zero. */
+export interface Posting {
+  readonly transferId: string
+  readonly account: AccountId
+  readonly amount: bigint
+  readonly kind: PostingKind
+  readonly escrowId: EscrowId | null
+  /** The counterparty wallet, for reports (whose escrow earned this referral share). */
+  readonly counterparty: WalletAddress | null
+  readonly region: string
+  readonly atMs: number
+}
+
+export interface FaucetClaimRow {
+  readonly wallet: WalletAddress
+  readonly agentName: string
+  readonly amount: Usdc
+  readonly day: string
+  readonly atMs: number
+}
+
+/** Bounds on untrusted input (TIGER_STYLE: a limit on everything). */
+export const Limits = {
+  agentNameChars: 200,
+  descriptionChars: 2_000,
+  metadataBytes: 4_096,
+  idempotencyKeyChars: 200
+} as const
+
+export type Command =
+  | { readonly _tag: "RegisterAgent"; readonly input: RegisterAgentInput }
+  | { readonly _tag: "Deposit"; readonly wallet: WalletAddress; readonly amount: Usdc }
+  | { readonly _tag: "FundTreasury"; readonly amount: Usdc }
+  | { readonly _tag: "ClaimFaucet"; readonly wallet: WalletAddress; readonly agentName: string }
+  | { readonly _tag: "CreateEscrow"; readonly terms: EscrowTerms }
+  | { readonly _tag: "ReleaseEscrow"; readonly id: EscrowId; readonly amount: Usdc | undefined }
+  | { readonly _tag: "CancelEscrow"; readonly id: EscrowId }
+  | { readonly _tag: "ExpireEscrow"; readonly id: EscrowId }
+  | { readonly _tag: "CreateMandate"; readonly input: CreateMandateInput }
+  | { readonly _tag: "RevokeMandate"; readonly id: MandateId; readonly payer: WalletAddress }
+
+/** What each command returns on success. */
+export interface CommandResults {
+  RegisterAgent: AgentRecord
+  Deposit: WalletBalance
+  FundTreasury: bigint
+  ClaimFaucet: FaucetClaim
+  CreateEscrow: EscrowRecord
+  ReleaseEscrow: EscrowRecord
+  CancelEscrow: EscrowRecord
+  ExpireEscrow: EscrowRecord | null
+  CreateMandate: MandateRecord
+  RevokeMandate: MandateRecord
+}
+export type ResultOf<C extends Command> = CommandResults[C["_tag"]]
+
+/**
+ * The state a batch of commands reads and writes. A key that was never loaded is a
+ * bug in the loader, not an absent row, so reading one throws instead of guessing.
+ */
+export class WorkingSet {
+  readonly accounts = new Map<string, bigint>()
+  readonly agents = new Map<string, AgentRecord | null>()
+  readonly agentsByCode = new Map<string, AgentRecord | null>()
+  readonly escrows = new Map<string, EscrowRecord | null>()
+  readonly escrowsByKey = new Map<string, EscrowRecord | null>()
+  readonly mandates = new Map<string, MandateRecord | null>()
+  readonly faucetClaimed = new Map<string, boolean>()
+  readonly faucetDays = new Map<string, number>()
+  /** Locked amount per payer wallet: only needed to report balances after a deposit or claim. */
+  readonly locked = new Map<string, bigint>()
+
+  // What this batch changed, to be written by the store.
+  readonly dirtyAccounts = new Set<string>()
+  readonly newAgents: Array<AgentRecord> = []
+  readonly dirtyEscrows = new Set<string>()
+  readonly dirtyMandates = new Set<string>()
+  readonly postings: Array<Posting> = []
+  readonly events: Array<EscrowEvent> = []
+  readonly claims: Array<FaucetClaimRow> = []
+  readonly dirtyFaucetDays = new Set<string>()
+
+  /** In memory the working set is the whole state: an absent key is an absent row. */
+  constructor(readonly complete: boolean) {}
+
+  private read<V>(map: Map<string, V>, key: string, what: string): V | undefined {
+    if (map.has(key)) return map.get(key)
+    if (this.complete) return undefined
+    throw new Error(`ledger engine read ${what} ${key}, which the batch did not load`)
+  }
+
+  balanceOf(account: string): bigint {
+    return this.read(this.accounts, account, "account") ?? 0n
+  }
+  agent(wallet: string): AgentRecord | undefined {
+    return this.read(this.agents, wallet, "agent") ?? undefined
+  }
+  agentByCode(code: string): AgentRecord | undefined {
+    return this.read(this.agentsByCode, code, "referral code") ?? undefined
+  }
+  escrow(id: string): EscrowRecord | undefined {
+    return this.read(this.escrows, id, "escrow") ?? undefined
+  }
+  escrowByKey(key: string): EscrowRecord | undefined {
+    return this.read(this.escrowsByKey, key, "idempotency key") ?? undefined
+  }
+  mandate(id: string): MandateRecord | undefined {
+    return this.read(this.mandates, id, "mandate") ?? undefined
+  }
+  hasClaimed(wallet: string): boolean {
+    return this.read(this.faucetClaimed, wallet, "faucet claim") ?? false
+  }
+  claimsOn(day: string): number {
+    return this.read(this.faucetDays, day, "faucet day") ?? 0
+  }
+  lockedOf(wallet: string): bigint {
+    return this.read(this.locked, wallet, "locked amount") ?? 0n
+  }
+
+  /** Appends one transfer; its legs must sum to zero and no wallet may go negative. */
+  transfer(
+    transferId: string,
+    legs: ReadonlyArray<{ account: AccountId; amount: bigint; kind: PostingKind; counterparty?: WalletAddress | null }>,
+    context: { escrowId: EscrowId | null; region: string; atMs: number }
+  ): void {
+    let total = 0n
+    for (const leg of legs) total += leg.amount
+    if (total !== 0n) throw new Error(`transfer ${transferId} does not balance: ${total}`)
+    for (const leg of legs) {
+      if (leg.amount === 0n) continue
+      const next = this.balanceOf(leg.account) + leg.amount
+      if (next < 0n && leg.account !== SystemAccount.external) {
+        throw new Error(`transfer ${transferId} would take ${leg.account} negative (${next})`)
+      }
+      this.accounts.set(leg.account, next)
+      this.dirtyAccounts.add(leg.account)
+      this.postings.push({
+        transferId,
+        account: leg.account,
+        amount: leg.amount,
+        kind: leg.kind,
+        escrowId: context.escrowId,
+        counterparty: leg.counterparty ?? null,
+        region: context.region,
+        atMs: context.atMs
+      })
+    }
+  }
+
+  putEscrow(escrow: EscrowRecord): void {
+    this.escrows.set(escrow.id, escrow)
+    if (escrow.idempotencyKey !== null) this.escrowsByKey.set(escrowKey(escrow.payer, escrow.idempotencyKey), escrow)
+    this.dirtyEscrows.add(escrow.id)
+  }
+
+  putMandate(mandate: MandateRecord): void {
+    this.mandates.set(mandate.id, mandate)
+    this.dirtyMandates.add(mandate.id)
+  }
+
+  addLocked(wallet: string, delta: bigint): void {
+    if (this.locked.has(wallet) || this.complete) this.locked.set(wallet, (this.locked.get(wallet) ?? 0n) + delta)
+  }
+}
+
+/** Idempotency keys are scoped to the payer, so two callers cannot collide. */
+export const escrowKey = (payer: string, key: string) => `${payer}\u0000${key}`
+
+export const utcDay = (atMs: number) => new Date(atMs).toISOString().slice(0, 10)
+
+const asUsdc = (micros: bigint) => micros as Usdc
+
+const invalid = (field: string, message: string) => Either.left(new InvalidInput({ field, message }))
+
+const regionOf = (metadata: Metadata, fallback: string): string => {
+  const region = metadata["fly_region"]
+  return typeof region === "string" && region.length > 0 && region.length <= 64 ? region : fallback
+}
+
+/** Referrers of a wallet, nearest first, as deep as the fee schedule pays. */
+const referrerChain = (ws: WorkingSet, wallet: WalletAddress, depth: number): Array<WalletAddress> => {
+  const chain: Array<WalletAddress> = []
+  let current = ws.agent(wallet)
+  while (current?.referrer && chain.length < depth) {
+    chain.push(current.referrer)
+    current = chain.length < depth ? ws.agent(current.referrer) : undefined
+  }
+  return chain
+}
+
+type Outcome<A> = Either.Either<A, LedgerError>
+
+const registerAgent = (ws: WorkingSet, input: RegisterAgentInput, nowMs: number): Outcome<AgentRecord> => {
+  const name = input.name.trim()
+  if (name.length === 0 || name.length > Limits.agentNameChars) {
+    return invalid("agent_name", `agent name must be 1-${Limits.agentNameChars} characters`)
+  }
+  const wallet = input.wallet ?? newWalletAddress()
+  if (ws.agent(wallet) !== undefined) return Either.left(new WalletAlreadyRegistered({ wallet }))
+  let referrer: WalletAddress | null = null
+  if (input.referralCode !== undefined) {
+    const owner = ws.agentByCode(input.referralCode)
+    if (owner === undefined) return Either.left(new ReferralCodeNotFound({ referralCode: input.referralCode }))
+    // A new wallet cannot be anyone's referrer yet, so the only cycle is itself.
+    if (owner.wallet === wallet) return Either.left(new ReferralCycle({ wallet, referralCode: input.referralCode }))
+    referrer = owner.wallet
+  }
+  const agent: AgentRecord = {
+    agentId: newAgentId(nowMs),
+    name,
+    wallet,
+    referralCode: newReferralCode(),
+    referrer,
+    createdAtMs: nowMs
+  }
+  ws.agents.set(wallet, agent)
+  ws.agentsByCode.set(agent.referralCode, agent)
+  ws.newAgents.push(agent)
+  return Either.right(agent)
+}
+
+const walletBalance = (ws: WorkingSet, wallet: WalletAddress): WalletBalance => ({
+  wallet,
+  available: asUsdc(ws.balanceOf(wallet)),
+  locked: asUsdc(ws.lockedOf(wallet))
+})
+
+const deposit = (
+  ws: WorkingSet,
+  wallet: WalletAddress,
+  amount: Usdc,
+  config: LedgerConfigShape,
+  nowMs: number
+): Outcome<WalletBalance> => {
+  if (amount <= 0n) return invalid("amount", "a deposit must be greater than zero")
+  if (ws.agent(wallet) === undefined) return Either.left(new AgentNotFound({ wallet }))
+  if (ws.balanceOf(wallet) + amount > MAX_MICROS) return invalid("amount", "the balance would exceed the maximum")
+  ws.transfer(
+    `dep_${randomUUID()}`,
+    [
+      { account: SystemAccount.external, amount: -amount, kind: "deposit" },
+      { account: wallet, amount, kind: "deposit" }
+    ],
+    { escrowId: null, region: config.region, atMs: nowMs }
+  )
+  return Either.right(walletBalance(ws, wallet))
+}
+
+const fundTreasury = (ws: WorkingSet, amount: Usdc, config: LedgerConfigShape, nowMs: number): Outcome<bigint> => {
+  if (amount > 0n) {
+    ws.transfer(
+      `treasury_${nowMs}`,
+      [
+        { account: SystemAccount.external, amount: -amount, kind: "deposit" },
+        { account: SystemAccount.faucetTreasury, amount, kind: "deposit" }
+      ],
+      { escrowId: null, region: config.region, atMs: nowMs }
+    )
+  }
+  return Either.right(ws.balanceOf(SystemAccount.faucetTreasury))
+}
+
+const claimFaucet = (
+  ws: WorkingSet,
+  wallet: WalletAddress,
+  agentName: string,
+  config: LedgerConfigShape,
+  nowMs: number
+): Outcome<FaucetClaim> => {
+  if (agentName.length > Limits.agentNameChars) return invalid("agent_name", `at most ${Limits.agentNameChars} characters`)
+  if (ws.agent(wallet) === undefined) return Either.left(new AgentNotFound({ wallet }))
+  if (ws.hasClaimed(wallet)) return Either.left(new FaucetAlreadyClaimed({ wallet }))
+  const day = utcDay(nowMs)
+  if (ws.claimsOn(day) >= config.faucetDailyCap) {
+    return Either.left(new FaucetDailyCapReached({ day, cap: config.faucetDailyCap }))
+  }
+  const amount = config.faucetClaimAmount
+  const treasury = ws.balanceOf(SystemAccount.faucetTreasury)
+  if (treasury < amount) return Either.left(new FaucetTreasuryEmpty({ requiredMicros: amount, availableMicros: treasury }))
+  ws.transfer(
+    `faucet_${wallet}`,
+    [
+      { account: SystemAccount.faucetTreasury, amount: -amount, kind: "faucet" },
+      { account: wallet, amount, kind: "faucet" }
+    ],
+    { escrowId: null, region: config.region, atMs: nowMs }
+  )
+  ws.faucetClaimed.set(wallet, true)
+  ws.faucetDays.set(day, ws.claimsOn(day) + 1)
+  ws.dirtyFaucetDays.add(day)
+  ws.claims.push({ wallet, agentName, amount, day, atMs: nowMs })
+  return Either.right({ wallet, agentName, credited: amount, balance: asUsdc(ws.balanceOf(wallet)) })
+}
+
+const sameTerms = (escrow: EscrowRecord, terms: EscrowTerms) =>
+  escrow.payer === terms.payer &&
+  escrow.payee === terms.payee &&
+  escrow.amount === terms.amount &&
+  escrow.description === terms.description &&
+  escrow.mandateId === (terms.mandateId ?? null)
+
+const mandateIsLive = (mandate: MandateRecord, nowMs: number) =>
+  !mandate.revoked && (mandate.expiresAtMs === null || mandate.expiresAtMs > nowMs)
+
+export const validateTerms = (terms: EscrowTerms, config: LedgerConfigShape): Either.Either<number, InvalidInput> => {
+  if (terms.amount <= 0n) return invalid("amount_usdc", "must be greater than zero")
+  if (terms.amount > MAX_MICROS) return invalid("amount_usdc", "exceeds the maximum amount")
+  if (terms.payer === terms.payee) return invalid("payee_wallet", "payee must differ from payer")
+  if (terms.description.length > Limits.descriptionChars) {
+    return invalid("description", `at most ${Limits.descriptionChars} characters`)
+  }
+  if (terms.idempotencyKey !== undefined && (terms.idempotencyKey.length === 0 || terms.idempotencyKey.length > Limits.idempotencyKeyChars)) {
+    return invalid("idempotency_key", `must be 1-${Limits.idempotencyKeyChars} characters`)
+  }
+  if (terms.metadata !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(terms.metadata) ?? "", "utf8")
+    if (bytes > Limits.metadataBytes) return invalid("metadata", `${bytes} bytes exceeds ${Limits.metadataBytes}`)
+  }
+  const timeoutMs = terms.timeout === undefined
+    ? Duration.toMillis(config.defaultEscrowTimeout)
+    : Duration.toMillis(Duration.decode(terms.timeout))
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > Duration.toMillis(config.maxEscrowTimeout)) {
+    return invalid("timeout", `must be between 1 ms and ${Duration.format(config.maxEscrowTimeout)}`)
+  }
+  return Either.right(Math.ceil(timeoutMs))
+}
+
+const createEscrow = (
+  ws: WorkingSet,
+  terms: EscrowTerms,
+  config: LedgerConfigShape,
+  nowMs: number
+): Outcome<EscrowRecord> => {
+  const timeout = validateTerms(terms, config)
+  if (Either.isLeft(timeout)) return Either.left(timeout.left)
+  if (terms.idempotencyKey !== undefined) {
+    const previous = ws.escrowByKey(escrowKey(terms.payer, terms.idempotencyKey))
+    if (previous !== undefined) {
+      return sameTerms(previous, terms)
+        ? Either.right(previous)
+        : Either.left(new IdempotencyConflict({ idempotencyKey: terms.idempotencyKey, escrowId: previous.id }))
+    }
+  }
+  if (ws.agent(terms.payer) === undefined) return Either.left(new AgentNotFound({ wallet: terms.payer }))
+  if (ws.agent(terms.payee) === undefined) return Either.left(new AgentNotFound({ wallet: terms.payee }))
+  let mandate: MandateRecord | undefined
+  if (terms.mandateId !== undefined) {
+    mandate = ws.mandate(terms.mandateId)
+    if (mandate === undefined) return Either.left(new MandateNotFound({ mandateId: terms.mandateId }))
+    const refuse = (reason: string) => Either.left(new MandateExceeded({ mandateId: terms.mandateId!, reason }))
+    if (mandate.payer !== terms.payer || mandate.payee !== terms.payee) return refuse("it does not cover this payer and payee")
+    if (!mandateIsLive(mandate, nowMs)) return refuse(mandate.revoked ? "it was revoked" : "it has expired")
+    if (terms.amount > mandate.maxAmount) return refuse(`amount exceeds the per-escrow maximum of ${mandate.maxAmount} micro-USDC`)
+    if (terms.amount > mandate.remaining) return refuse(`amount exceeds the remaining budget of ${mandate.remaining} micro-USDC`)
+  }
+  const available = ws.balanceOf(terms.payer)
+  if (available < terms.amount) {
+    return Either.left(new InsufficientFunds({ wallet: terms.payer, requiredMicros: terms.amount, availableMicros: available }))
+  }
+  const metadata = terms.metadata ?? {}
+  const escrow: EscrowRecord = {
+    id: newEscrowId(nowMs),
+    payer: terms.payer,
+    payee: terms.payee,
+    amount: terms.amount,
+    released: asUsdc(0n),
+    feePaid: asUsdc(0n),
+    refunded: asUsdc(0n),
+    status: "pending",
+    description: terms.description,
+    metadata,
+    region: regionOf(metadata, config.region),
+    idempotencyKey: terms.idempotencyKey ?? null,
+    mandateId: terms.mandateId ?? null,
+    createdAtMs: nowMs,
+    expiresAtMs: nowMs + timeout.right,
+    settledAtMs: null,
+    version: 1
+  }
+  if (mandate !== undefined) ws.putMandate({ ...mandate, remaining: asUsdc(mandate.remaining - terms.amount) })
+  ws.transfer(
+    `${escrow.id}:1`,
+    [
+      { account: terms.payer, amount: -terms.amount, kind: "lock", counterparty: terms.payee },
+      { account: SystemAccount.escrowHolding, amount: terms.amount, kind: "lock" }
+    ],
+    { escrowId: escrow.id, region: escrow.region, atMs: nowMs }
+  )
+  ws.addLocked(terms.payer, terms.amount)
+  ws.putEscrow(escrow)
+  ws.events.push({
+    escrowId: escrow.id,
+    seq: 1,
+    kind: "created",
+    fromStatus: null,
+    toStatus: "pending",
+    amount: terms.amount,
+    region: escrow.region,
+    atMs: nowMs
+  })
+  return Either.right(escrow)
+}
+
+const notPending = (escrow: EscrowRecord, attempted: string) =>
+  Either.left(new EscrowNotPending({ escrowId: escrow.id, status: escrow.status, attempted }))
+
+const releaseEscrow = (
+  ws: WorkingSet,
+  id: EscrowId,
+  part: Usdc | undefined,
+  config: LedgerConfigShape,
+  nowMs: number
+): Outcome<EscrowRecord> => {
+  const escrow = ws.escrow(id)
+  if (escrow === undefined) return Either.left(new EscrowNotFound({ escrowId: id }))
+  if (escrow.status === "released" && part === undefined) return Either.right(escrow)
+  if (escrow.status !== "pending") return notPending(escrow, "release")
+  const left = remaining(escrow)
+  const gross = part ?? left
+  if (gross <= 0n) return invalid("amount_usdc", "must be greater than zero")
+  if (gross > left) {
+    return Either.left(new ReleaseExceedsRemaining({ escrowId: id, requestedMicros: gross, remainingMicros: left }))
+  }
+  const depth = config.fees.referralTiersPpm.length
+  const parts = split(config.fees, gross, referrerChain(ws, escrow.payer, depth), referrerChain(ws, escrow.payee, depth))
+  const seq = escrow.version + 1
+  const final = gross === left
+  ws.transfer(
+    `${id}:${seq}`,
+    [
+      { account: SystemAccount.escrowHolding, amount: -gross, kind: "payout" },
+      { account: escrow.payee, amount: parts.net, kind: "payout", counterparty: escrow.payer },
+      { account: SystemAccount.platformFees, amount: parts.platform, kind: "fee" },
+      ...parts.shares.map((share) => ({
+        account: share.wallet,
+        amount: share.amount,
+        kind: "referral" as const,
+        counterparty: share.side === "payer" ? escrow.payer : escrow.payee
+      }))
+    ],
+    { escrowId: id, region: escrow.region, atMs: nowMs }
+  )
+  ws.addLocked(escrow.payer, -gross)
+  const next: EscrowRecord = {
+    ...escrow,
+    released: asUsdc(escrow.released + gross),
+    feePaid: asUsdc(escrow.feePaid + parts.fee),
+    status: final ? "released" : "pending",
+    settledAtMs: final ? nowMs : null,
+    version: seq
+  }
+  ws.putEscrow(next)
+  ws.events.push({
+    escrowId: id,
+    seq,
+    kind: final ? "released" : "partially_released",
+    fromStatus: "pending",
+    toStatus: next.status,
+    amount: gross,
+    region: escrow.region,
+    atMs: nowMs
+  })
+  return Either.right(next)
+}
+
+/** Cancel and expiry: what remains goes back to the payer, and back into the mandate's budget. */
+const refund = (
+  ws: WorkingSet,
+  escrow: EscrowRecord,
+  status: "cancelled" | "expired",
+  nowMs: number
+): EscrowRecord => {
+  const left = remaining(escrow)
+  const seq = escrow.version + 1
+  ws.transfer(
+    `${escrow.id}:${seq}`,
+    [
+      { account: SystemAccount.escrowHolding, amount: -left, kind: "refund" },
+      { account: escrow.payer, amount: left, kind: "refund", counterparty: escrow.payee }
+    ],
+    { escrowId: escrow.id, region: escrow.region, atMs: nowMs }
+  )
+  ws.addLocked(escrow.payer, -left)
+  if (escrow.mandateId !== null) {
+    const mandate = ws.mandate(escrow.mandateId)
+    if (mandate !== undefined) ws.putMandate({ ...mandate, remaining: asUsdc(mandate.remaining + left) })
+  }
+  const next: EscrowRecord = { ...escrow, refunded: asUsdc(escrow.refunded + left), status, settledAtMs: nowMs, version: seq }
+  ws.putEscrow(next)
+  ws.events.push({
+    escrowId: escrow.id,
+    seq,
+    kind: status,
+    fromStatus: "pending",
+    toStatus: status,
+    amount: left,
+    region: escrow.region,
+    atMs: nowMs
+  })
+  return next
+}
+
+const cancelEscrow = (ws: WorkingSet, id: EscrowId, nowMs: number): Outcome<EscrowRecord> => {
+  const escrow = ws.escrow(id)
+  if (escrow === undefined) return Either.left(new EscrowNotFound({ escrowId: id }))
+  if (escrow.status === "cancelled") return Either.right(escrow)
+  if (escrow.status !== "pending") return notPending(escrow, "cancel")
+  return Either.right(refund(ws, escrow, "cancelled", nowMs))
+}
+
+const expireEscrow = (ws: WorkingSet, id: EscrowId, nowMs: number): Outcome<EscrowRecord | null> => {
+  const escrow = ws.escrow(id)
+  if (escrow === undefined || escrow.status !== "pending" || escrow.expiresAtMs > nowMs) return Either.right(null)
+  return Either.right(refund(ws, escrow, "expired", nowMs))
+}
+
+const createMandate = (ws: WorkingSet, input: CreateMandateInput, nowMs: number): Outcome<MandateRecord> => {
+  if (input.payer === input.payee) return invalid("payee_wallet", "payee must differ from payer")
+  if (input.maxAmount <= 0n) return invalid("max_amount_usdc", "must be greater than zero")
+  if (input.budget <= 0n) return invalid("budget_usdc", "must be greater than zero")
+  if (input.expiresAtMs !== undefined && input.expiresAtMs <= nowMs) return invalid("expires_at", "must be in the future")
+  if (ws.agent(input.payer) === undefined) return Either.left(new AgentNotFound({ wallet: input.payer }))
+  if (ws.agent(input.payee) === undefined) return Either.left(new AgentNotFound({ wallet: input.payee }))
+  const mandate: MandateRecord = {
+    id: newMandateId(nowMs),
+    payer: input.payer,
+    payee: input.payee,
+    maxAmount: input.maxAmount,
+    budget: input.budget,
+    remaining: input.budget,
+    expiresAtMs: input.expiresAtMs ?? null,
+    revoked: false,
+    createdAtMs: nowMs
+  }
+  ws.putMandate(mandate)
+  return Either.right(mandate)
+}
+
+const revokeMandate = (ws: WorkingSet, id: MandateId, payer: WalletAddress): Outcome<MandateRecord> => {
+  const mandate = ws.mandate(id)
+  // Someone else's mandate is reported as absent: its existence is not the caller's business.
+  if (mandate === undefined || mandate.payer !== payer) return Either.left(new MandateNotFound({ mandateId: id }))
+  if (mandate.revoked) return Either.right(mandate)
+  const next = { ...mandate, revoked: true }
+  ws.putMandate(next)
+  return Either.right(next)
+}
+
+/** Applies one command. A refusal leaves `ws` unchanged. */
+export const apply = <C extends Command>(
+  ws: WorkingSet,
+  command: C,
+  config: LedgerConfigShape,
+  nowMs: number
+): Either.Either<ResultOf<C>, LedgerError> => {
+  const outcome = (() => {
+    switch (command._tag) {
+      case "RegisterAgent":
+        return registerAgent(ws, command.input, nowMs)
+      case "Deposit":
+        return deposit(ws, command.wallet, command.amount, config, nowMs)
+      case "FundTreasury":
+        return fundTreasury(ws, command.amount, config, nowMs)
+      case "ClaimFaucet":
+        return claimFaucet(ws, command.wallet, command.agentName, config, nowMs)
+      case "CreateEscrow":
+        return createEscrow(ws, command.terms, config, nowMs)
+      case "ReleaseEscrow":
+        return releaseEscrow(ws, command.id, command.amount, config, nowMs)
+      case "CancelEscrow":
+        return cancelEscrow(ws, command.id, nowMs)
+      case "ExpireEscrow":
+        return expireEscrow(ws, command.id, nowMs)
+      case "CreateMandate":
+        return createMandate(ws, command.input, nowMs)
+      case "RevokeMandate":
+        return revokeMandate(ws, command.id, command.payer)
+    }
+  })()
+  return outcome as Either.Either<ResultOf<C>, LedgerError>
+}
+
+/** The keys a command reads before anything is derived from loaded rows. */
+export const directKeys = (command: Command) => {
+  const wallets: Array<string> = []
+  const escrowIds: Array<string> = []
+  const escrowKeys: Array<string> = []
+  const mandateIds: Array<string> = []
+  const codes: Array<string> = []
+  switch (command._tag) {
+    case "RegisterAgent":
+      if (command.input.wallet !== undefined) wallets.push(command.input.wallet)
+      if (command.input.referralCode !== undefined) codes.push(command.input.referralCode)
+      break
+    case "Deposit":
+    case "ClaimFaucet":
+      wallets.push(command.wallet)
+      break
+    case "CreateEscrow":
+      wallets.push(command.terms.payer, command.terms.payee)
+      if (command.terms.idempotencyKey !== undefined) escrowKeys.push(escrowKey(command.terms.payer, command.terms.idempotencyKey))
+      if (command.terms.mandateId !== undefined) mandateIds.push(command.terms.mandateId)
+      break
+    case "ReleaseEscrow":
+    case "CancelEscrow":
+    case "ExpireEscrow":
+      escrowIds.push(command.id)
+      break
+    case "CreateMandate":
+      wallets.push(command.input.payer, command.input.payee)
+      break
+    case "RevokeMandate":
+      mandateIds.push(command.id)
+      break
+    case "FundTreasury":
+      break
+  }
+  return { wallets, escrowIds, escrowKeys, mandateIds, codes }
+}

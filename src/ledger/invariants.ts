@@ -1,0 +1,95 @@
+/**
+ * The ledger's invariants, checked over plain rows so that both ledgers (and the
+ * property tests) use one definition. `SqlLedger.verify` streams its tables into
+ * this; `MemoryLedger.verify` passes its state directly.
+ */
+import { type EscrowRecord, type MandateRecord, remaining } from "../domain/Escrow.js"
+import { SystemAccount } from "../domain/ids.js"
+import type { Violation } from "./Ledger.js"
+
+export interface PostingRow {
+  readonly transferId: string
+  readonly account: string
+  readonly amount: bigint
+  readonly kind: string
+  readonly escrowId: string | null
+}
+
+export const checkInvariants = (input: {
+  readonly balances: ReadonlyMap<string, bigint>
+  readonly postings: Iterable<PostingRow>
+  readonly escrows: Iterable<EscrowRecord>
+  readonly mandates: Iterable<MandateRecord>
+}): Array<Violation> => {
+  const violations: Array<Violation> = []
+  const fail = (invariant: string, detail: string) => {
+    if (violations.length < 1_000) violations.push({ invariant, detail })
+  }
+
+  const fromPostings = new Map<string, bigint>()
+  const transfers = new Map<string, bigint>()
+  const perEscrow = new Map<string, { lock: bigint; out: bigint; fee: bigint; refund: bigint }>()
+  for (const p of input.postings) {
+    fromPostings.set(p.account, (fromPostings.get(p.account) ?? 0n) + p.amount)
+    transfers.set(p.transferId, (transfers.get(p.transferId) ?? 0n) + p.amount)
+    if (p.escrowId !== null && p.account === SystemAccount.escrowHolding) {
+      const e = perEscrow.get(p.escrowId) ?? { lock: 0n, out: 0n, fee: 0n, refund: 0n }
+      if (p.kind === "lock") e.lock += p.amount
+      else if (p.kind === "payout") e.out -= p.amount
+      else if (p.kind === "refund") e.refund -= p.amount
+      perEscrow.set(p.escrowId, e)
+    }
+    if (p.escrowId !== null && (p.kind === "fee" || p.kind === "referral")) {
+      const e = perEscrow.get(p.escrowId) ?? { lock: 0n, out: 0n, fee: 0n, refund: 0n }
+      e.fee += p.amount
+      perEscrow.set(p.escrowId, e)
+    }
+  }
+
+  for (const [transferId, total] of transfers) {
+    if (total !== 0n) fail("transfer balances", `transfer ${transferId} sums to ${total}`)
+  }
+  let total = 0n
+  for (const [account, balance] of input.balances) {
+    total += balance
+    const derived = fromPostings.get(account) ?? 0n
+    if (derived !== balance) fail("balance equals postings", `${account}: stored ${balance}, postings ${derived}`)
+    if (balance < 0n && account !== SystemAccount.external) fail("no negative balance", `${account}: ${balance}`)
+  }
+  for (const [account, derived] of fromPostings) {
+    if (!input.balances.has(account) && derived !== 0n) fail("balance equals postings", `${account}: no row, postings ${derived}`)
+  }
+  if (total !== 0n) fail("conservation", `all balances sum to ${total}, not 0`)
+
+  let lockedTotal = 0n
+  const underMandate = new Map<string, bigint>()
+  for (const escrow of input.escrows) {
+    const left = remaining(escrow)
+    const e = perEscrow.get(escrow.id) ?? { lock: 0n, out: 0n, fee: 0n, refund: 0n }
+    if (left < 0n) fail("escrow parts", `${escrow.id}: released ${escrow.released} + refunded ${escrow.refunded} > amount ${escrow.amount}`)
+    if (escrow.status === "pending") lockedTotal += left
+    else if (left !== 0n) fail("escrow settled", `${escrow.id} is ${escrow.status} with ${left} still locked`)
+    if (escrow.status === "released" && escrow.refunded !== 0n) fail("escrow settled", `${escrow.id} released but refunded ${escrow.refunded}`)
+    if ((escrow.status === "cancelled" || escrow.status === "expired") && left === 0n && escrow.settledAtMs === null) {
+      fail("escrow settled", `${escrow.id} is ${escrow.status} without a settlement time`)
+    }
+    if (e.lock !== escrow.amount) fail("escrow postings", `${escrow.id}: locked ${e.lock}, amount ${escrow.amount}`)
+    if (e.out !== escrow.released) fail("escrow postings", `${escrow.id}: paid out ${e.out}, released ${escrow.released}`)
+    if (e.refund !== escrow.refunded) fail("escrow postings", `${escrow.id}: refunded ${e.refund}, record says ${escrow.refunded}`)
+    if (e.fee !== escrow.feePaid) fail("escrow postings", `${escrow.id}: fee legs ${e.fee}, record says ${escrow.feePaid}`)
+    if (escrow.mandateId !== null) {
+      underMandate.set(escrow.mandateId, (underMandate.get(escrow.mandateId) ?? 0n) + escrow.amount - escrow.refunded)
+    }
+  }
+  const holding = input.balances.get(SystemAccount.escrowHolding) ?? 0n
+  if (holding !== lockedTotal) fail("holding equals pending", `holding ${holding}, pending escrows lock ${lockedTotal}`)
+
+  for (const mandate of input.mandates) {
+    const used = underMandate.get(mandate.id) ?? 0n
+    if (mandate.remaining !== mandate.budget - used) {
+      fail("mandate budget", `${mandate.id}: remaining ${mandate.remaining}, budget ${mandate.budget} less used ${used}`)
+    }
+    if (mandate.remaining < 0n) fail("mandate budget", `${mandate.id} overspent: remaining ${mandate.remaining}`)
+  }
+  return violations
+}
