@@ -8,12 +8,15 @@
  * and closing the scope settles them: released on success, cancelled (full refund
  * of what remains) on failure, defect or interruption.
  */
-import { Context, Effect, Exit, type Schedule, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Option, type Schedule, Scope } from "effect"
 import type { EscrowNotFound, LedgerUnavailable } from "../domain/errors.js"
 import type { EscrowRecord, EscrowTerms, ReleaseOptions } from "../domain/Escrow.js"
 import type { EscrowId } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
+import { type CancelError, type CreateError, Ledger, type LedgerConfigShape, type ReleaseError } from "../ledger/Ledger.js"
+import * as LedgerConfig from "../ledger/LedgerConfig.js"
+import * as SqlLedger from "../ledger/SqlLedger.js"
+import { fromLedger, memoryJournal, SettlementJournal } from "./EscrowLocal.js"
 import { settleOnExit } from "./settlement.js"
 
 /** A settlement the scope could not complete; kept durably until reconciled. */
@@ -80,6 +83,31 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
         }))
       )
     )
+
+  /** `Escrow` over whatever `Ledger` is provided (journaling to `SettlementJournal` when one is). */
+  static readonly layerFromLedger: Layer.Layer<Escrow, never, Ledger> = Layer.effect(
+    Escrow,
+    Effect.gen(function*() {
+      const journal = yield* Effect.serviceOption(SettlementJournal)
+      return fromLedger(yield* Ledger, Option.isSome(journal) ? journal.value : yield* memoryJournal)
+    })
+  )
+
+  /**
+   * The embedded engine: a SQLite ledger in `dataDir` (default `./data`), durable
+   * commits, settings from `ledger` (defaults: 1% fee, 15% referral, 15-minute
+   * deadline). Also provides the `Ledger` itself and the `SettlementJournal`.
+   */
+  static readonly layerLocal = (
+    options: SqlLedger.SqliteOptions & { readonly ledger?: Partial<LedgerConfigShape> | undefined } = {}
+  ) =>
+    Layer.provideMerge(Escrow.layerFromLedger, SqlLedger.layerSqlite(options)).pipe(
+      Layer.provide(LedgerConfig.layer(options.ledger))
+    )
+
+  /** Like `layerLocal`, with the ledger's settings from the environment (`ESCROW_FEE`, `REFERRAL_RATE`, `FLY_REGION`, ...). */
+  static readonly layerLocalConfig = (options: SqlLedger.SqliteOptions = {}) =>
+    Layer.provideMerge(Escrow.layerFromLedger, SqlLedger.layerSqlite(options)).pipe(Layer.provide(LedgerConfig.layerConfig))
 
   /** Runs `use` with a scoped escrow: paid if `use` succeeds, refunded otherwise. */
   static readonly use = <A, E, R>(

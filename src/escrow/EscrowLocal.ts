@@ -1,17 +1,19 @@
 /**
- * `Escrow` on an in-process `Ledger`: the embedded engine. Unsettled scope exits are
- * journaled in memory here; `SqlLedger` provides a durable journal for the SQL
- * backends (see `layerLocal`).
+ * `Escrow` on an in-process `Ledger`: the embedded engine. Settlements a scope could
+ * not complete go to the `SettlementJournal`: durable in the ledger's database for
+ * the SQL ledger, in memory otherwise.
  */
-import { Effect, Layer, Ref } from "effect"
-import { Ledger, type LedgerShape } from "../ledger/Ledger.js"
-import { Escrow, type EscrowShape, type UnsettledEscrow } from "./Escrow.js"
+import { Context, Effect, Ref } from "effect"
+import type { LedgerShape } from "../ledger/Ledger.js"
+import type { EscrowShape, UnsettledEscrow } from "./Escrow.js"
 
 export interface UnsettledJournal {
   readonly record: (entry: UnsettledEscrow) => Effect.Effect<void>
   readonly list: Effect.Effect<ReadonlyArray<UnsettledEscrow>>
   readonly markSettled: (id: string) => Effect.Effect<void>
 }
+
+export class SettlementJournal extends Context.Tag("ringmaster/SettlementJournal")<SettlementJournal, UnsettledJournal>() {}
 
 export const memoryJournal: Effect.Effect<UnsettledJournal> = Effect.map(
   Ref.make<ReadonlyArray<UnsettledEscrow>>([]),
@@ -31,11 +33,3 @@ export const fromLedger = (ledger: LedgerShape, journal: UnsettledJournal): Escr
   unsettled: journal.list,
   markSettled: journal.markSettled
 })
-
-/** `Escrow` over whatever `Ledger` is provided, with an in-memory unsettled journal. */
-export const layerFromLedger: Layer.Layer<Escrow, never, Ledger> = Layer.effect(
-  Escrow,
-  Effect.gen(function*() {
-    return fromLedger(yield* Ledger, yield* memoryJournal)
-  })
-)

@@ -9,7 +9,7 @@ import type { AgentRecord, EscrowEvent, EscrowRecord, MandateRecord } from "../d
 import { SystemAccount, type WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { apply, type Command, type ResultOf, WorkingSet } from "./engine.js"
-import { checkInvariants } from "./invariants.js"
+import { aggregatePostings, checkInvariants } from "./invariants.js"
 import {
   type ActivityTotals,
   Ledger,
@@ -172,7 +172,12 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
         accounts: ws.accounts.size,
         postings: ws.postings.length,
         escrows: ws.escrows.size,
-        violations: checkInvariants({ balances: ws.accounts, postings: ws.postings, escrows: escrows(), mandates: mandates() })
+        violations: checkInvariants({
+          balances: ws.accounts,
+          aggregates: aggregatePostings(ws.postings),
+          escrows: escrows(),
+          mandates: mandates()
+        })
       }))
     }
     return ledger

@@ -252,8 +252,9 @@ const registerAgent = (ws: WorkingSet, input: RegisterAgentInput, nowMs: number)
   if (name.length === 0 || name.length > Limits.agentNameChars) {
     return invalid("agent_name", `agent name must be 1-${Limits.agentNameChars} characters`)
   }
+  // A generated wallet is 160 random bits: it is new (and the agents table's key would refuse a repeat).
   const wallet = input.wallet ?? newWalletAddress()
-  if (ws.agent(wallet) !== undefined) return Either.left(new WalletAlreadyRegistered({ wallet }))
+  if (input.wallet !== undefined && ws.agent(wallet) !== undefined) return Either.left(new WalletAlreadyRegistered({ wallet }))
   let referrer: WalletAddress | null = null
   if (input.referralCode !== undefined) {
     const owner = ws.agentByCode(input.referralCode)

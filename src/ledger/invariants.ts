@@ -15,9 +15,39 @@ export interface PostingRow {
   readonly escrowId: string | null
 }
 
+/** Posting sums the invariants need, built from rows in memory or by SQL `GROUP BY`. */
+export class PostingAggregates {
+  readonly accountTotals = new Map<string, bigint>()
+  /** Sum per transfer; SQL fills in only the non-zero ones. */
+  readonly transferTotals = new Map<string, bigint>()
+  readonly escrowLegs = new Map<string, { lock: bigint; out: bigint; refund: bigint; fee: bigint }>()
+
+  addEscrowLeg(escrowId: string, account: string, kind: string, amount: bigint): void {
+    const e = this.escrowLegs.get(escrowId) ?? { lock: 0n, out: 0n, refund: 0n, fee: 0n }
+    if (account === SystemAccount.escrowHolding) {
+      if (kind === "lock") e.lock += amount
+      else if (kind === "payout") e.out -= amount
+      else if (kind === "refund") e.refund -= amount
+    } else if (kind === "fee" || kind === "referral") {
+      e.fee += amount
+    }
+    this.escrowLegs.set(escrowId, e)
+  }
+}
+
+export const aggregatePostings = (postings: Iterable<PostingRow>): PostingAggregates => {
+  const aggregates = new PostingAggregates()
+  for (const p of postings) {
+    aggregates.accountTotals.set(p.account, (aggregates.accountTotals.get(p.account) ?? 0n) + p.amount)
+    aggregates.transferTotals.set(p.transferId, (aggregates.transferTotals.get(p.transferId) ?? 0n) + p.amount)
+    if (p.escrowId !== null) aggregates.addEscrowLeg(p.escrowId, p.account, p.kind, p.amount)
+  }
+  return aggregates
+}
+
 export const checkInvariants = (input: {
   readonly balances: ReadonlyMap<string, bigint>
-  readonly postings: Iterable<PostingRow>
+  readonly aggregates: PostingAggregates
   readonly escrows: Iterable<EscrowRecord>
   readonly mandates: Iterable<MandateRecord>
 }): Array<Violation> => {
@@ -25,26 +55,7 @@ export const checkInvariants = (input: {
   const fail = (invariant: string, detail: string) => {
     if (violations.length < 1_000) violations.push({ invariant, detail })
   }
-
-  const fromPostings = new Map<string, bigint>()
-  const transfers = new Map<string, bigint>()
-  const perEscrow = new Map<string, { lock: bigint; out: bigint; fee: bigint; refund: bigint }>()
-  for (const p of input.postings) {
-    fromPostings.set(p.account, (fromPostings.get(p.account) ?? 0n) + p.amount)
-    transfers.set(p.transferId, (transfers.get(p.transferId) ?? 0n) + p.amount)
-    if (p.escrowId !== null && p.account === SystemAccount.escrowHolding) {
-      const e = perEscrow.get(p.escrowId) ?? { lock: 0n, out: 0n, fee: 0n, refund: 0n }
-      if (p.kind === "lock") e.lock += p.amount
-      else if (p.kind === "payout") e.out -= p.amount
-      else if (p.kind === "refund") e.refund -= p.amount
-      perEscrow.set(p.escrowId, e)
-    }
-    if (p.escrowId !== null && (p.kind === "fee" || p.kind === "referral")) {
-      const e = perEscrow.get(p.escrowId) ?? { lock: 0n, out: 0n, fee: 0n, refund: 0n }
-      e.fee += p.amount
-      perEscrow.set(p.escrowId, e)
-    }
-  }
+  const { accountTotals: fromPostings, transferTotals: transfers, escrowLegs: perEscrow } = input.aggregates
 
   for (const [transferId, total] of transfers) {
     if (total !== 0n) fail("transfer balances", `transfer ${transferId} sums to ${total}`)
@@ -65,7 +76,7 @@ export const checkInvariants = (input: {
   const underMandate = new Map<string, bigint>()
   for (const escrow of input.escrows) {
     const left = remaining(escrow)
-    const e = perEscrow.get(escrow.id) ?? { lock: 0n, out: 0n, fee: 0n, refund: 0n }
+    const e = perEscrow.get(escrow.id) ?? { lock: 0n, out: 0n, refund: 0n, fee: 0n }
     if (left < 0n) fail("escrow parts", `${escrow.id}: released ${escrow.released} + refunded ${escrow.refunded} > amount ${escrow.amount}`)
     if (escrow.status === "pending") lockedTotal += left
     else if (left !== 0n) fail("escrow settled", `${escrow.id} is ${escrow.status} with ${left} still locked`)

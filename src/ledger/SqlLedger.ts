@@ -1,0 +1,703 @@
+/**
+ * The ledger on `@effect/sql`: SQLite embedded by default, PostgreSQL for scale-out.
+ *
+ * Writes use group commit. Commands queue up; one writer fiber takes up to
+ * `maxBatchSize` of them, and in ONE transaction loads the rows they touch (row-locked
+ * on PostgreSQL), decides each command with the pure rules of `engine.ts`, and writes
+ * the results set-based (a handful of multi-row statements per batch, not one per
+ * posting). One fsync then commits many escrows. A refused command is decided in
+ * memory and writes nothing; a batch whose transaction fails is retried, then split
+ * into single-command transactions so one bad command cannot sink the others.
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Clock, Context, Deferred, Effect, Either, Exit, FiberId, Layer, Queue, Schedule } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
+import type {
+  AgentRecord,
+  EscrowEvent,
+  EscrowRecord,
+  EscrowStatus,
+  MandateRecord,
+  Metadata
+} from "../domain/Escrow.js"
+import type { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
+import { SystemAccount } from "../domain/ids.js"
+import type { Usdc } from "../domain/Usdc.js"
+import type { UnsettledEscrow } from "../escrow/Escrow.js"
+import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
+import * as Dialect from "./dialect.js"
+import { apply, type Command, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
+import { aggregatePostings, checkInvariants } from "./invariants.js"
+import {
+  type ActivityTotals,
+  Ledger,
+  LedgerConfig,
+  type LedgerConfigShape,
+  type LedgerShape,
+  type ReferralReport
+} from "./Ledger.js"
+import * as LedgerConfigLayers from "./LedgerConfig.js"
+import * as Migrations from "./migrations/index.js"
+
+type Row = Record<string, unknown>
+
+const big = (value: unknown): bigint => (typeof value === "bigint" ? value : BigInt(value as string | number))
+const num = (value: unknown): number => Number(value)
+const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value))
+const usdc = (value: unknown) => big(value) as Usdc
+
+const toEscrow = (r: Row): EscrowRecord => ({
+  id: r.id as EscrowId,
+  payer: r.payer as WalletAddress,
+  payee: r.payee as WalletAddress,
+  amount: usdc(r.amount),
+  released: usdc(r.released),
+  feePaid: usdc(r.fee_paid),
+  refunded: usdc(r.refunded),
+  status: r.status as EscrowStatus,
+  description: r.description as string,
+  metadata: JSON.parse(r.metadata as string) as Metadata,
+  region: r.region as string,
+  idempotencyKey: (r.idempotency_key as string | null) ?? null,
+  mandateId: (r.mandate_id as MandateId | null) ?? null,
+  createdAtMs: num(r.created_at_ms),
+  expiresAtMs: num(r.expires_at_ms),
+  settledAtMs: numOrNull(r.settled_at_ms),
+  version: num(r.version)
+})
+
+const toAgent = (r: Row): AgentRecord => ({
+  agentId: r.agent_id as AgentId,
+  name: r.name as string,
+  wallet: r.wallet as WalletAddress,
+  referralCode: r.referral_code as ReferralCode,
+  referrer: (r.referrer as WalletAddress | null) ?? null,
+  createdAtMs: num(r.created_at_ms)
+})
+
+const toMandate = (r: Row): MandateRecord => ({
+  id: r.id as MandateId,
+  payer: r.payer as WalletAddress,
+  payee: r.payee as WalletAddress,
+  maxAmount: usdc(r.max_amount),
+  budget: usdc(r.budget),
+  remaining: usdc(r.remaining),
+  expiresAtMs: numOrNull(r.expires_at_ms),
+  revoked: num(r.revoked) === 1,
+  createdAtMs: num(r.created_at_ms)
+})
+
+const toEvent = (r: Row): EscrowEvent => ({
+  escrowId: r.escrow_id as EscrowId,
+  seq: num(r.seq),
+  kind: r.kind as EscrowEvent["kind"],
+  fromStatus: (r.from_status as EscrowStatus | null) ?? null,
+  toStatus: r.to_status as EscrowStatus,
+  amount: usdc(r.amount),
+  region: r.region as string,
+  atMs: num(r.at_ms)
+})
+
+/** Rows per multi-row statement: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
+const ROWS_PER_STATEMENT = 500
+const chunks = <A>(items: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += ROWS_PER_STATEMENT) out.push(items.slice(i, i + ROWS_PER_STATEMENT))
+  return out
+}
+
+interface Pending {
+  readonly command: Command
+  readonly done: Deferred.Deferred<unknown, LedgerError | LedgerUnavailable>
+}
+
+/** Bounds (TIGER_STYLE): queued commands, batch retries. */
+const QUEUE_CAPACITY = 16_384
+const BATCH_ATTEMPTS = 4
+
+const unavailable = (message: string, cause?: unknown) =>
+  new LedgerUnavailable(cause === undefined ? { message } : { message, cause })
+
+export const make = (config: LedgerConfigShape) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const dialect = Dialect.make(sql)
+    const m = dialect.money
+    const safe = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, SqlClient.SafeIntegers, true)
+    const orUnavailable = <A, R>(effect: Effect.Effect<A, SqlError, R>) =>
+      safe(effect).pipe(Effect.mapError((error) => unavailable(`ledger storage failed: ${error.message}`, error.cause)))
+
+    // ---- loading a batch's working set -------------------------------------------------
+
+    const loadWorkingSet = (commands: ReadonlyArray<Command>) =>
+      Effect.gen(function*() {
+        const ws = new WorkingSet(false)
+        const wallets = new Set<string>()
+        const escrowIds = new Set<string>()
+        const escrowKeys = new Set<string>()
+        const mandateIds = new Set<string>()
+        const codes = new Set<string>()
+        const faucetWallets = new Set<string>()
+        const lockedWallets = new Set<string>()
+        for (const command of commands) {
+          const keys = directKeys(command)
+          keys.wallets.forEach((w) => wallets.add(w))
+          keys.escrowIds.forEach((id) => escrowIds.add(id))
+          keys.escrowKeys.forEach((k) => escrowKeys.add(k))
+          keys.mandateIds.forEach((id) => mandateIds.add(id))
+          keys.codes.forEach((c) => codes.add(c))
+          if (command._tag === "ClaimFaucet") faucetWallets.add(command.wallet)
+          if (command._tag === "ClaimFaucet" || command._tag === "Deposit") lockedWallets.add(command.wallet)
+        }
+
+        const putEscrowRow = (row: Row) => {
+          const escrow = toEscrow(row)
+          ws.escrows.set(escrow.id, escrow)
+          if (escrow.idempotencyKey !== null) ws.escrowsByKey.set(escrowKey(escrow.payer, escrow.idempotencyKey), escrow)
+          wallets.add(escrow.payer)
+          wallets.add(escrow.payee)
+          if (escrow.mandateId !== null) mandateIds.add(escrow.mandateId)
+        }
+        if (escrowIds.size > 0) {
+          const ids = [...escrowIds].sort()
+          for (const row of yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("id", ids)} ORDER BY id ${dialect.forUpdate}`) {
+            putEscrowRow(row)
+          }
+          for (const id of ids) if (!ws.escrows.has(id)) ws.escrows.set(id, null)
+        }
+        if (escrowKeys.size > 0) {
+          const byKey = new Map<string, Array<string>>()
+          for (const composite of escrowKeys) {
+            const [payer, key] = composite.split("\u0000") as [string, string]
+            byKey.set(key, [...(byKey.get(key) ?? []), payer])
+          }
+          const rows = yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("idempotency_key", [...byKey.keys()])} ORDER BY id ${dialect.forUpdate}`
+          for (const row of rows) if (escrowKeys.has(escrowKey(row.payer as string, row.idempotency_key as string))) putEscrowRow(row)
+          for (const composite of escrowKeys) if (!ws.escrowsByKey.has(composite)) ws.escrowsByKey.set(composite, null)
+        }
+        if (mandateIds.size > 0) {
+          const ids = [...mandateIds].sort()
+          for (const row of yield* sql<Row>`SELECT * FROM mandates WHERE ${sql.in("id", ids)} ORDER BY id ${dialect.forUpdate}`) {
+            const mandate = toMandate(row)
+            ws.mandates.set(mandate.id, mandate)
+          }
+          for (const id of ids) if (!ws.mandates.has(id)) ws.mandates.set(id, null)
+        }
+        if (codes.size > 0) {
+          for (const row of yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("referral_code", [...codes])}`) {
+            const agent = toAgent(row)
+            ws.agentsByCode.set(agent.referralCode, agent)
+            ws.agents.set(agent.wallet, agent)
+          }
+          for (const code of codes) if (!ws.agentsByCode.has(code)) ws.agentsByCode.set(code, null)
+        }
+        // Agents, then their referrers as deep as the fee schedule pays (agent rows never change, so no lock).
+        let toLoad = [...wallets].filter((w) => !ws.agents.has(w))
+        const accountIds = new Set<string>(wallets)
+        for (let level = 0; level <= config.fees.referralTiersPpm.length && toLoad.length > 0; level++) {
+          const rows = yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", toLoad)}`
+          const found = new Map(rows.map((row) => [row.wallet as string, toAgent(row)]))
+          const next: Array<string> = []
+          for (const wallet of toLoad) {
+            const agent = found.get(wallet) ?? null
+            ws.agents.set(wallet, agent)
+            if (agent?.referrer) {
+              accountIds.add(agent.referrer)
+              if (!ws.agents.has(agent.referrer)) next.push(agent.referrer)
+            }
+          }
+          toLoad = level < config.fees.referralTiersPpm.length - 1 ? next : []
+        }
+        for (const agent of ws.agents.values()) if (agent?.referrer) accountIds.add(agent.referrer)
+        for (const system of Object.values(SystemAccount)) accountIds.add(system)
+        const sortedAccounts = [...accountIds].sort()
+        for (const row of yield* sql<Row>`SELECT id, balance FROM accounts WHERE ${sql.in("id", sortedAccounts)} ORDER BY id ${dialect.forUpdate}`) {
+          ws.accounts.set(row.id as string, big(row.balance))
+        }
+        for (const id of sortedAccounts) if (!ws.accounts.has(id)) ws.accounts.set(id, 0n)
+
+        if (faucetWallets.size > 0) {
+          const claimed = new Set(
+            (yield* sql<Row>`SELECT wallet FROM faucet_claims WHERE ${sql.in("wallet", [...faucetWallets])}`).map((r) => r.wallet as string)
+          )
+          for (const wallet of faucetWallets) ws.faucetClaimed.set(wallet, claimed.has(wallet))
+          const day = utcDay(yield* Clock.currentTimeMillis)
+          const rows = yield* sql<Row>`SELECT claims FROM faucet_days WHERE day = ${day} ${dialect.forUpdate}`
+          ws.faucetDays.set(day, rows.length > 0 ? num(rows[0]!.claims) : 0)
+        }
+        if (lockedWallets.size > 0) {
+          const rows = yield* sql<Row>`SELECT payer, SUM(amount - released - refunded) AS locked FROM escrows
+            WHERE status = 'pending' AND ${sql.in("payer", [...lockedWallets])} GROUP BY payer`
+          for (const wallet of lockedWallets) ws.locked.set(wallet, 0n)
+          for (const row of rows) ws.locked.set(row.payer as string, big(row.locked))
+        }
+        return ws
+      })
+
+    // ---- writing a batch's changes, set-based ------------------------------------------
+
+    const escrowRow = (e: EscrowRecord) => ({
+      id: e.id,
+      payer: e.payer,
+      payee: e.payee,
+      amount: m(e.amount),
+      released: m(e.released),
+      fee_paid: m(e.feePaid),
+      refunded: m(e.refunded),
+      status: e.status,
+      description: e.description,
+      metadata: JSON.stringify(e.metadata),
+      region: e.region,
+      idempotency_key: e.idempotencyKey,
+      mandate_id: e.mandateId,
+      created_at_ms: e.createdAtMs,
+      expires_at_ms: e.expiresAtMs,
+      settled_at_ms: e.settledAtMs,
+      version: e.version
+    })
+
+    const mandateRow = (x: MandateRecord) => ({
+      id: x.id,
+      payer: x.payer,
+      payee: x.payee,
+      max_amount: m(x.maxAmount),
+      budget: m(x.budget),
+      remaining: m(x.remaining),
+      expires_at_ms: x.expiresAtMs,
+      revoked: x.revoked ? 1 : 0,
+      created_at_ms: x.createdAtMs
+    })
+
+    const writeChanges = (ws: WorkingSet, nowMs: number) =>
+      Effect.gen(function*() {
+        for (const rows of chunks(ws.newAgents)) {
+          yield* sql`INSERT INTO agents ${
+            sql.insert(rows.map((a) => ({
+              wallet: a.wallet,
+              agent_id: a.agentId,
+              name: a.name,
+              referral_code: a.referralCode,
+              referrer: a.referrer,
+              created_at_ms: a.createdAtMs
+            })))
+          }`
+        }
+        const accounts = [...ws.dirtyAccounts].sort().map((id) => ({ id, balance: m(ws.balanceOf(id)), updated_at_ms: nowMs }))
+        for (const rows of chunks(accounts)) {
+          yield* sql`INSERT INTO accounts ${sql.insert(rows)}
+            ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, updated_at_ms = excluded.updated_at_ms`
+        }
+        const escrows = [...ws.dirtyEscrows].map((id) => escrowRow(ws.escrow(id)!))
+        for (const rows of chunks(escrows)) {
+          yield* sql`INSERT INTO escrows ${sql.insert(rows)}
+            ON CONFLICT (id) DO UPDATE SET released = excluded.released, fee_paid = excluded.fee_paid,
+              refunded = excluded.refunded, status = excluded.status, settled_at_ms = excluded.settled_at_ms,
+              version = excluded.version`
+        }
+        const mandates = [...ws.dirtyMandates].map((id) => mandateRow(ws.mandate(id)!))
+        for (const rows of chunks(mandates)) {
+          yield* sql`INSERT INTO mandates ${sql.insert(rows)}
+            ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, revoked = excluded.revoked`
+        }
+        const legs = new Map<string, number>()
+        const postings = ws.postings.map((p) => {
+          const leg = legs.get(p.transferId) ?? 0
+          legs.set(p.transferId, leg + 1)
+          return {
+            transfer_id: p.transferId,
+            leg,
+            account: p.account,
+            amount: m(p.amount),
+            kind: p.kind,
+            escrow_id: p.escrowId,
+            counterparty: p.counterparty,
+            region: p.region,
+            at_ms: p.atMs
+          }
+        })
+        for (const rows of chunks(postings)) yield* sql`INSERT INTO postings ${sql.insert(rows)}`
+        const events = ws.events.map((e) => ({
+          escrow_id: e.escrowId,
+          seq: e.seq,
+          kind: e.kind,
+          from_status: e.fromStatus,
+          to_status: e.toStatus,
+          amount: m(e.amount),
+          region: e.region,
+          at_ms: e.atMs
+        }))
+        for (const rows of chunks(events)) yield* sql`INSERT INTO escrow_events ${sql.insert(rows)}`
+        for (const rows of chunks(ws.claims)) {
+          yield* sql`INSERT INTO faucet_claims ${
+            sql.insert(rows.map((c) => ({ wallet: c.wallet, agent_name: c.agentName, amount: m(c.amount), day: c.day, at_ms: c.atMs })))
+          }`
+        }
+        for (const day of ws.dirtyFaucetDays) {
+          yield* sql`INSERT INTO faucet_days ${sql.insert({ day, claims: ws.claimsOn(day) })}
+            ON CONFLICT (day) DO UPDATE SET claims = excluded.claims`
+        }
+      })
+
+    // ---- the group-commit writer -------------------------------------------------------
+
+    type Outcome = Either.Either<unknown, LedgerError>
+
+    /** One transaction for the whole batch; returns each command's outcome. */
+    const runBatch = (commands: ReadonlyArray<Command>) =>
+      sql.withTransaction(
+        Effect.gen(function*() {
+          const nowMs = yield* Clock.currentTimeMillis
+          const ws = yield* loadWorkingSet(commands)
+          // A throw here is a broken invariant in the engine: the batch must not commit.
+          const outcomes = commands.map((command): Outcome => apply(ws, command, config, nowMs))
+          yield* writeChanges(ws, nowMs)
+          return outcomes
+        })
+      )
+
+    const retryTransient = Schedule.exponential("2 millis").pipe(
+      Schedule.jittered,
+      Schedule.intersect(Schedule.recurs(BATCH_ATTEMPTS - 1)),
+      Schedule.whileInput((error: SqlError) => dialect.isTransient(error.cause))
+    )
+
+    const complete = (batch: ReadonlyArray<Pending>, outcomes: ReadonlyArray<Outcome>) =>
+      Effect.forEach(batch, (pending, i) => {
+        const outcome = outcomes[i]!
+        return Either.isRight(outcome) ? Deferred.succeed(pending.done, outcome.right) : Deferred.fail(pending.done, outcome.left)
+      }, { discard: true })
+
+    const processBatch = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
+      safe(runBatch(batch.map((p) => p.command))).pipe(
+        Effect.retry(retryTransient),
+        Effect.exit,
+        Effect.flatMap((exit) => {
+          if (Exit.isSuccess(exit)) return complete(batch, exit.value)
+          if (batch.length > 1) {
+            // Isolate: a command that breaks the transaction must not take its batch-mates with it.
+            return Effect.forEach(batch, (pending) => processBatch([pending]), { discard: true })
+          }
+          const error = Exit.isFailure(exit) ? exit.cause : undefined
+          return Effect.logError("ledger command failed", batch[0]!.command._tag, error).pipe(
+            Effect.zipRight(Deferred.fail(batch[0]!.done, unavailable("the ledger could not apply the command", error)))
+          )
+        }),
+        Effect.uninterruptible
+      )
+
+    const queue = yield* Queue.bounded<Pending>(QUEUE_CAPACITY)
+    // Plain counters, not Refs: only this module's fibers touch them, and they sit on the hot path.
+    let inFlight = 0
+    let closing = false
+    const drained = yield* Deferred.make<void>()
+    yield* Queue.takeBetween(queue, 1, config.maxBatchSize).pipe(
+      Effect.flatMap((batch) =>
+        Effect.zipRight(
+          processBatch([...batch]),
+          Effect.suspend(() => {
+            inFlight -= batch.length
+            return closing && inFlight === 0 ? Deferred.succeed(drained, undefined) : Effect.void
+          })
+        )
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    // On shutdown, refuse new commands and let the queued ones commit before the writer stops.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closing = true
+        return inFlight === 0 ? Effect.void : Deferred.await(drained)
+      })
+    )
+
+    const submit = <C extends Command>(command: C): Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable> =>
+      Effect.suspend(() => {
+        if (closing) return Effect.fail(unavailable("the ledger is shutting down"))
+        inFlight++
+        const done = Deferred.unsafeMake<unknown, LedgerError | LedgerUnavailable>(FiberId.none)
+        return Effect.zipRight(Queue.offer(queue, { command, done }), Deferred.await(done)) as Effect.Effect<
+          ResultOf<C>,
+          LedgerError | LedgerUnavailable
+        >
+      })
+
+    // ---- first start: fund the faucet treasury once ------------------------------------
+
+    const funded = yield* safe(sql<Row>`SELECT value FROM ledger_meta WHERE key = 'treasury_funded'`).pipe(Effect.orDie)
+    if (funded.length === 0) {
+      yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const nowMs = yield* Clock.currentTimeMillis
+          // The meta row's primary key makes a concurrent first start of another instance fail here and retry.
+          yield* sql`INSERT INTO ledger_meta ${sql.insert({ key: "treasury_funded", value: String(nowMs) })}`
+          const ws = yield* loadWorkingSet([])
+          apply(ws, { _tag: "FundTreasury", amount: config.faucetTreasuryInitial }, config, nowMs)
+          yield* writeChanges(ws, nowMs)
+        })
+      ).pipe(safe, Effect.catchAll((error) =>
+        dialect.isTransient(error.cause) ? Effect.void : Effect.die(error)
+      ))
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    const getEscrow = (id: EscrowId) =>
+      orUnavailable(sql<Row>`SELECT * FROM escrows WHERE id = ${id}`).pipe(
+        Effect.flatMap((rows) =>
+          rows.length === 0 ? Effect.fail(new EscrowNotFound({ escrowId: id })) : Effect.succeed(toEscrow(rows[0]!))
+        )
+      )
+
+    const getAgent = (wallet: WalletAddress) =>
+      orUnavailable(sql<Row>`SELECT * FROM agents WHERE wallet = ${wallet}`).pipe(
+        Effect.flatMap((rows) => rows.length === 0 ? Effect.fail(new AgentNotFound({ wallet })) : Effect.succeed(toAgent(rows[0]!)))
+      )
+
+    const ledger: LedgerShape = {
+      config,
+      registerAgent: (input) => submit({ _tag: "RegisterAgent", input }) as never,
+      deposit: (wallet, amount) => submit({ _tag: "Deposit", wallet, amount }) as never,
+      claimFaucet: ({ wallet, agentName }) => submit({ _tag: "ClaimFaucet", wallet, agentName }) as never,
+      createEscrow: (terms) => submit({ _tag: "CreateEscrow", terms }) as never,
+      releaseEscrow: (id, options) => submit({ _tag: "ReleaseEscrow", id, amount: options?.amount }) as never,
+      cancelEscrow: (id) => submit({ _tag: "CancelEscrow", id }) as never,
+      expireDue: (limit = 1_000) =>
+        Effect.gen(function*() {
+          const nowMs = yield* Clock.currentTimeMillis
+          const due = yield* orUnavailable(sql<Row>`SELECT id FROM escrows
+            WHERE status = 'pending' AND expires_at_ms <= ${nowMs} ORDER BY expires_at_ms LIMIT ${Math.max(1, Math.min(limit, 10_000))}`)
+          const expired = yield* Effect.forEach(
+            due,
+            (row) => submit({ _tag: "ExpireEscrow", id: row.id as EscrowId }),
+            { concurrency: "unbounded" }
+          )
+          return expired.filter((e): e is EscrowRecord => e !== null)
+        }).pipe(Effect.catchAll((e) => e._tag === "LedgerUnavailable" ? Effect.fail(e) : Effect.die(e))),
+      createMandate: (input) => submit({ _tag: "CreateMandate", input }) as never,
+      revokeMandate: (id, payer) => submit({ _tag: "RevokeMandate", id, payer }) as never,
+
+      getEscrow,
+      listEscrows: (query) =>
+        Effect.gen(function*() {
+          const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
+          const where = [
+            query.wallet === undefined ? undefined : sql`(payer = ${query.wallet} OR payee = ${query.wallet})`,
+            query.status === undefined ? undefined : sql`status = ${query.status}`,
+            query.region === undefined ? undefined : sql`region = ${query.region}`,
+            query.cursor === undefined ? undefined : sql`id > ${query.cursor}`
+          ].filter((f) => f !== undefined)
+          const rows = yield* orUnavailable(
+            sql<Row>`SELECT * FROM escrows ${where.length > 0 ? sql`WHERE ${sql.and(where)}` : sql``} ORDER BY id LIMIT ${limit + 1}`
+          )
+          const escrows = rows.slice(0, limit).map(toEscrow)
+          return { escrows, nextCursor: rows.length > limit ? escrows[escrows.length - 1]!.id : null }
+        }),
+      escrowHistory: (id) =>
+        Effect.map(orUnavailable(sql<Row>`SELECT * FROM escrow_events WHERE escrow_id = ${id} ORDER BY seq`), (rows) => rows.map(toEvent)),
+      getMandate: (id) =>
+        orUnavailable(sql<Row>`SELECT * FROM mandates WHERE id = ${id}`).pipe(
+          Effect.flatMap((rows) =>
+            rows.length === 0 ? Effect.fail(new MandateNotFound({ mandateId: id })) : Effect.succeed(toMandate(rows[0]!))
+          )
+        ),
+      findLiveMandate: (payer, payee) =>
+        Effect.gen(function*() {
+          const nowMs = yield* Clock.currentTimeMillis
+          const rows = yield* orUnavailable(sql<Row>`SELECT * FROM mandates
+            WHERE payer = ${payer} AND payee = ${payee} AND revoked = 0 AND (expires_at_ms IS NULL OR expires_at_ms > ${nowMs})
+            ORDER BY id DESC LIMIT 1`)
+          return rows.length === 0 ? null : toMandate(rows[0]!)
+        }),
+      getAgent,
+      balance: (wallet) =>
+        Effect.gen(function*() {
+          const [account, locked] = yield* orUnavailable(Effect.all([
+            sql<Row>`SELECT balance FROM accounts WHERE id = ${wallet}`,
+            sql<Row>`SELECT COALESCE(SUM(amount - released - refunded), 0) AS locked FROM escrows
+              WHERE payer = ${wallet} AND status = 'pending'`
+          ]))
+          return {
+            wallet,
+            available: usdc(account[0]?.balance ?? 0n),
+            locked: usdc(locked[0]?.locked ?? 0n)
+          }
+        }),
+      systemBalance: (account) =>
+        Effect.map(orUnavailable(sql<Row>`SELECT balance FROM accounts WHERE id = ${account}`), (rows) => big(rows[0]?.balance ?? 0n)),
+      referrals: (wallet) =>
+        Effect.gen(function*() {
+          const agent = yield* getAgent(wallet)
+          const [referredRows, earnedRows] = yield* orUnavailable(Effect.all([
+            sql<Row>`SELECT * FROM agents WHERE referrer = ${wallet} ORDER BY agent_id`,
+            sql<Row>`SELECT counterparty, region, SUM(amount) AS earned FROM postings
+              WHERE account = ${wallet} AND kind = 'referral' GROUP BY counterparty, region`
+          ]))
+          const byCounterparty = new Map<string, bigint>()
+          const byRegion: Record<string, Usdc> = {}
+          let earned = 0n
+          for (const row of earnedRows) {
+            const amount = big(row.earned)
+            earned += amount
+            byRegion[row.region as string] = usdc((byRegion[row.region as string] ?? 0n) + amount)
+            const counterparty = row.counterparty as string | null
+            if (counterparty !== null) byCounterparty.set(counterparty, (byCounterparty.get(counterparty) ?? 0n) + amount)
+          }
+          const referred = referredRows.map(toAgent).map((a) => ({ agent: a, earned: usdc(byCounterparty.get(a.wallet) ?? 0n) }))
+          return { agent, referred, earned: usdc(earned), byRegion } satisfies ReferralReport
+        }),
+      activity: (wallet) =>
+        Effect.gen(function*() {
+          const [paid, received, referral] = yield* orUnavailable(Effect.all([
+            sql<Row>`SELECT region, SUM(released) AS spent FROM escrows WHERE payer = ${wallet} GROUP BY region`,
+            sql<Row>`SELECT region, SUM(released - fee_paid) AS revenue, SUM(fee_paid) AS fees FROM escrows
+              WHERE payee = ${wallet} GROUP BY region`,
+            sql<Row>`SELECT region, SUM(amount) AS income FROM postings WHERE account = ${wallet} AND kind = 'referral' GROUP BY region`
+          ]))
+          const regions = new Map<string, { spent: bigint; revenue: bigint; feesPaid: bigint; referralIncome: bigint }>()
+          const at = (region: unknown) => {
+            const key = region as string
+            let t = regions.get(key)
+            if (t === undefined) regions.set(key, (t = { spent: 0n, revenue: 0n, feesPaid: 0n, referralIncome: 0n }))
+            return t
+          }
+          for (const row of paid) at(row.region).spent += big(row.spent)
+          for (const row of received) {
+            at(row.region).revenue += big(row.revenue)
+            at(row.region).feesPaid += big(row.fees)
+          }
+          for (const row of referral) at(row.region).referralIncome += big(row.income)
+          const total = { spent: 0n, revenue: 0n, feesPaid: 0n, referralIncome: 0n }
+          const byRegion: Record<string, ActivityTotals> = {}
+          for (const [region, t] of regions) {
+            total.spent += t.spent
+            total.revenue += t.revenue
+            total.feesPaid += t.feesPaid
+            total.referralIncome += t.referralIncome
+            if (t.spent + t.revenue + t.feesPaid + t.referralIncome > 0n) {
+              byRegion[region] = { spent: usdc(t.spent), revenue: usdc(t.revenue), feesPaid: usdc(t.feesPaid), referralIncome: usdc(t.referralIncome) }
+            }
+          }
+          return {
+            wallet,
+            spent: usdc(total.spent),
+            revenue: usdc(total.revenue),
+            feesPaid: usdc(total.feesPaid),
+            referralIncome: usdc(total.referralIncome),
+            byRegion
+          }
+        }),
+      verify: Effect.gen(function*() {
+        // Aggregated in SQL so a large ledger is checked without loading every posting.
+        const [accounts, postingTotals, unbalanced, legs, escrows, mandates, postingCount] = yield* orUnavailable(Effect.all([
+          sql<Row>`SELECT id, balance FROM accounts`,
+          sql<Row>`SELECT account, SUM(amount) AS total FROM postings GROUP BY account`,
+          sql<Row>`SELECT transfer_id, SUM(amount) AS total FROM postings GROUP BY transfer_id HAVING SUM(amount) <> 0`,
+          sql<Row>`SELECT escrow_id, account, kind, SUM(amount) AS total FROM postings
+            WHERE escrow_id IS NOT NULL GROUP BY escrow_id, account, kind`,
+          sql<Row>`SELECT * FROM escrows`,
+          sql<Row>`SELECT * FROM mandates`,
+          sql<Row>`SELECT COUNT(*) AS n FROM postings`
+        ]))
+        const aggregates = aggregatePostings([])
+        for (const row of postingTotals) aggregates.accountTotals.set(row.account as string, big(row.total))
+        for (const row of unbalanced) aggregates.transferTotals.set(row.transfer_id as string, big(row.total))
+        for (const row of legs) {
+          aggregates.addEscrowLeg(row.escrow_id as string, row.account as string, row.kind as string, big(row.total))
+        }
+        const balances = new Map(accounts.map((row) => [row.id as string, big(row.balance)]))
+        return {
+          accounts: accounts.length,
+          postings: num(postingCount[0]!.n),
+          escrows: escrows.length,
+          violations: checkInvariants({ balances, aggregates, escrows: escrows.map(toEscrow), mandates: mandates.map(toMandate) })
+        }
+      })
+    }
+
+    const journal: UnsettledJournal = {
+      record: (entry: UnsettledEscrow) =>
+        safe(sql`INSERT INTO unsettled_escrows ${
+          sql.insert({ escrow_id: entry.escrowId, intent: entry.intent, error: entry.error.slice(0, 2_000), attempts: entry.attempts, at_ms: entry.atMs })
+        } ON CONFLICT (escrow_id) DO UPDATE SET intent = excluded.intent, error = excluded.error,
+          attempts = excluded.attempts, at_ms = excluded.at_ms`).pipe(
+          Effect.catchAll((error) =>
+            // The journal shares the ledger's storage; if both are down, the log line and the escrow's deadline remain.
+            Effect.logError("could not journal an unsettled escrow", { escrowId: entry.escrowId, error: error.message })
+          )
+        ),
+      list: safe(sql<Row>`SELECT * FROM unsettled_escrows ORDER BY at_ms`).pipe(
+        Effect.map((rows) =>
+          rows.map((r): UnsettledEscrow => ({
+            escrowId: r.escrow_id as EscrowId,
+            intent: r.intent as "release" | "cancel",
+            error: r.error as string,
+            attempts: num(r.attempts),
+            atMs: num(r.at_ms)
+          }))
+        ),
+        Effect.orDie
+      ),
+      markSettled: (id) => safe(sql`DELETE FROM unsettled_escrows WHERE escrow_id = ${id}`).pipe(Effect.asVoid, Effect.orDie)
+    }
+
+    return { ledger, journal, dialect }
+  })
+
+/** The SQL ledger over a provided `SqlClient` (schema migrated first), with its durable settlement journal. */
+export const layer: Layer.Layer<
+  Ledger | SettlementJournal,
+  SqlError | Migrations.MigrationError,
+  SqlClient.SqlClient | LedgerConfig
+> = Layer.scopedContext(
+  Effect.gen(function*() {
+    yield* Migrations.run
+    const { ledger, journal } = yield* make(yield* LedgerConfig)
+    return Context.make(Ledger, ledger).pipe(Context.add(SettlementJournal, journal))
+  })
+)
+
+export interface SqliteOptions {
+  /** The directory holding `ledger.db` (created if missing). */
+  readonly dataDir?: string | undefined
+  /** Or an explicit database file. */
+  readonly filename?: string | undefined
+  /** `synchronous` pragma: FULL (default) fsyncs every commit; NORMAL is faster and may lose the last commits on power loss. */
+  readonly synchronous?: "FULL" | "NORMAL" | undefined
+}
+
+export const sqliteFilename = (options: SqliteOptions) =>
+  options.filename ?? path.join(options.dataDir ?? "./data", "ledger.db")
+
+/** A SQLite client with the ledger's pragmas: WAL, durable commits, a busy timeout for other processes. */
+export const sqliteClient = (options: SqliteOptions) =>
+  Layer.unwrapEffect(
+    Effect.sync(() => {
+      const filename = sqliteFilename(options)
+      fs.mkdirSync(path.dirname(filename), { recursive: true })
+      const client = SqliteClient.layer({ filename })
+      const pragmas = Layer.effectDiscard(
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql.unsafe(`PRAGMA synchronous = ${options.synchronous ?? "FULL"}`)
+          yield* sql.unsafe("PRAGMA busy_timeout = 5000")
+          yield* sql.unsafe("PRAGMA foreign_keys = ON")
+        })
+      )
+      return Layer.provideMerge(pragmas, client)
+    })
+  )
+
+/** Self-contained embedded ledger: a SQLite file in `dataDir`, migrated, with config from `LedgerConfig`. */
+export const layerSqlite = (
+  options: SqliteOptions = {}
+): Layer.Layer<Ledger | SettlementJournal | SqlClient.SqlClient, never, LedgerConfig> =>
+  Layer.provideMerge(layer, sqliteClient(options)).pipe(Layer.orDie)
+
+/** Convenience for examples and tests: the embedded ledger with explicit settings. */
+export const layerSqliteWith = (options: SqliteOptions = {}, config: Partial<LedgerConfigShape> = {}) =>
+  Layer.provide(layerSqlite(options), LedgerConfigLayers.layer(config))
