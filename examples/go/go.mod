@@ -1,0 +1,3 @@
+module ringmaster.example/agentclient
+
+go 1.19
