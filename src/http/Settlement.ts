@@ -1,0 +1,243 @@
+/**
+ * The settlement service's operations, with authorization: what a given caller may
+ * do to the ledger. Transport-free: the REST handlers and the MCP tools both call
+ * this, so the rules exist once.
+ *
+ * Who may do what (issue 3):
+ * - create: the payer (owner of `payer_wallet`), or the payee holding a live
+ *   mandate from the payer; the ledger then checks the mandate's per-escrow maximum
+ *   and remaining budget and decrements it in the same transaction as the lock.
+ * - release: the payer; the payee too when the escrow was opened under a mandate.
+ * - cancel: the payee at any time; the payer once the deadline has passed (or
+ *   always, with `payerMayCancelBeforeDeadline`).
+ * - get: the two parties. Faucet and wallet balance: the wallet's owner.
+ * Every refusal happens before the ledger is touched, so it changes nothing.
+ */
+import { Clock, Context, Duration, Effect, Layer, type Redacted } from "effect"
+import type * as Errors from "../domain/errors.js"
+import type { AgentRecord, EscrowRecord, EscrowStatus, MandateRecord, Metadata, WalletBalance } from "../domain/Escrow.js"
+import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
+import type { Usdc } from "../domain/Usdc.js"
+import {
+  type CancelError,
+  type CreateError,
+  type EscrowPage,
+  type FaucetClaim,
+  Ledger,
+  type ReferralReport,
+  type ReleaseError
+} from "../ledger/Ledger.js"
+import type { Caller } from "./Api.js"
+import { ApiKeys } from "./ApiKeys.js"
+import { NotAuthorized, type RateLimited, Unauthenticated } from "./errors.js"
+import * as RateLimits from "./RateLimits.js"
+import { SettlementConfig } from "./SettlementConfig.js"
+
+export type { Caller }
+
+export interface CreateEscrowInput {
+  readonly payer: WalletAddress
+  readonly payee: WalletAddress
+  readonly amount: Usdc
+  readonly description: string
+  readonly metadata?: Metadata | undefined
+  /** Milliseconds until the deadline; the ledger's default when absent. */
+  readonly timeoutMs?: number | undefined
+  /** A payee's create: the mandate to use (default: the payer's newest live one for the caller). */
+  readonly mandateId?: MandateId | undefined
+}
+
+export interface RegisteredAgent {
+  readonly agent: AgentRecord
+  /** Shown to the registrant once. */
+  readonly apiKey: Redacted.Redacted<string>
+}
+
+export interface SettlementShape {
+  /** The agent behind an API key; also spends one request of its rate limit. */
+  readonly authenticate: (
+    apiKey: Redacted.Redacted<string>
+  ) => Effect.Effect<Caller, Unauthenticated | RateLimited | Errors.LedgerUnavailable>
+  /** Spends one registration of the client address's rate limit (checked before the body is read). */
+  readonly admitRegistration: (clientAddress: string) => Effect.Effect<void, RateLimited>
+  /** Registers an agent and issues its first key. */
+  readonly registerAgent: (
+    input: { readonly name: string; readonly wallet?: WalletAddress | undefined; readonly referralCode?: ReferralCode | undefined }
+  ) => Effect.Effect<
+    RegisteredAgent,
+    | Errors.InvalidInput
+    | Errors.WalletAlreadyRegistered
+    | Errors.ReferralCodeNotFound
+    | Errors.ReferralCycle
+    | Errors.LedgerUnavailable
+  >
+  readonly rotateKey: (
+    caller: Caller
+  ) => Effect.Effect<{ readonly apiKey: Redacted.Redacted<string>; readonly previousExpiresAtMs: number }, Errors.LedgerUnavailable>
+  readonly claimFaucet: (
+    caller: Caller,
+    input: { readonly wallet: WalletAddress; readonly agentName: string }
+  ) => Effect.Effect<
+    FaucetClaim,
+    | NotAuthorized
+    | Errors.AgentNotFound
+    | Errors.FaucetAlreadyClaimed
+    | Errors.FaucetTreasuryEmpty
+    | Errors.FaucetDailyCapReached
+    | Errors.InvalidInput
+    | Errors.LedgerUnavailable
+  >
+  readonly balance: (caller: Caller, wallet: WalletAddress) => Effect.Effect<WalletBalance, NotAuthorized | Errors.LedgerUnavailable>
+  readonly createMandate: (
+    caller: Caller,
+    input: { readonly payee: WalletAddress; readonly maxAmount: Usdc; readonly budget: Usdc; readonly expiresAtMs?: number | undefined }
+  ) => Effect.Effect<MandateRecord, Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
+  readonly revokeMandate: (caller: Caller, id: MandateId) => Effect.Effect<MandateRecord, Errors.MandateNotFound | Errors.LedgerUnavailable>
+  readonly createEscrow: (
+    caller: Caller,
+    input: CreateEscrowInput,
+    idempotencyKey?: string | undefined
+  ) => Effect.Effect<EscrowRecord, NotAuthorized | CreateError>
+  readonly release: (
+    caller: Caller,
+    id: EscrowId,
+    amount?: Usdc | undefined
+  ) => Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError>
+  readonly cancel: (caller: Caller, id: EscrowId) => Effect.Effect<EscrowRecord, NotAuthorized | CancelError>
+  readonly get: (caller: Caller, id: EscrowId) => Effect.Effect<EscrowRecord, NotAuthorized | Errors.EscrowNotFound | Errors.LedgerUnavailable>
+  readonly list: (
+    caller: Caller,
+    query: { readonly status?: EscrowStatus | undefined; readonly limit?: number | undefined; readonly cursor?: EscrowId | undefined }
+  ) => Effect.Effect<EscrowPage, Errors.LedgerUnavailable>
+  readonly referralStats: (caller: Caller) => Effect.Effect<ReferralReport, Errors.AgentNotFound | Errors.LedgerUnavailable>
+}
+
+export class Settlement extends Context.Tag("ringmaster/Settlement")<Settlement, SettlementShape>() {
+  /** Needs the `Ledger`, `ApiKeys` and `SettlementConfig`. */
+  static readonly layer: Layer.Layer<Settlement, never, Ledger | ApiKeys | SettlementConfig> = Layer.effect(
+    Settlement,
+    Effect.gen(function*() {
+      return yield* make
+    })
+  )
+}
+
+const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthorized> =>
+  Effect.fail(new NotAuthorized(field === undefined ? { message } : { message, field }))
+
+export const make = Effect.gen(function*() {
+  const ledger = yield* Ledger
+  const keys = yield* ApiKeys
+  const config = yield* SettlementConfig
+  const limits = yield* RateLimits.make({
+    agentRequestsPerSecond: config.agentRequestsPerSecond,
+    registrationsPerMinute: config.registrationsPerMinute,
+    maxKeys: config.rateLimitMaxKeys
+  })
+  const graceMs = Duration.toMillis(config.keyRotationGrace)
+
+  const unauthenticated = Effect.fail(
+    new Unauthenticated({ message: "missing or invalid API key: send `Authorization: Bearer <api_key>`" })
+  )
+
+  /** The escrow, if the caller is one of its parties. */
+  const partyEscrow = (caller: Caller, id: EscrowId) =>
+    Effect.flatMap(ledger.getEscrow(id), (escrow) =>
+      escrow.payer === caller.wallet || escrow.payee === caller.wallet
+        ? Effect.succeed(escrow)
+        : refuse(`escrow ${id} is not yours: only its payer and payee may see or settle it`, "escrow_id")
+    )
+
+  const service: SettlementShape = {
+    authenticate: (apiKey) =>
+      Effect.flatMap(keys.verify(apiKey), (owner): Effect.Effect<Caller, Unauthenticated | RateLimited> =>
+        owner === null ? unauthenticated : Effect.as(limits.agent(owner.agentId), owner)
+      ),
+
+    admitRegistration: limits.registration,
+
+    registerAgent: (input) =>
+      Effect.gen(function*() {
+        const agent = yield* ledger.registerAgent(input)
+        // The agent exists from here on; a failure to store its key is reported
+        // loudly (503), and the wallet must then be registered again under a new one.
+        const apiKey = yield* keys.issue({ agentId: agent.agentId, wallet: agent.wallet }).pipe(
+          Effect.tapError((error) =>
+            Effect.logError("api key for a new agent could not be stored", { agentId: agent.agentId, error: error.message })
+          )
+        )
+        return { agent, apiKey }
+      }),
+
+    rotateKey: (caller) => keys.rotate(caller, graceMs),
+
+    claimFaucet: (caller, input) =>
+      input.wallet === caller.wallet
+        ? ledger.claimFaucet(input)
+        : refuse(`wallet ${input.wallet} is not yours: the faucet pays only the caller's own wallet`, "wallet_address"),
+
+    balance: (caller, wallet) =>
+      wallet === caller.wallet
+        ? ledger.balance(wallet)
+        : refuse(`wallet ${wallet} is not yours: only its owner may read it`, "wallet_address"),
+
+    createMandate: (caller, input) => ledger.createMandate({ ...input, payer: caller.wallet }),
+
+    revokeMandate: (caller, id) => ledger.revokeMandate(id, caller.wallet),
+
+    createEscrow: (caller, input, idempotencyKey) => {
+      const terms = {
+        payer: input.payer,
+        payee: input.payee,
+        amount: input.amount,
+        description: input.description,
+        metadata: input.metadata,
+        idempotencyKey,
+        timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
+      }
+      if (caller.wallet === input.payer) {
+        return input.mandateId === undefined
+          ? ledger.createEscrow(terms)
+          : refuse("mandate_id is for a payee's create; the payer opens escrows directly", "mandate_id")
+      }
+      if (caller.wallet !== input.payee) {
+        return refuse(`wallet ${input.payer} is not yours: only the payer, or the payee under a mandate, may open this escrow`, "payer_wallet")
+      }
+      // The payee's create: the ledger re-checks the mandate (parties, liveness,
+      // maximum, budget) and decrements its budget in the same transaction as the lock.
+      if (input.mandateId !== undefined) return ledger.createEscrow({ ...terms, mandateId: input.mandateId })
+      return Effect.flatMap(ledger.findLiveMandate(input.payer, input.payee), (mandate): Effect.Effect<EscrowRecord, NotAuthorized | CreateError> =>
+        mandate === null
+          ? refuse(`no live mandate from ${input.payer} lets you open escrows against that wallet`, "payer_wallet")
+          : ledger.createEscrow({ ...terms, mandateId: mandate.id })
+      )
+    },
+
+    release: (caller, id, amount) =>
+      Effect.flatMap(partyEscrow(caller, id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> =>
+        escrow.payer === caller.wallet || escrow.mandateId !== null
+          ? ledger.releaseEscrow(id, { amount })
+          : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate)`, "escrow_id")
+      ),
+
+    cancel: (caller, id) =>
+      Effect.flatMap(partyEscrow(caller, id), (escrow) => {
+        if (escrow.payee === caller.wallet || config.payerMayCancelBeforeDeadline) return ledger.cancelEscrow(id)
+        return Effect.flatMap(Clock.currentTimeMillis, (nowMs): Effect.Effect<EscrowRecord, NotAuthorized | CancelError> =>
+          nowMs >= escrow.expiresAtMs
+            ? ledger.cancelEscrow(id)
+            : refuse(
+              `the payer may cancel escrow ${id} only after its deadline ${new Date(escrow.expiresAtMs).toISOString()}; the payee may cancel it now`,
+              "escrow_id"
+            )
+        )
+      }),
+
+    get: partyEscrow,
+
+    list: (caller, query) => ledger.listEscrows({ ...query, wallet: caller.wallet }),
+
+    referralStats: (caller) => ledger.referrals(caller.wallet)
+  }
+  return service
+})

@@ -1,0 +1,97 @@
+/**
+ * The API's outermost middleware: the body size limit, and one error shape for
+ * everything that goes wrong, whoever raised it.
+ *
+ * `HttpApiBuilder` would answer a schema decode failure with its own
+ * `HttpApiDecodeError` body, an unknown route with an empty 404 and an unreadable
+ * body with a defect (500). Clients of the escrow dialect expect
+ * `{ "error", "message" }` everywhere, so this middleware, which sees failures
+ * before the builder encodes them, writes every response itself:
+ * - wire errors (from handlers and the auth middleware) with their status;
+ * - decode failures as 400 `invalid_request` naming the field;
+ * - unparseable JSON as 400 `invalid_json`; bodies over the limit as 413 (by
+ *   `Content-Length` before reading anything, or while reading a chunked body);
+ * - unknown routes as 404 `not_found`; anything else as 500 `internal_error`,
+ *   logged with its cause (never with the request's headers, which carry keys).
+ */
+import { type HttpApp, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Cause, Effect, Option } from "effect"
+import { bodyOf, isWireError, statusOf, type WireError } from "./errors.js"
+
+const MAX_MESSAGE_CHARS = 500
+
+const respond = (error: WireError, extraHeaders?: Record<string, string>) => {
+  const status = statusOf(error)
+  let headers = extraHeaders
+  const retryAfterMs = status === 429 ? Number(error.details?.["retry_after_ms"]) : NaN
+  if (Number.isFinite(retryAfterMs)) headers = { ...headers, "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) }
+  return HttpServerResponse.unsafeJson(bodyOf(error), headers === undefined ? { status } : { status, headers })
+}
+
+const plain = (status: number, error: string, message: string, field?: string, headers?: Record<string, string>) => {
+  const body: Record<string, string> = { error, message: message.length > MAX_MESSAGE_CHARS ? message.slice(0, MAX_MESSAGE_CHARS) + "…" : message }
+  if (field !== undefined) body["field"] = field
+  return HttpServerResponse.unsafeJson(body, headers === undefined ? { status } : { status, headers })
+}
+
+interface DecodeIssue {
+  readonly path: ReadonlyArray<PropertyKey>
+  readonly message: string
+}
+
+/** The platform's decode failure, as the dialect's 400 naming the (first) field. */
+const decodeFailure = (issues: ReadonlyArray<DecodeIssue>) => {
+  const issue = issues[0]
+  if (issue === undefined) return plain(400, "invalid_request", "the request does not match the API")
+  const field = issue.path.map(String).join(".")
+  if (field === "") return plain(400, "invalid_request", `the request body must be a JSON object of the documented shape (${issue.message})`)
+  return plain(400, "invalid_request", `${field}: ${issue.message}`, field)
+}
+
+const tooLarge = (maxBodyBytes: number) =>
+  // `connection: close`: the unread rest of the body is not worth draining.
+  plain(413, "payload_too_large", `the request body exceeds ${maxBodyBytes} bytes`, undefined, { connection: "close" })
+
+const isTagged = (u: unknown, tag: string): u is { readonly _tag: string } =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === tag
+
+const bodyReadFailure = (error: { readonly cause?: unknown }, maxBodyBytes: number) =>
+  error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
+    ? tooLarge(maxBodyBytes)
+    : plain(400, "invalid_json", "the request body is not valid JSON")
+
+const fromCause = (maxBodyBytes: number) => (cause: Cause.Cause<unknown>) => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    if (isWireError(error)) return Effect.succeed(respond(error))
+    if (isTagged(error, "HttpApiDecodeError")) return Effect.succeed(decodeFailure((error as any).issues))
+    if (isTagged(error, "RouteNotFound")) {
+      const request = (error as any).request as HttpServerRequest.HttpServerRequest
+      return Effect.succeed(plain(404, "not_found", `no route ${request.method} ${request.url.split("?", 1)[0]}`))
+    }
+    if (isTagged(error, "RequestError")) return Effect.succeed(bodyReadFailure(error as any, maxBodyBytes))
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect) && isTagged(defect.value, "RequestError")) {
+    return Effect.succeed(bodyReadFailure(defect.value as any, maxBodyBytes))
+  }
+  // A client that went away: nothing to answer.
+  if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+  return Effect.as(
+    Effect.logError("unexpected failure in the settlement API", Cause.squash(cause)),
+    plain(500, "internal_error", "unexpected failure; nothing is known to have changed")
+  )
+}
+
+/** The middleware for `HttpApiBuilder.middleware`. */
+export const edge = (maxBodyBytes: number) => {
+  const limit = Option.some(maxBodyBytes)
+  const handle = fromCause(maxBodyBytes)
+  return (app: HttpApp.Default): HttpApp.Default =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const length = request.headers["content-length"]
+      if (length !== undefined && Number(length) > maxBodyBytes) return Effect.succeed(tooLarge(maxBodyBytes))
+      return app.pipe(HttpIncomingMessage.withMaxBodySize(limit), Effect.catchAllCause(handle))
+    })
+}

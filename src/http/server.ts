@@ -1,0 +1,77 @@
+/**
+ * Serving the settlement API.
+ *
+ * - `layerRoutes`: the contract's routes, `/openapi.json`, `/docs` and the edge
+ *   middleware, on `HttpApiBuilder`'s router, without binding a port. Compose it
+ *   with more routes on the same router (e.g. `McpServer.layerHttp({ path: "/mcp",
+ *   routerTag: HttpApiBuilder.Router })`) and serve with `HttpApiBuilder.serve()`.
+ * - `Settlement.layer`: the operations over the provided `Ledger` and `ApiKeys`
+ *   (the routes and the MCP tools both need it).
+ * - `layer`: all of it listening on `SettlementConfig.port` with `NodeHttpServer`.
+ * - `layerMemory`: a self-contained server on the in-memory ledger and key store.
+ */
+import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { createServer } from "node:http"
+import { Effect, Layer } from "effect"
+import type { Ledger, LedgerConfigShape } from "../ledger/Ledger.js"
+import * as LedgerConfig from "../ledger/LedgerConfig.js"
+import * as MemoryLedger from "../ledger/MemoryLedger.js"
+import { SettlementApi } from "./Api.js"
+import { ApiKeys } from "./ApiKeys.js"
+import { edge } from "./edge.js"
+import { HandlersLive } from "./handlers.js"
+import { Settlement } from "./Settlement.js"
+import * as SettlementSettings from "./SettlementConfig.js"
+import { SettlementConfig, type SettlementConfigShape } from "./SettlementConfig.js"
+
+/** Body limit and the one error shape, around every route of the router. */
+export const layerEdge = HttpApiBuilder.middleware(Effect.map(SettlementConfig, (config) => edge(config.maxBodyBytes)))
+
+/** The API implementation (`HttpApi.Api`): the contract with its handlers. */
+export const layerApi = HttpApiBuilder.api(SettlementApi).pipe(Layer.provide(HandlersLive))
+
+/** Routes, docs and middleware; binds no port. Provides `HttpApi.Api` for `HttpApiBuilder.serve()`. */
+export const layerRoutes = Layer.mergeAll(
+  HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
+  HttpApiSwagger.layer({ path: "/docs" }),
+  layerEdge
+).pipe(Layer.provideMerge(layerApi))
+
+/** Listens on `SettlementConfig.port` / `host`. */
+export const layerNodeServer = Layer.unwrapEffect(
+  Effect.map(SettlementConfig, (config) =>
+    NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), { port: config.port, host: config.host }))
+)
+
+/**
+ * The settlement service over HTTP, on whatever `Ledger`, `ApiKeys` and
+ * `SettlementConfig` are provided.
+ */
+export const layer: Layer.Layer<HttpServer.HttpServer | Settlement, unknown, Ledger | ApiKeys | SettlementConfig> = HttpApiBuilder
+  .serve()
+  .pipe(
+    Layer.provide(layerRoutes),
+    HttpServer.withLogAddress,
+    Layer.provideMerge(layerNodeServer),
+    Layer.provideMerge(Settlement.layer)
+  )
+
+/** Self-contained: in-memory ledger and API keys. For tests, demos and examples. */
+export const layerMemory = (
+  options: { readonly settlement?: Partial<SettlementConfigShape>; readonly ledger?: Partial<LedgerConfigShape> } = {}
+): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | SettlementConfig, unknown> =>
+  layer.pipe(
+    Layer.provideMerge(ApiKeys.layerMemory),
+    Layer.provideMerge(MemoryLedger.layer),
+    Layer.provideMerge(LedgerConfig.layer(options.ledger)),
+    Layer.provideMerge(SettlementSettings.layer(options.settlement))
+  )
+
+/** The listening address, e.g. for tests on port 0. */
+export const baseUrl: Effect.Effect<string, never, HttpServer.HttpServer> = Effect.map(HttpServer.HttpServer, (server) => {
+  const address = server.address
+  if (address._tag !== "TcpAddress") throw new Error("the settlement server is not on TCP")
+  const host = address.hostname === "0.0.0.0" ? "127.0.0.1" : address.hostname
+  return `http://${host}:${address.port}`
+})

@@ -1,0 +1,107 @@
+/**
+ * Domain records ⇄ the contract's snake_case views. Pure, shared by the REST
+ * handlers, the MCP tools (same JSON as the matching route) and the HTTP `Escrow`
+ * client (which turns a view back into the `EscrowRecord` its callers expect).
+ */
+import type { EscrowRecord, MandateRecord, WalletBalance } from "../domain/Escrow.js"
+import type { Usdc } from "../domain/Usdc.js"
+import { type FeeSchedule, feeOf } from "../ledger/FeeSchedule.js"
+import type { FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
+import type * as Api from "./Api.js"
+
+type Type<S extends { readonly Type: unknown }> = S["Type"]
+
+export type EscrowView = Type<typeof Api.Escrow>
+export type MandateView = Type<typeof Api.Mandate>
+
+const usdc = (micros: bigint) => micros as Usdc
+
+/**
+ * `fee_usdc` / `net_usdc` say what the payee bears and gets: fees already taken on
+ * released parts, plus (while pending) what releasing the remainder in full would
+ * take. For a fresh escrow that is 1% and 99% of the amount.
+ */
+export const escrowView = (e: EscrowRecord, fees: FeeSchedule): EscrowView => {
+  const remaining = e.amount - e.released - e.refunded
+  const pending = e.status === "pending"
+  const fee = e.feePaid + (pending ? feeOf(fees, remaining) : 0n)
+  const gross = e.released + (pending ? remaining : 0n)
+  return {
+    escrow_id: e.id,
+    status: e.status,
+    payer_wallet: e.payer,
+    payee_wallet: e.payee,
+    amount_usdc: e.amount,
+    fee_usdc: usdc(fee),
+    net_usdc: usdc(gross - fee),
+    released_usdc: e.released,
+    fee_paid_usdc: e.feePaid,
+    refunded_usdc: e.refunded,
+    remaining_usdc: usdc(remaining),
+    description: e.description,
+    metadata: e.metadata,
+    region: e.region,
+    idempotency_key: e.idempotencyKey,
+    mandate_id: e.mandateId,
+    created_at: e.createdAtMs,
+    expires_at: e.expiresAtMs,
+    settled_at: e.settledAtMs,
+    version: e.version
+  }
+}
+
+/** The record behind a view: every field the view carries, so nothing is lost. */
+export const escrowFromView = (v: EscrowView): EscrowRecord => ({
+  id: v.escrow_id,
+  payer: v.payer_wallet,
+  payee: v.payee_wallet,
+  amount: v.amount_usdc,
+  released: v.released_usdc,
+  feePaid: v.fee_paid_usdc,
+  refunded: v.refunded_usdc,
+  status: v.status,
+  description: v.description,
+  metadata: v.metadata,
+  region: v.region,
+  idempotencyKey: v.idempotency_key,
+  mandateId: v.mandate_id,
+  createdAtMs: v.created_at,
+  expiresAtMs: v.expires_at,
+  settledAtMs: v.settled_at,
+  version: v.version
+})
+
+export const mandateView = (m: MandateRecord): MandateView => ({
+  mandate_id: m.id,
+  payer_wallet: m.payer,
+  payee_wallet: m.payee,
+  max_amount_usdc: m.maxAmount,
+  budget_usdc: m.budget,
+  remaining_usdc: m.remaining,
+  expires_at: m.expiresAtMs,
+  revoked: m.revoked,
+  created_at: m.createdAtMs
+})
+
+export const walletView = (b: WalletBalance): Type<typeof Api.Wallet> => ({
+  wallet_address: b.wallet,
+  balance_usdc: b.available,
+  locked_usdc: b.locked
+})
+
+export const faucetView = (c: FaucetClaim): Type<typeof Api.FaucetClaimed> => ({
+  credited_usdc: c.credited,
+  balance_usdc: c.balance
+})
+
+export const referralsView = (r: ReferralReport): Type<typeof Api.Referrals> => ({
+  referral_code: r.agent.referralCode,
+  referred_agents: r.referred.map((x) => ({
+    agent_id: x.agent.agentId,
+    agent_name: x.agent.name,
+    wallet_address: x.agent.wallet,
+    earned_usdc: x.earned
+  })),
+  earned_usdc: r.earned,
+  by_region: r.byRegion
+})
