@@ -215,7 +215,7 @@ export const make = (config: LedgerConfigShape) =>
         for (const agent of ws.agents.values()) if (agent?.referrer) accountIds.add(agent.referrer)
         for (const system of Object.values(SystemAccount)) accountIds.add(system)
         const sortedAccounts = [...accountIds].sort()
-        for (const row of yield* sql<Row>`SELECT id, balance FROM accounts WHERE ${sql.in("id", sortedAccounts)} ORDER BY id ${dialect.forUpdate}`) {
+        for (const row of yield* dialect.selectAccountsForUpdate(sortedAccounts)) {
           ws.accounts.set(row.id as string, big(row.balance))
         }
         for (const id of sortedAccounts) if (!ws.accounts.has(id)) ws.accounts.set(id, 0n)

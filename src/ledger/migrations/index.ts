@@ -3,6 +3,7 @@
  * Other features register their tables here too, in their own numbered files.
  */
 import { Migrator } from "@effect/sql"
+import { withMigrationLock } from "../dialect.js"
 import ledger from "./0001_ledger.js"
 
 export const migrations = {
@@ -11,7 +12,7 @@ export const migrations = {
 
 export const loader = Migrator.fromRecord(migrations)
 
-/** Runs pending migrations (PostgreSQL: under a table lock, so concurrent starts are safe). */
-export const run = Migrator.make({})({ loader })
+/** Runs pending migrations; concurrent starts on PostgreSQL migrate once (see `withMigrationLock`). */
+export const run = withMigrationLock(Migrator.make({})({ loader }))
 
 export { MigrationError } from "@effect/sql/Migrator"
