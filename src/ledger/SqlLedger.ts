@@ -102,12 +102,31 @@ const toEvent = (r: Row): EscrowEvent => ({
   atMs: num(r.at_ms)
 })
 
-/** Rows per multi-row statement: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters. */
-const ROWS_PER_STATEMENT = 500
+/**
+ * Statement shapes. A multi-row INSERT or an IN list of a new length is new SQL text,
+ * so it misses the prepared-statement cache and is parsed again; batches vary in size
+ * all the time. Splitting rows into power-of-two chunks (42 rows → 32 + 8 + 2) and
+ * padding IN lists to a power of two keeps the number of distinct statements small
+ * (a few per table), so they stay prepared. 256 rows stay far below SQLite's 32,766
+ * and PostgreSQL's 65,535 parameters.
+ */
+const MAX_ROWS_PER_STATEMENT = 256
 const chunks = <A>(items: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += ROWS_PER_STATEMENT) out.push(items.slice(i, i + ROWS_PER_STATEMENT))
+  let i = 0
+  while (i < items.length) {
+    let size = MAX_ROWS_PER_STATEMENT
+    while (size > items.length - i) size >>= 1
+    out.push(items.slice(i, i + size))
+    i += size
+  }
   return out
+}
+/** Repeats the last key up to the next power of two: same rows, one of few statement shapes. */
+const padded = <A>(keys: ReadonlyArray<A>): ReadonlyArray<A> => {
+  let size = 1
+  while (size < keys.length) size <<= 1
+  return size === keys.length ? keys : [...keys, ...Array.from({ length: size - keys.length }, () => keys[keys.length - 1]!)]
 }
 
 interface Pending {
@@ -164,7 +183,7 @@ export const make = (config: LedgerConfigShape) =>
         }
         if (escrowIds.size > 0) {
           const ids = [...escrowIds].sort()
-          for (const row of yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("id", ids)} ORDER BY id ${dialect.forUpdate}`) {
+          for (const row of yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("id", padded(ids))} ORDER BY id ${dialect.forUpdate}`) {
             putEscrowRow(row)
           }
           for (const id of ids) if (!ws.escrows.has(id)) ws.escrows.set(id, null)
@@ -175,20 +194,20 @@ export const make = (config: LedgerConfigShape) =>
             const [payer, key] = composite.split("\u0000") as [string, string]
             byKey.set(key, [...(byKey.get(key) ?? []), payer])
           }
-          const rows = yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("idempotency_key", [...byKey.keys()])} ORDER BY id ${dialect.forUpdate}`
+          const rows = yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("idempotency_key", padded([...byKey.keys()]))} ORDER BY id ${dialect.forUpdate}`
           for (const row of rows) if (escrowKeys.has(escrowKey(row.payer as string, row.idempotency_key as string))) putEscrowRow(row)
           for (const composite of escrowKeys) if (!ws.escrowsByKey.has(composite)) ws.escrowsByKey.set(composite, null)
         }
         if (mandateIds.size > 0) {
           const ids = [...mandateIds].sort()
-          for (const row of yield* sql<Row>`SELECT * FROM mandates WHERE ${sql.in("id", ids)} ORDER BY id ${dialect.forUpdate}`) {
+          for (const row of yield* sql<Row>`SELECT * FROM mandates WHERE ${sql.in("id", padded(ids))} ORDER BY id ${dialect.forUpdate}`) {
             const mandate = toMandate(row)
             ws.mandates.set(mandate.id, mandate)
           }
           for (const id of ids) if (!ws.mandates.has(id)) ws.mandates.set(id, null)
         }
         if (codes.size > 0) {
-          for (const row of yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("referral_code", [...codes])}`) {
+          for (const row of yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("referral_code", padded([...codes]))}`) {
             const agent = toAgent(row)
             ws.agentsByCode.set(agent.referralCode, agent)
             ws.agents.set(agent.wallet, agent)
@@ -199,7 +218,7 @@ export const make = (config: LedgerConfigShape) =>
         let toLoad = [...wallets].filter((w) => !ws.agents.has(w))
         const accountIds = new Set<string>(wallets)
         for (let level = 0; level <= config.fees.referralTiersPpm.length && toLoad.length > 0; level++) {
-          const rows = yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", toLoad)}`
+          const rows = yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", padded(toLoad))}`
           const found = new Map(rows.map((row) => [row.wallet as string, toAgent(row)]))
           const next: Array<string> = []
           for (const wallet of toLoad) {
@@ -215,14 +234,14 @@ export const make = (config: LedgerConfigShape) =>
         for (const agent of ws.agents.values()) if (agent?.referrer) accountIds.add(agent.referrer)
         for (const system of Object.values(SystemAccount)) accountIds.add(system)
         const sortedAccounts = [...accountIds].sort()
-        for (const row of yield* dialect.selectAccountsForUpdate(sortedAccounts)) {
+        for (const row of yield* dialect.selectAccountsForUpdate(padded(sortedAccounts))) {
           ws.accounts.set(row.id as string, big(row.balance))
         }
         for (const id of sortedAccounts) if (!ws.accounts.has(id)) ws.accounts.set(id, 0n)
 
         if (faucetWallets.size > 0) {
           const claimed = new Set(
-            (yield* sql<Row>`SELECT wallet FROM faucet_claims WHERE ${sql.in("wallet", [...faucetWallets])}`).map((r) => r.wallet as string)
+            (yield* sql<Row>`SELECT wallet FROM faucet_claims WHERE ${sql.in("wallet", padded([...faucetWallets]))}`).map((r) => r.wallet as string)
           )
           for (const wallet of faucetWallets) ws.faucetClaimed.set(wallet, claimed.has(wallet))
           const day = utcDay(yield* Clock.currentTimeMillis)
@@ -231,7 +250,7 @@ export const make = (config: LedgerConfigShape) =>
         }
         if (lockedWallets.size > 0) {
           const rows = yield* sql<Row>`SELECT payer, SUM(amount - released - refunded) AS locked FROM escrows
-            WHERE status = 'pending' AND ${sql.in("payer", [...lockedWallets])} GROUP BY payer`
+            WHERE status = 'pending' AND ${sql.in("payer", padded([...lockedWallets]))} GROUP BY payer`
           for (const wallet of lockedWallets) ws.locked.set(wallet, 0n)
           for (const row of rows) ws.locked.set(row.payer as string, big(row.locked))
         }
