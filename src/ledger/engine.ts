@@ -229,9 +229,13 @@ const asUsdc = (micros: bigint) => micros as Usdc
 
 const invalid = (field: string, message: string) => Either.left(new InvalidInput({ field, message }))
 
+/** `metadata.fly_region`, or `metadata.region` as the seed's Go sample sends it, else the ledger's own region. */
 const regionOf = (metadata: Metadata, fallback: string): string => {
-  const region = metadata["fly_region"]
-  return typeof region === "string" && region.length > 0 && region.length <= 64 ? region : fallback
+  for (const key of ["fly_region", "region"]) {
+    const region = metadata[key]
+    if (typeof region === "string" && region.length > 0 && region.length <= 64) return region
+  }
+  return fallback
 }
 
 /** Referrers of a wallet, nearest first, as deep as the fee schedule pays. */

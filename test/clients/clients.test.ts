@@ -161,10 +161,10 @@ describe("example clients against the settlement server", () => {
 
           const { summary, ledger } = yield* runClient(Command.make(binary).pipe(Command.env(baseEnv(base, "lhr"))), "lhr")
           // The failed task used the hosted Go sample's EscrowReq verbatim ("region", no "fly_region"):
-          // accepted, stored as sent, and tagged with the service's own region.
+          // accepted, stored as sent, and tagged with the region it names.
           const failed = yield* ledger.getEscrow(summary.failed.escrow_id)
           expect(failed.metadata).toEqual({ region: "lhr" })
-          expect(failed.region).toBe("test-local")
+          expect(failed.region).toBe("lhr")
 
           const broken = yield* runProcess(
             Command.make(binary).pipe(Command.env(baseEnv(`${base}/no-such-prefix`, "lhr"))),
