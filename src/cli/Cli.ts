@@ -1,0 +1,20 @@
+/**
+ * The `ringmaster` command tree. Each subcommand is one `Command` in ./commands;
+ * adding one (`ledger verify`, `ledger export`, `serve`) is one file and one entry in
+ * `subcommands`.
+ */
+import { Command } from "@effect/cli"
+import { mcp } from "./commands/mcp.js"
+import { settlement } from "./commands/settlement.js"
+
+export const VERSION = "0.1.0"
+
+const subcommands = [settlement, mcp] as const
+
+export const ringmaster = Command.make("ringmaster").pipe(
+  Command.withDescription("Orchestrator agents that hire and pay sub-agents through escrow"),
+  Command.withSubcommands(subcommands)
+)
+
+/** Parses `argv` (as `process.argv`) and runs the chosen command. */
+export const run = Command.run(ringmaster, { name: "ringmaster", version: VERSION })

@@ -1,0 +1,48 @@
+/**
+ * The processes `ringmaster` runs, as layers: composition only, no logic.
+ *
+ * - `settlementHttp`: the REST API and `POST /mcp` on one server and port.
+ * - `sqliteStores`: the embedded SQLite ledger and API keys in `dataDir` (one file).
+ * - `settlementFromEnv` / `mcpStdioFromEnv`: what `ringmaster settlement` and
+ *   `ringmaster mcp` launch, configured from the environment.
+ */
+import { HttpApiBuilder, HttpServer } from "@effect/platform"
+import { Config, Effect, Layer } from "effect"
+import { ApiKeys } from "../http/ApiKeys.js"
+import * as Mcp from "../http/mcp/Mcp.js"
+import * as Server from "../http/server.js"
+import { Settlement } from "../http/Settlement.js"
+import * as SettlementSettings from "../http/SettlementConfig.js"
+import * as LedgerSettings from "../ledger/LedgerConfig.js"
+import * as SqlLedger from "../ledger/SqlLedger.js"
+
+/**
+ * The settlement service over HTTP on whatever `Ledger`, `ApiKeys` and
+ * `SettlementConfig` are provided: `Server.layer` with the MCP route added on the
+ * same router (it must be built before `serve()` snapshots the router, hence
+ * provided to it together with the API routes).
+ */
+export const settlementHttp = HttpApiBuilder.serve().pipe(
+  Layer.provide(Layer.merge(Server.layerRoutes, Mcp.layerHttp)),
+  HttpServer.withLogAddress,
+  Layer.provideMerge(Server.layerNodeServer),
+  Layer.provideMerge(Settlement.layer)
+)
+
+/** Ledger and API keys in `<dataDir>/ledger.db`. Needs `LedgerConfig`. */
+export const sqliteStores = (dataDir: string) =>
+  ApiKeys.layerSql().pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })))
+
+/** `DATA_DIR`, default `./data`. */
+export const dataDir = Config.string("DATA_DIR").pipe(Config.withDefault("./data"))
+
+/** `ringmaster settlement`: port from `PORT` (8080), data in `DATA_DIR`, the rest of the settings from the environment. */
+export const settlementFromEnv = Layer.unwrapEffect(
+  Effect.map(dataDir, (dir) => settlementHttp.pipe(Layer.provide(sqliteStores(dir))))
+).pipe(Layer.provide(Layer.merge(LedgerSettings.layerConfig, SettlementSettings.layerConfig)))
+
+/** `ringmaster mcp`: the tools on stdio over the SQLite ledger in `DATA_DIR`, as the owner of `PF_API_KEY`. */
+export const mcpStdioFromEnv = Layer.unwrapEffect(
+  Effect.map(dataDir, (dir) =>
+    Mcp.layerStdio.pipe(Layer.provide(Settlement.layer), Layer.provide(sqliteStores(dir))))
+).pipe(Layer.provide(Layer.merge(LedgerSettings.layerConfig, SettlementSettings.layerConfig)))

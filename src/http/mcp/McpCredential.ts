@@ -1,0 +1,65 @@
+/**
+ * Where an MCP tool call's API key comes from: the HTTP `Authorization` header of the
+ * MCP request (StreamableHTTP), or `PF_API_KEY` for the stdio transport, which has no
+ * headers. Never from a tool argument.
+ *
+ * Why a FiberRef and not a header read inside the tool handler: @effect/ai's
+ * `McpServer` hands a tool handler only its decoded arguments; the request headers
+ * stop at the RPC layer (`tools/call` ignores them). What does survive is the fiber:
+ * `RpcServer.makeProtocolWithHttpApp` feeds each decoded JSON-RPC message to the server
+ * synchronously from the HTTP request's fiber, and the RPC server starts the handler
+ * fiber with that fiber's FiberRefs (`fiberRefs: requestFiber.getFiberRefs()`), exactly
+ * as it carries log annotations and spans. So the `/mcp` route sets `currentBearer`
+ * around the MCP app for the duration of the request, and the handler reads it back.
+ * A Context service would not do: the tool registration re-provides the context it was
+ * built with over the request's, whereas FiberRefs are left alone.
+ *
+ * The key itself is checked lazily, by the tool that needs it, so `initialize` and
+ * `tools/list` work without one and an unauthorized call is an MCP tool error the
+ * client can read, not a transport failure.
+ */
+import { Config, Context, Effect, FiberRef, Layer, Option, Redacted } from "effect"
+import { globalValue } from "effect/GlobalValue"
+
+/** The bearer token of the HTTP request being served, if it carried one. */
+export const currentBearer: FiberRef.FiberRef<Option.Option<Redacted.Redacted<string>>> = globalValue(
+  Symbol.for("ringmaster/McpCredential/currentBearer"),
+  () => FiberRef.unsafeMake<Option.Option<Redacted.Redacted<string>>>(Option.none())
+)
+
+/** Longest `Authorization` header value considered; anything longer is no key of ours. */
+export const MAX_AUTHORIZATION_CHARS = 512
+
+/**
+ * `Bearer <token>` (scheme case-insensitive, as RFC 7235 says) → the token. Anything
+ * else, including an empty or oversized value, is no credential at all.
+ */
+export const parseBearer = (header: string | undefined): Option.Option<Redacted.Redacted<string>> => {
+  if (header === undefined || header.length > MAX_AUTHORIZATION_CHARS) return Option.none()
+  const match = /^\s*bearer\s+(\S+)\s*$/i.exec(header)
+  return match === null ? Option.none() : Option.some(Redacted.make(match[1]!))
+}
+
+export interface McpCredentialShape {
+  /** The API key presented with the tool call being handled, if any. */
+  readonly bearer: Effect.Effect<Option.Option<Redacted.Redacted<string>>>
+}
+
+export class McpCredential extends Context.Tag("ringmaster/McpCredential")<McpCredential, McpCredentialShape>() {
+  /** StreamableHTTP: the key of the HTTP request carrying the call (see `currentBearer`). */
+  static readonly layerHttp: Layer.Layer<McpCredential> = Layer.succeed(McpCredential, {
+    bearer: FiberRef.get(currentBearer)
+  })
+
+  /** A fixed key: the stdio transport, where one process serves one agent. */
+  static readonly layerStatic = (key: Option.Option<Redacted.Redacted<string>>): Layer.Layer<McpCredential> =>
+    Layer.succeed(McpCredential, { bearer: Effect.succeed(key) })
+
+  /** `PF_API_KEY` from the environment (absent: every tool call is unauthorized). */
+  static readonly layerConfig: Layer.Layer<McpCredential> = Layer.unwrapEffect(
+    Config.option(Config.redacted("PF_API_KEY")).pipe(
+      Effect.map((key) => McpCredential.layerStatic(Option.filter(key, (k) => Redacted.value(k).length > 0))),
+      Effect.orElseSucceed(() => McpCredential.layerStatic(Option.none()))
+    )
+  )
+}

@@ -1,0 +1,152 @@
+/**
+ * The two ways the MCP tools are reached: StreamableHTTP on the settlement service's own
+ * HTTP server (same port as the REST API), and stdio for `ringmaster mcp`.
+ *
+ * HTTP is `McpServer.layerHttp` rebuilt from its public parts so that the `/mcp` route
+ * can do two things before the MCP app runs: bound the body, and capture the caller's
+ * `Authorization` header into `currentBearer` (see McpCredential.ts for why that is
+ * how the key reaches a tool handler).
+ */
+import { McpServer } from "@effect/ai"
+import {
+  type Headers,
+  HttpApiBuilder,
+  type HttpApp,
+  HttpIncomingMessage,
+  type HttpRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { NodeSink, NodeStream } from "@effect/platform-node"
+import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { Effect, Layer, Logger, Option, Redacted, type Scope } from "effect"
+import { inspect } from "./jsonRpc.js"
+import { currentBearer, MAX_AUTHORIZATION_CHARS, McpCredential, parseBearer } from "./McpCredential.js"
+
+export interface ServerInfo {
+  readonly name: string
+  readonly version: string
+}
+
+export const defaultServerInfo: ServerInfo = { name: "ringmaster-settlement", version: "0.1.0" }
+
+/** A JSON-RPC batch of tool calls is small; 256 KiB leaves room for long descriptions. */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024
+
+export interface HttpOptions {
+  /** Default `/mcp`. */
+  readonly path?: HttpRouter.PathInput | undefined
+  readonly maxBodyBytes?: number | undefined
+  readonly serverInfo?: ServerInfo | undefined
+  /**
+   * The router the route joins. Default: `HttpApiBuilder.Router`, the router that
+   * `HttpApiBuilder.serve()` serves next to the API's own routes, so `/mcp` shares the
+   * REST API's server and port.
+   */
+  readonly routerTag?: HttpRouter.HttpRouter.TagClass<any, string, any, any> | undefined
+}
+
+/**
+ * Wraps the MCP HTTP app. Before it runs: a body over the limit is a 413 (the app
+ * reads the body once and caches it, so the bounded read here is the only read), the
+ * body passes `inspect` (jsonRpc.ts: answers malformed messages, fills in optional
+ * `arguments`), and the request's bearer token goes into `currentBearer` for the tool
+ * handlers. A body of notifications only is answered 202, as StreamableHTTP says.
+ */
+export const withRequestCredential = (
+  app: HttpApp.Default<never, Scope.Scope>,
+  maxBodyBytes: number
+): HttpApp.Default<never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const declared = Number(request.headers["content-length"] ?? "0")
+    const tooLarge = HttpServerResponse.unsafeJson(
+      { error: "payload_too_large", message: `the request body exceeds ${maxBodyBytes} bytes` },
+      { status: 413, headers: { connection: "close" } }
+    )
+    if (Number.isFinite(declared) && declared > maxBodyBytes) return tooLarge
+    const read = yield* request.text.pipe(
+      HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
+      Effect.either
+    )
+    if (read._tag === "Left") return tooLarge
+    const inspection = inspect(read.right)
+    if (inspection._tag === "Answer") return HttpServerResponse.unsafeJson(inspection.body, { status: inspection.status })
+    const forwarded = inspection.body === undefined ? request : withBody(request, inspection.body)
+    const response = yield* app.pipe(
+      Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
+      Effect.locally(currentBearer, bearerOf(request.headers))
+    )
+    return inspection.hasRequests ? response : HttpServerResponse.empty({ status: 202 })
+  })
+
+/** The same REST rule: `Authorization: Bearer <key>`, or `X-API-Key: <key>`. */
+const bearerOf = (headers: Headers.Headers) =>
+  Option.orElse(parseBearer(headers["authorization"]), () => {
+    const key = headers["x-api-key"]
+    return key !== undefined && key.length > 0 && key.length <= MAX_AUTHORIZATION_CHARS
+      ? Option.some(Redacted.make(key))
+      : Option.none()
+  })
+
+/** The request with a rewritten body; the MCP app reads only its headers and text. */
+const withBody = (request: HttpServerRequest.HttpServerRequest, body: string) => {
+  const headers = new globalThis.Headers()
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (name !== "content-length") headers.set(name, value)
+  }
+  return HttpServerRequest.fromWeb(new Request("http://localhost/mcp", { method: "POST", headers, body }))
+}
+
+/** The RPC protocol of `McpServer`, served at `path` on the given router. */
+export const protocolHttp = (options: HttpOptions = {}): Layer.Layer<RpcServer.Protocol> => {
+  const routerTag = options.routerTag ?? HttpApiBuilder.Router
+  const path = options.path ?? "/mcp"
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  return Layer.effect(
+    RpcServer.Protocol,
+    Effect.gen(function*() {
+      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
+      const router = yield* routerTag
+      yield* router.post(path, withRequestCredential(httpApp, maxBodyBytes))
+      // No server-initiated SSE stream and no sessions: StreamableHTTP says 405 for both.
+      const notAllowed = HttpServerResponse.unsafeJson(
+        { error: "method_not_allowed", message: `${path} takes POST only (no SSE stream, no sessions)` },
+        { status: 405, headers: { allow: "POST" } }
+      )
+      yield* router.get(path, Effect.succeed(notAllowed))
+      yield* router.del(path, Effect.succeed(notAllowed))
+      return protocol
+    })
+  ).pipe(Layer.provide(routerTag.Live), Layer.provide(RpcSerialization.layerJsonRpc())) as Layer.Layer<RpcServer.Protocol>
+}
+
+/**
+ * The MCP server over StreamableHTTP, with tool handlers reading the key of each HTTP
+ * request. Add the tool layers on top and merge into the HTTP server's layer.
+ */
+export const layerHttp = (
+  options: HttpOptions = {}
+): Layer.Layer<McpServer.McpServer | McpCredential> =>
+  Layer.merge(
+    McpServer.layer(options.serverInfo ?? defaultServerInfo).pipe(Layer.provide(protocolHttp(options))),
+    McpCredential.layerHttp
+  ) as Layer.Layer<McpServer.McpServer | McpCredential>
+
+/**
+ * The MCP server on this process's stdin/stdout (newline-delimited JSON-RPC). stdout
+ * belongs to the protocol, so logs go to stderr. The key comes from `PF_API_KEY`.
+ */
+export const layerStdio = (
+  serverInfo: ServerInfo = defaultServerInfo
+): Layer.Layer<McpServer.McpServer | McpCredential> =>
+  Layer.merge(
+    McpServer.layerStdio({
+      ...serverInfo,
+      stdin: NodeStream.stdin,
+      stdout: NodeSink.stdout
+    }),
+    McpCredential.layerConfig
+  ).pipe(
+    Layer.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false })))
+  ) as Layer.Layer<McpServer.McpServer | McpCredential>
