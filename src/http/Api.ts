@@ -222,13 +222,16 @@ export interface Caller {
 }
 export class CurrentCaller extends Context.Tag("ringmaster/http/CurrentCaller")<CurrentCaller, Caller>() {}
 
-/** `Authorization: Bearer <api_key>` (or `X-API-Key`), checked against the stored hash; rate-limited per agent. */
+/**
+ * `Authorization: Bearer <api_key>`, checked against the stored hash; rate-limited
+ * per agent. One scheme only: with several, the platform tries the next on any
+ * failure of the first, which would turn a 429 or 503 into a 401.
+ */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("ringmaster/http/Authorization", {
   failure: Schema.Union(Wire.UnauthorizedError, Wire.TooManyRequestsError, Wire.ServiceUnavailableError),
   provides: CurrentCaller,
   security: {
-    bearer: HttpApiSecurity.bearer.pipe(HttpApiSecurity.annotate(OpenApi.Description, "The API key from POST /api/agents")),
-    apiKey: HttpApiSecurity.apiKey({ in: "header", key: "X-API-Key" })
+    bearer: HttpApiSecurity.bearer.pipe(HttpApiSecurity.annotate(OpenApi.Description, "The API key from POST /api/agents"))
   }
 }) {}
 

@@ -7,7 +7,7 @@ import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { Ledger } from "../ledger/Ledger.js"
 import { Authorization, CurrentCaller, RegistrationLimit, SettlementApi } from "./Api.js"
-import { toWire } from "./errors.js"
+import { type ServiceUnavailableError, toWire, type TooManyRequestsError, type UnauthorizedError } from "./errors.js"
 import { clientAddress } from "./RateLimits.js"
 import { Settlement } from "./Settlement.js"
 import { SettlementConfig } from "./SettlementConfig.js"
@@ -15,17 +15,18 @@ import * as View from "./views.js"
 
 const wire = Effect.mapError(toWire)
 
-/** Bearer (or X-API-Key) → the caller, one request of its rate limit spent. */
+/** Bearer → the caller, one request of its rate limit spent. */
 export const AuthorizationLive = Layer.effect(
   Authorization,
-  Effect.map(Settlement, (settlement) => {
-    const authenticate = (key: Parameters<typeof settlement.authenticate>[0]) =>
-      Effect.mapError(settlement.authenticate(key), toWire) as Effect.Effect<
-        Effect.Effect.Success<ReturnType<typeof settlement.authenticate>>,
-        any
-      >
-    return Authorization.of({ bearer: authenticate, apiKey: authenticate })
-  })
+  Effect.map(Settlement, (settlement) =>
+    Authorization.of({
+      // toWire maps these three refusals to 401, 429 and 503: the middleware's declared failures.
+      bearer: (key) =>
+        Effect.mapError(
+          settlement.authenticate(key),
+          (error) => toWire(error) as UnauthorizedError | TooManyRequestsError | ServiceUnavailableError
+        )
+    }))
 )
 
 /** Registration has no key to limit on: the client address is limited, before the body is read. */

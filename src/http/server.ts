@@ -9,6 +9,7 @@
  *   (the routes and the MCP tools both need it).
  * - `layer`: all of it listening on `SettlementConfig.port` with `NodeHttpServer`.
  * - `layerMemory`: a self-contained server on the in-memory ledger and key store.
+ * - `layerSqlite`: the embedded production setup, ledger and keys in SQLite.
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -17,6 +18,7 @@ import { Effect, Layer } from "effect"
 import type { Ledger, LedgerConfigShape } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
 import * as MemoryLedger from "../ledger/MemoryLedger.js"
+import * as SqlLedger from "../ledger/SqlLedger.js"
 import { SettlementApi } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
 import { edge } from "./edge.js"
@@ -64,6 +66,25 @@ export const layerMemory = (
   layer.pipe(
     Layer.provideMerge(ApiKeys.layerMemory),
     Layer.provideMerge(MemoryLedger.layer),
+    Layer.provideMerge(LedgerConfig.layer(options.ledger)),
+    Layer.provideMerge(SettlementSettings.layer(options.settlement))
+  )
+
+/**
+ * The embedded production setup: the SQLite ledger in `dataDir` (`ledger.db`) and
+ * the API keys in the same database, config from the given overrides.
+ */
+export const layerSqlite = (
+  options: {
+    readonly dataDir?: string | undefined
+    readonly synchronous?: "FULL" | "NORMAL" | undefined
+    readonly settlement?: Partial<SettlementConfigShape>
+    readonly ledger?: Partial<LedgerConfigShape>
+  } = {}
+): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | SettlementConfig, unknown> =>
+  layer.pipe(
+    Layer.provideMerge(ApiKeys.layerSql()),
+    Layer.provideMerge(SqlLedger.layerSqlite({ dataDir: options.dataDir, synchronous: options.synchronous })),
     Layer.provideMerge(LedgerConfig.layer(options.ledger)),
     Layer.provideMerge(SettlementSettings.layer(options.settlement))
   )

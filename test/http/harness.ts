@@ -6,7 +6,6 @@
  * `it.scoped` it runs on the TestClock (rotation grace and escrow deadlines move
  * with `TestClock.adjust`), and under `it.live` on the real clock.
  */
-import { HttpServer } from "@effect/platform"
 import { Effect, Layer, type Scope } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -14,13 +13,9 @@ import * as fs from "node:fs"
 import type { WalletAddress } from "../../src/domain/ids.js"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
-import { ApiKeys } from "../../src/http/ApiKeys.js"
 import * as Server from "../../src/http/server.js"
 import type { SettlementConfigShape } from "../../src/http/SettlementConfig.js"
-import * as SettlementSettings from "../../src/http/SettlementConfig.js"
 import { Ledger, type LedgerConfigShape, type LedgerShape } from "../../src/ledger/Ledger.js"
-import * as LedgerConfig from "../../src/ledger/LedgerConfig.js"
-import * as SqlLedger from "../../src/ledger/SqlLedger.js"
 
 export interface Harness {
   readonly base: string
@@ -41,12 +36,7 @@ const testSettings = (options: Options) => ({ port: 0, host: "127.0.0.1", ...opt
 export const serverLayer = (options: Options = {}) => {
   if (options.sqlite !== true) return Server.layerMemory({ settlement: testSettings(options), ledger: options.ledger ?? {} })
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-http-"))
-  return Server.layer.pipe(
-    Layer.provideMerge(ApiKeys.layerSql()),
-    Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })),
-    Layer.provideMerge(LedgerConfig.layer(options.ledger ?? {})),
-    Layer.provideMerge(SettlementSettings.layer(testSettings(options)))
-  )
+  return Server.layerSqlite({ dataDir, synchronous: "NORMAL", settlement: testSettings(options), ledger: options.ledger ?? {} })
 }
 
 /** Starts a server for the current scope. */
@@ -55,7 +45,6 @@ export const serve = (options: Options = {}): Effect.Effect<Harness, unknown, Sc
     const context = yield* Layer.build(serverLayer(options))
     const base = yield* Effect.provide(Server.baseUrl, context)
     const ledger = yield* Effect.provide(Ledger, context)
-    void HttpServer
     return { base, ledger, http: http(base) }
   })
 
