@@ -1,0 +1,77 @@
+/**
+ * How a delegated task can end other than with its output. Each one settles the
+ * task's escrow by cancelling it (a full refund of what remains); the facts a
+ * caller needs to decide on a retry or a fallback travel with the error.
+ */
+import { Schema } from "effect"
+
+/** The task did not finish within its `timeoutMs`; its escrow was cancelled. */
+export class TaskTimedOut extends Schema.TaggedError<TaskTimedOut>()("TaskTimedOut", {
+  agent: Schema.String,
+  timeoutMs: Schema.Number
+}) {
+  override get message() {
+    return `agent ${this.agent} did not finish within ${this.timeoutMs} ms`
+  }
+}
+
+/** The sub-agent's `run` died (a defect) and its restart policy gave up. */
+export class AgentCrashed extends Schema.TaggedError<AgentCrashed>()("AgentCrashed", {
+  agent: Schema.String,
+  restarts: Schema.Number,
+  defect: Schema.String
+}) {
+  override get message() {
+    return `agent ${this.agent} crashed after ${this.restarts} restart(s): ${this.defect}`
+  }
+}
+
+/** The sub-agent was stopped (its orchestrator's scope closed, or `handle.stop`): nothing was locked. */
+export class AgentStopped extends Schema.TaggedError<AgentStopped>()("AgentStopped", {
+  agent: Schema.String
+}) {
+  override get message() {
+    return `agent ${this.agent} is stopped`
+  }
+}
+
+/** The sub-agent's output did not decode against its output schema: it is not paid for. */
+export class InvalidOutput extends Schema.TaggedError<InvalidOutput>()("InvalidOutput", {
+  agent: Schema.String,
+  message: Schema.String
+}) {}
+
+export const EscrowRefusalReason = Schema.Literal(
+  "malformed",
+  "not_found",
+  "not_pending",
+  "wrong_payee",
+  "underfunded",
+  "expiring",
+  "replayed"
+)
+export type EscrowRefusalReason = typeof EscrowRefusalReason.Type
+
+/**
+ * A remote agent refused the escrow it was offered, before doing any work: the id
+ * was forged or unknown, already settled, paid someone else, locked less than
+ * the agent's price, was about to expire, or was already used for another task.
+ */
+export class EscrowRefused extends Schema.TaggedError<EscrowRefused>()("EscrowRefused", {
+  escrowId: Schema.String,
+  reason: EscrowRefusalReason,
+  message: Schema.String
+}) {}
+
+/** A remote agent could not be reached or answered outside its contract. */
+export class RemoteAgentUnavailable extends Schema.TaggedError<RemoteAgentUnavailable>()("RemoteAgentUnavailable", {
+  agent: Schema.String,
+  url: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A remote agent's own `run` failed; its error travels as text. */
+export class RemoteTaskFailed extends Schema.TaggedError<RemoteTaskFailed>()("RemoteTaskFailed", {
+  agent: Schema.String,
+  message: Schema.String
+}) {}
