@@ -25,7 +25,7 @@ import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import * as Undici from "@effect/platform-node/Undici"
 import { randomUUID } from "node:crypto"
-import { Config, Duration, Effect, Layer, Redacted, Schedule, type Scope } from "effect"
+import { Cause, Config, Duration, Effect, Layer, type Redacted, Schedule, type Scope } from "effect"
 import { LedgerUnavailable } from "../domain/errors.js"
 import { SettlementApi } from "../http/Api.js"
 import { fromWire, isWireError, statusOf } from "../http/errors.js"
@@ -199,7 +199,7 @@ export const make = (options: EscrowHttpOptions): Effect.Effect<EscrowShape, nev
       Effect.catchAllCause((cause) =>
         Effect.logWarning("settlement service not reachable at start; calls will connect on demand", {
           baseUrl: options.baseUrl,
-          cause: describe(cause)
+          error: describe(Cause.squash(cause))
         })
       ),
       Effect.forkScoped

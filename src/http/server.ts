@@ -62,7 +62,7 @@ export const layer: Layer.Layer<HttpServer.HttpServer | Settlement, unknown, Led
 /** Self-contained: in-memory ledger and API keys. For tests, demos and examples. */
 export const layerMemory = (
   options: { readonly settlement?: Partial<SettlementConfigShape>; readonly ledger?: Partial<LedgerConfigShape> } = {}
-): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | SettlementConfig, unknown> =>
+): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | ApiKeys | SettlementConfig, unknown> =>
   layer.pipe(
     Layer.provideMerge(ApiKeys.layerMemory),
     Layer.provideMerge(MemoryLedger.layer),
@@ -81,7 +81,7 @@ export const layerSqlite = (
     readonly settlement?: Partial<SettlementConfigShape>
     readonly ledger?: Partial<LedgerConfigShape>
   } = {}
-): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | SettlementConfig, unknown> =>
+): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | ApiKeys | SettlementConfig, unknown> =>
   layer.pipe(
     Layer.provideMerge(ApiKeys.layerSql()),
     Layer.provideMerge(SqlLedger.layerSqlite({ dataDir: options.dataDir, synchronous: options.synchronous })),
