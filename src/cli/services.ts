@@ -13,6 +13,7 @@ import * as Mcp from "../http/mcp/Mcp.js"
 import * as Server from "../http/server.js"
 import { Settlement } from "../http/Settlement.js"
 import * as SettlementSettings from "../http/SettlementConfig.js"
+import * as ExpirySweeper from "../ledger/ExpirySweeper.js"
 import * as LedgerSettings from "../ledger/LedgerConfig.js"
 import * as SqlLedger from "../ledger/SqlLedger.js"
 
@@ -36,13 +37,24 @@ export const sqliteStores = (dataDir: string) =>
 /** `DATA_DIR`, default `./data`. */
 export const dataDir = Config.string("DATA_DIR").pipe(Config.withDefault("./data"))
 
-/** `ringmaster settlement`: port from `PORT` (8080), data in `DATA_DIR`, the rest of the settings from the environment. */
+/**
+ * `ringmaster settlement`: port from `PORT` (8080), data in `DATA_DIR`, the rest of the
+ * settings from the environment; escrows past their deadline are refunded in the background.
+ */
 export const settlementFromEnv = Layer.unwrapEffect(
-  Effect.map(dataDir, (dir) => settlementHttp.pipe(Layer.provide(sqliteStores(dir))))
+  Effect.map(dataDir, (dir) =>
+    Layer.merge(settlementHttp, ExpirySweeper.layer()).pipe(Layer.provide(sqliteStores(dir))))
 ).pipe(Layer.provide(Layer.merge(LedgerSettings.layerConfig, SettlementSettings.layerConfig)))
 
-/** `ringmaster mcp`: the tools on stdio over the SQLite ledger in `DATA_DIR`, as the owner of `PF_API_KEY`. */
+/**
+ * `ringmaster mcp`: the tools on stdio over the SQLite ledger in `DATA_DIR`, as the
+ * owner of `PF_API_KEY`. It sweeps expired escrows too (safe next to a running
+ * `ringmaster settlement` on the same file: expiry is a guarded transition), so a
+ * ledger used only through stdio still refunds what nobody settled.
+ */
 export const mcpStdioFromEnv = Layer.unwrapEffect(
   Effect.map(dataDir, (dir) =>
-    Mcp.layerStdio.pipe(Layer.provide(Settlement.layer), Layer.provide(sqliteStores(dir))))
+    Layer.merge(Mcp.layerStdio.pipe(Layer.provide(Settlement.layer)), ExpirySweeper.layer()).pipe(
+      Layer.provide(sqliteStores(dir))
+    ))
 ).pipe(Layer.provide(Layer.merge(LedgerSettings.layerConfig, SettlementSettings.layerConfig)))

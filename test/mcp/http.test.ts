@@ -138,6 +138,19 @@ describe("MCP over StreamableHTTP", () => {
         expect(stats.structured).toEqual((await rest(base, "GET", "/api/referrals", { key: alice.key })).body)
         expect(stats.text).toEqual(stats.structured)
 
+        // Concurrent calls under different keys: each is its caller's (a crossed key would be "forbidden").
+        const clients = [[alice, asAlice], [bob, asBob], [carol, asCarol]] as const
+        const replies = await Promise.all(
+          Array.from({ length: 60 }, (_, i) => {
+            const [agent, client] = clients[i % 3]!
+            return call(client, "get_balance", { wallet_address: agent.wallet }).then((reply) => [agent, reply] as const)
+          })
+        )
+        for (const [agent, reply] of replies) {
+          expect(reply.isError).toBe(false)
+          expect(reply.structured).toEqual(await balanceOf(agent))
+        }
+
         await Promise.all([asAlice.close(), asBob.close(), asCarol.close()])
       })
     }), { timeout: 60_000 })
@@ -205,10 +218,10 @@ describe("MCP over StreamableHTTP", () => {
         const notBearer = await connect(base, undefined, { authorization: `Basic ${alice.key}` })
         expect((await call(notBearer, "get_balance", { wallet_address: alice.wallet })).structured.error).toBe("unauthorized")
         expect(await aliceBalance()).toEqual(unchanged)
-        // The REST API's other key header works here too.
-        const viaApiKeyHeader = await connect(base, undefined, { "x-api-key": alice.key })
-        expect((await call(viaApiKeyHeader, "get_balance", { wallet_address: alice.wallet })).structured).toEqual(unchanged)
-        await viaApiKeyHeader.close()
+        // Like REST, only the bearer scheme: a key in another header is no key.
+        const viaOtherHeader = await connect(base, undefined, { "x-api-key": alice.key })
+        expect((await call(viaOtherHeader, "get_balance", { wallet_address: alice.wallet })).structured.error).toBe("unauthorized")
+        await viaOtherHeader.close()
 
         // An API key as a tool argument authorizes nothing: refused, not echoed back.
         for (const name of ["api_key", "apiKey", "authorization", "token"]) {

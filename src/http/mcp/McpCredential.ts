@@ -1,22 +1,26 @@
 /**
  * Where an MCP tool call's API key comes from: the HTTP `Authorization` header of the
  * MCP request (StreamableHTTP), or `PF_API_KEY` for the stdio transport, which has no
- * headers. Never from a tool argument.
+ * headers. Never from a tool argument (register.ts refuses those).
  *
- * Why a FiberRef and not a header read inside the tool handler: @effect/ai's
- * `McpServer` hands a tool handler only its decoded arguments; the request headers
- * stop at the RPC layer (`tools/call` ignores them). What does survive is the fiber:
- * `RpcServer.makeProtocolWithHttpApp` feeds each decoded JSON-RPC message to the server
- * synchronously from the HTTP request's fiber, and the RPC server starts the handler
- * fiber with that fiber's FiberRefs (`fiberRefs: requestFiber.getFiberRefs()`), exactly
- * as it carries log annotations and spans. So the `/mcp` route sets `currentBearer`
- * around the MCP app for the duration of the request, and the handler reads it back.
- * A Context service would not do: the tool registration re-provides the context it was
- * built with over the request's, whereas FiberRefs are left alone.
+ * How the header reaches a tool handler. @effect/ai's `McpServer` hands a handler only
+ * the decoded arguments: the HTTP headers are copied onto each RPC message, but the
+ * `tools/call` handler ignores them. What does carry through is the fiber:
+ * `RpcServer.makeProtocolWithHttpApp` feeds each decoded JSON-RPC message to the RPC
+ * server synchronously from the HTTP request's fiber, and the RPC server runs the
+ * handler in a new fiber started with that fiber's FiberRefs
+ * (`fiberRefs: requestFiber.getFiberRefs()`), which is how log annotations and spans
+ * follow a request too. So the `/mcp` route (transport.ts) sets `currentBearer` with
+ * `Effect.locally` around the MCP app for that one request, and the handler reads it
+ * through `McpCredential`. Each HTTP POST is its own RPC client, so two concurrent
+ * requests with different keys cannot see each other's.
+ * A Context service provided by the route would not do: the tool registration
+ * re-provides the context it was built with over the request's, whereas FiberRefs are
+ * left alone. (Tested in test/mcp/http.test.ts with several keys on one server.)
  *
- * The key itself is checked lazily, by the tool that needs it, so `initialize` and
+ * The key is checked lazily, by the tool that needs it, so `initialize` and
  * `tools/list` work without one and an unauthorized call is an MCP tool error the
- * client can read, not a transport failure.
+ * client can read (`{"error":"unauthorized"}`), not a transport failure.
  */
 import { Config, Context, Effect, FiberRef, Layer, Option, Redacted } from "effect"
 import { globalValue } from "effect/GlobalValue"

@@ -9,7 +9,6 @@
  */
 import { McpServer } from "@effect/ai"
 import {
-  type Headers,
   HttpApiBuilder,
   type HttpApp,
   HttpIncomingMessage,
@@ -19,9 +18,9 @@ import {
 } from "@effect/platform"
 import { NodeSink, NodeStream } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer, Logger, Option, Redacted, type Scope } from "effect"
+import { Effect, Layer, Logger, Option, type Scope } from "effect"
 import { inspect } from "./jsonRpc.js"
-import { currentBearer, MAX_AUTHORIZATION_CHARS, McpCredential, parseBearer } from "./McpCredential.js"
+import { currentBearer, McpCredential, parseBearer } from "./McpCredential.js"
 
 export interface ServerInfo {
   readonly name: string
@@ -53,7 +52,7 @@ export interface HttpOptions {
  * `arguments`), and the request's bearer token goes into `currentBearer` for the tool
  * handlers. A body of notifications only is answered 202, as StreamableHTTP says.
  */
-export const withRequestCredential = (
+export const guardMcpApp = (
   app: HttpApp.Default<never, Scope.Scope>,
   maxBodyBytes: number
 ): HttpApp.Default<never, Scope.Scope> =>
@@ -75,18 +74,9 @@ export const withRequestCredential = (
     const forwarded = inspection.body === undefined ? request : withBody(request, inspection.body)
     const response = yield* app.pipe(
       Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
-      Effect.locally(currentBearer, bearerOf(request.headers))
+      Effect.locally(currentBearer, parseBearer(request.headers["authorization"]))
     )
     return inspection.hasRequests ? response : HttpServerResponse.empty({ status: 202 })
-  })
-
-/** The same REST rule: `Authorization: Bearer <key>`, or `X-API-Key: <key>`. */
-const bearerOf = (headers: Headers.Headers) =>
-  Option.orElse(parseBearer(headers["authorization"]), () => {
-    const key = headers["x-api-key"]
-    return key !== undefined && key.length > 0 && key.length <= MAX_AUTHORIZATION_CHARS
-      ? Option.some(Redacted.make(key))
-      : Option.none()
   })
 
 /** The request with a rewritten body; the MCP app reads only its headers and text. */
@@ -108,7 +98,7 @@ export const protocolHttp = (options: HttpOptions = {}): Layer.Layer<RpcServer.P
     Effect.gen(function*() {
       const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
       const router = yield* routerTag
-      yield* router.post(path, withRequestCredential(httpApp, maxBodyBytes))
+      yield* router.post(path, guardMcpApp(httpApp, maxBodyBytes))
       // No server-initiated SSE stream and no sessions: StreamableHTTP says 405 for both.
       const notAllowed = HttpServerResponse.unsafeJson(
         { error: "method_not_allowed", message: `${path} takes POST only (no SSE stream, no sessions)` },
