@@ -1,0 +1,166 @@
+/**
+ * The `Escrow` the service hands to its routes and its pipeline: whichever escrow
+ * backend is configured (the embedded ledger, or the settlement service over HTTP),
+ * decorated with the local journal (crash recovery, audit trail) and the metrics.
+ *
+ * Every escrow this process opens, the payer's for a request and the
+ * orchestrator's for a sub-agent alike, goes through `create` here, so every one is
+ * journaled before it exists and counted when it settles.
+ */
+import { randomUUID } from "node:crypto"
+import { Clock, Duration, Effect, Layer, Metric } from "effect"
+import type { EscrowRecord, EscrowStatus } from "../domain/Escrow.js"
+import type { EscrowId, WalletAddress } from "../domain/ids.js"
+import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
+import { Journal, type JournalShape } from "./Journal.js"
+import * as Telemetry from "./Telemetry.js"
+
+export interface DecorateOptions {
+  /** Region of escrows whose metadata names none. */
+  readonly region: string
+  /** The ledger's default deadline, for the journal's `deadline_ms` when the terms give no timeout. */
+  readonly defaultTimeoutMs: number
+}
+
+/** Per-region copies of the metrics, made once. */
+const perRegion = <T>(make: (region: string) => T) => {
+  const cache = new Map<string, T>()
+  return (region: string): T => {
+    let value = cache.get(region)
+    if (value === undefined) {
+      value = make(region)
+      cache.set(region, value)
+    }
+    return value
+  }
+}
+
+export const counters = {
+  created: perRegion((r) => Metric.tagged(Telemetry.escrowsCreated, "region", r)),
+  released: perRegion((r) => Metric.tagged(Telemetry.escrowsReleased, "region", r)),
+  cancelled: perRegion((r) => Metric.tagged(Telemetry.escrowsCancelled, "region", r)),
+  expired: perRegion((r) => Metric.tagged(Telemetry.escrowsExpired, "region", r)),
+  inFlight: perRegion((r) => Metric.tagged(Telemetry.escrowsInFlight, "region", r))
+}
+
+const latency = perRegion((operation) => Metric.tagged(Telemetry.settlementLatency, "operation", operation))
+
+const timed = <A, E, R>(operation: string, region: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Clock.currentTimeNanos, (start) =>
+    effect.pipe(
+      Effect.onExit(() =>
+        Effect.flatMap(Clock.currentTimeNanos, (end) =>
+          Metric.update(Metric.tagged(latency(operation), "region", region), Number(end - start) / 1e9)))
+    ))
+
+const terminal = (status: EscrowStatus): status is "released" | "cancelled" | "expired" => status !== "pending"
+
+/** Counts a terminal status once per escrow. */
+export const countSettled = (record: Pick<EscrowRecord, "status" | "region">) =>
+  record.status === "released"
+    ? Metric.increment(counters.released(record.region))
+    : record.status === "cancelled"
+    ? Metric.increment(counters.cancelled(record.region))
+    : record.status === "expired"
+    ? Metric.increment(counters.expired(record.region))
+    : Effect.void
+
+export const decorate = (inner: EscrowShape, journal: JournalShape, options: DecorateOptions): EscrowShape => {
+  /** Escrows this process opened and has not seen settle: id → the journal row's key. Bounded by what is in flight. */
+  const open = new Map<EscrowId, { readonly payer: WalletAddress; readonly key: string; readonly region: string }>()
+
+  const settled = (record: EscrowRecord) =>
+    Effect.suspend(() => {
+      if (!terminal(record.status)) return Effect.void
+      const tracked = open.get(record.id)
+      open.delete(record.id)
+      return Effect.zipRight(
+        countSettled(record),
+        tracked === undefined
+          ? Effect.void
+          : Effect.zipRight(
+            Metric.incrementBy(counters.inFlight(tracked.region), -1),
+            Effect.flatMap(Clock.currentTimeMillis, (now) => journal.settle(tracked.payer, tracked.key, record.status as "released", record.id, now))
+          )
+      )
+    })
+
+  /** The escrow is already settled (a race lost to expiry, a repeated settle): close the journal row. */
+  const notPending = (id: EscrowId, status: string) =>
+    Effect.suspend(() => {
+      const tracked = open.get(id)
+      if (tracked === undefined || status === "pending") return Effect.void
+      open.delete(id)
+      const journalStatus = status === "released" || status === "cancelled" || status === "expired" ? status : "cancelled"
+      return Effect.zipRight(
+        Metric.incrementBy(counters.inFlight(tracked.region), -1),
+        Effect.flatMap(Clock.currentTimeMillis, (now) => journal.settle(tracked.payer, tracked.key, journalStatus, id, now))
+      )
+    })
+
+  return {
+    create: (terms) =>
+      Effect.gen(function*() {
+        const key = terms.idempotencyKey ?? `svc_${randomUUID()}`
+        const metadata = terms.metadata ?? {}
+        const region = typeof metadata["fly_region"] === "string" ? metadata["fly_region"] : options.region
+        const timeoutMs = terms.timeout === undefined ? null : Math.ceil(Duration.toMillis(Duration.decode(terms.timeout)))
+        const now = yield* Clock.currentTimeMillis
+        yield* journal.open({
+          payer: terms.payer,
+          idempotencyKey: key,
+          payee: terms.payee,
+          amount: terms.amount,
+          description: terms.description,
+          metadata,
+          mandateId: terms.mandateId ?? null,
+          timeoutMs,
+          region,
+          openedAtMs: now,
+          deadlineMs: now + (timeoutMs ?? options.defaultTimeoutMs)
+        })
+        const record = yield* timed("create", region, inner.create({ ...terms, idempotencyKey: key })).pipe(
+          Effect.tapError((error) =>
+            // A refusal means it was never created. An outage leaves the row open: recovery finds out.
+            error._tag === "LedgerUnavailable"
+              ? Effect.void
+              : Effect.flatMap(Clock.currentTimeMillis, (at) => journal.settle(terms.payer, key, "refused", null, at))
+          )
+        )
+        if (terminal(record.status)) {
+          // An idempotent replay of an escrow that already settled.
+          yield* journal.settle(terms.payer, key, record.status, record.id, yield* Clock.currentTimeMillis)
+          return record
+        }
+        if (!open.has(record.id)) {
+          open.set(record.id, { payer: terms.payer, key, region: record.region })
+          yield* Metric.increment(counters.created(record.region))
+          yield* Metric.increment(counters.inFlight(record.region))
+        }
+        return record
+      }),
+    release: (id, releaseOptions) =>
+      timed("release", open.get(id)?.region ?? options.region, inner.release(id, releaseOptions)).pipe(
+        Effect.tap(settled),
+        Effect.tapErrorTag("EscrowNotPending", (e) => notPending(id, e.status))
+      ),
+    cancel: (id) =>
+      timed("cancel", open.get(id)?.region ?? options.region, inner.cancel(id)).pipe(
+        Effect.tap(settled),
+        Effect.tapErrorTag("EscrowNotPending", (e) => notPending(id, e.status))
+      ),
+    get: inner.get,
+    recordUnsettled: inner.recordUnsettled,
+    unsettled: inner.unsettled,
+    markSettled: inner.markSettled
+  }
+}
+
+/** Decorates the `Escrow` below it. Needs the `Journal`. */
+export const layer = (options: DecorateOptions): Layer.Layer<Escrow, never, Escrow | Journal> =>
+  Layer.effect(
+    Escrow,
+    Effect.gen(function*() {
+      return decorate(yield* Escrow, yield* Journal, options)
+    })
+  )

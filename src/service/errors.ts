@@ -1,0 +1,103 @@
+/**
+ * Why a paid request was refused or failed, with the HTTP status each maps to.
+ * A refusal (400, 402, 403, 404, 503 before the escrow exists) locks nothing; a
+ * failure after the escrow opened (500) has cancelled it: the payer is refunded.
+ */
+import { Schema } from "effect"
+
+/** 400: the body is malformed; `field` names what was wrong. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
+  field: Schema.String,
+  message: Schema.String
+}) {}
+
+/** 403: the payer has granted this orchestrator no live mandate. */
+export class NoMandate extends Schema.TaggedError<NoMandate>()("NoMandate", {
+  payer: Schema.String,
+  payee: Schema.String
+}) {
+  override get message() {
+    return `no live mandate from ${this.payer} lets this orchestrator (${this.payee}) charge it: grant one with POST /api/mandates`
+  }
+}
+
+/** 403: the mandate exists but does not cover this charge (per-escrow maximum, budget, expiry, revoked). */
+export class MandateRefused extends Schema.TaggedError<MandateRefused>()("MandateRefused", {
+  message: Schema.String
+}) {}
+
+/** 402: the payer's available balance does not cover the price. */
+export class PaymentRequired extends Schema.TaggedError<PaymentRequired>()("PaymentRequired", {
+  message: Schema.String,
+  requiredMicros: Schema.BigIntFromSelf,
+  availableMicros: Schema.BigIntFromSelf
+}) {}
+
+/** 404: `/tasks/{agent}` names no task this service runs. */
+export class UnknownTask extends Schema.TaggedError<UnknownTask>()("UnknownTask", {
+  name: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `no task named ${JSON.stringify(this.name)}; this service runs: ${this.known.join(", ") || "none"}`
+  }
+}
+
+/** 503: the ledger or the settlement service could not be reached; nothing was charged. */
+export class SettlementUnavailable extends Schema.TaggedError<SettlementUnavailable>()("SettlementUnavailable", {
+  message: Schema.String
+}) {}
+
+/** 503: the service is draining for a shutdown; retry on another machine. */
+export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}) {
+  override get message() {
+    return "this machine is shutting down; retry the request"
+  }
+}
+
+/** 500/504: the task failed or timed out after its escrow opened; the escrow was cancelled (full refund). */
+export class TaskFailed extends Schema.TaggedError<TaskFailed>()("TaskFailed", {
+  escrowId: Schema.String,
+  timedOut: Schema.Boolean,
+  message: Schema.String
+}) {}
+
+export type PaidRequestError =
+  | InvalidRequest
+  | NoMandate
+  | MandateRefused
+  | PaymentRequired
+  | UnknownTask
+  | SettlementUnavailable
+  | ShuttingDown
+  | TaskFailed
+
+/** Status and wire code, in the same `{ error, message, field? }` shape as the settlement API. */
+export const toHttp = (error: PaidRequestError): { readonly status: number; readonly body: Record<string, unknown> } => {
+  switch (error._tag) {
+    case "InvalidRequest":
+      return { status: 400, body: { error: "invalid_request", message: `${error.field}: ${error.message}`, field: error.field } }
+    case "NoMandate":
+      return { status: 403, body: { error: "no_mandate", message: error.message, field: "payer_wallet" } }
+    case "MandateRefused":
+      return { status: 403, body: { error: "mandate_exceeded", message: error.message, field: "payer_wallet" } }
+    case "PaymentRequired":
+      return { status: 402, body: { error: "insufficient_funds", message: error.message, field: "payer_wallet" } }
+    case "UnknownTask":
+      return { status: 404, body: { error: "unknown_task", message: error.message, details: { known: error.known } } }
+    case "SettlementUnavailable":
+      return { status: 503, body: { error: "settlement_unavailable", message: error.message } }
+    case "ShuttingDown":
+      return { status: 503, body: { error: "shutting_down", message: error.message } }
+    case "TaskFailed":
+      return {
+        status: error.timedOut ? 504 : 500,
+        body: {
+          error: error.timedOut ? "task_timed_out" : "task_failed",
+          message: error.message,
+          escrow_id: error.escrowId,
+          escrow_status: "cancelled"
+        }
+      }
+  }
+}
