@@ -105,7 +105,7 @@ const checkName = (name: string): string => {
 }
 
 const checkConstant = (field: string, price: Usdc.Usdc) => {
-  if (price <= 0n || price > Usdc.MAX_MICROS) {
+  if (typeof price !== "bigint" || price <= 0n || price > Usdc.MAX_MICROS) {
     throw new InvalidInput({ field, message: `${field} must be greater than zero and at most ${Usdc.format(Usdc.MAX_MICROS)} USDC` })
   }
 }

@@ -282,6 +282,9 @@ export interface OrchestratorOptions {
 }
 
 export class Orchestrator extends Context.Tag("ringmaster/Orchestrator")<Orchestrator, OrchestratorShape>() {
+  /** Builds an orchestrator in the current scope (see `make`). */
+  static readonly make = (options: OrchestratorOptions) => make(options)
+
   /** An orchestrator with its own wallet, living as long as the layer. */
   static readonly layer = (options: OrchestratorOptions) => Layer.scoped(Orchestrator, make(options))
 

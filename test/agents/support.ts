@@ -59,12 +59,15 @@ export const backends: ReadonlyArray<Backend> = [
   ...(process.env.RINGMASTER_AGENTS_SQLITE === "0" ? [] : [sqliteBackend()].filter((b): b is Backend => b !== undefined))
 ]
 
-/** An orchestrator over `backend`, with `Accounts`, `Escrow` and `Ledger` also in context. */
-export const world = (backend: Backend, options: Partial<OrchestratorOptions> = {}, config?: Partial<LedgerConfigShape>) =>
+/** An orchestrator over `ledger`, with `Accounts` and whatever `ledger` provides (`Escrow`, `Ledger`, ...) also in context. */
+export const worldOn = <ROut>(ledger: Layer.Layer<ROut>, options: Partial<OrchestratorOptions> = {}) =>
   Orchestrator.layer({ name: "orchestrator", deposit: Usdc.make("100"), ...options }).pipe(
     Layer.provideMerge(Accounts.layerFromLedger),
-    Layer.provideMerge(backend.layer(config))
+    Layer.provideMerge(ledger)
   )
+
+export const world = (backend: Backend, options: Partial<OrchestratorOptions> = {}, config?: Partial<LedgerConfigShape>) =>
+  worldOn(backend.layer(config), options)
 
 // ---------------------------------------------------------------------------
 // Demo agents
