@@ -116,9 +116,7 @@ export class Settlement extends Context.Tag("ringmaster/Settlement")<Settlement,
   /** Needs the `Ledger`, `ApiKeys` and `SettlementConfig`. */
   static readonly layer: Layer.Layer<Settlement, never, Ledger | ApiKeys | SettlementConfig> = Layer.effect(
     Settlement,
-    Effect.gen(function*() {
-      return yield* make
-    })
+    Effect.suspend(() => make)
   )
 }
 
