@@ -12,7 +12,20 @@ export * from "./ledger/Ledger.js"
 export * as LedgerSettings from "./ledger/LedgerConfig.js"
 export * as FeeSchedule from "./ledger/FeeSchedule.js"
 export * as MemoryLedger from "./ledger/MemoryLedger.js"
-export { Escrow } from "./escrow/Escrow.js"
+import { Escrow as EscrowTag } from "./escrow/Escrow.js"
+import * as EscrowHttp from "./escrow/EscrowHttp.js"
+/**
+ * The Escrow port (`Escrow.scoped`, `Escrow.use`, `Escrow.layerLocal`, ...), with the
+ * remote layers attached here: `Escrow.layerHttp({ baseUrl, apiKey })` and
+ * `Escrow.layerHttpConfig` (`ESCROW_BASE`, `PF_API_KEY`). They live in their own module,
+ * which imports the Tag, so attaching them in the Tag's module would be an import cycle.
+ */
+export const Escrow = Object.assign(EscrowTag, {
+  layerHttp: EscrowHttp.layer,
+  layerHttpConfig: EscrowHttp.layerConfig
+})
+export type Escrow = EscrowTag
+export * as EscrowHttp from "./escrow/EscrowHttp.js"
 export type { EscrowShape, ScopedEscrow, ScopedOptions, UnsettledEscrow } from "./escrow/Escrow.js"
 export { EscrowTest } from "./escrow/EscrowTest.js"
 export type { EscrowCall, EscrowOp, EscrowTestShape } from "./escrow/EscrowTest.js"
@@ -20,3 +33,12 @@ export * as SqlLedger from "./ledger/SqlLedger.js"
 export * as ExpirySweeper from "./ledger/ExpirySweeper.js"
 export { SettlementJournal } from "./escrow/EscrowLocal.js"
 export type { UnsettledJournal } from "./escrow/EscrowLocal.js"
+export { Authorization, CurrentCaller, SettlementApi } from "./http/Api.js"
+export type { Caller } from "./http/Api.js"
+export * as SettlementWire from "./http/errors.js"
+export { Settlement } from "./http/Settlement.js"
+export type { CreateEscrowInput, SettlementShape } from "./http/Settlement.js"
+export { SettlementConfig } from "./http/SettlementConfig.js"
+export * as SettlementSettings from "./http/SettlementConfig.js"
+export { ApiKeys } from "./http/ApiKeys.js"
+export * as SettlementServer from "./http/server.js"
