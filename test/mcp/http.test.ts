@@ -172,7 +172,7 @@ describe("MCP over StreamableHTTP", () => {
           description: "x"
         })
 
-        // Bad arguments: an MCP tool error naming the argument, the text content carrying the same body.
+        // Bad arguments: an MCP tool error naming the argument as REST's 400 does, the text content carrying the same body.
         const cases: ReadonlyArray<[string, Record<string, unknown>, string]> = [
           ["create_escrow", escrow("1.0000001"), "amount_usdc"],
           ["create_escrow", escrow(0.0000015), "amount_usdc"],
@@ -189,9 +189,15 @@ describe("MCP over StreamableHTTP", () => {
         for (const [tool, args, field] of cases) {
           const reply = await call(asAlice, tool, args)
           expect(reply.isError, `${tool} ${JSON.stringify(args)}`).toBe(true)
-          expect(reply.structured.error).toBe("invalid_input")
-          expect(reply.structured.message).toContain(field)
+          expect(reply.structured).toMatchObject({ error: "invalid_request", field })
+          expect(reply.structured.message).toMatch(new RegExp(`^${field}: .+`))
           expect(reply.text).toEqual(reply.structured)
+        }
+        // ... the same body REST answers the same arguments with (400).
+        for (const amount of ["1.0000001", 0]) {
+          const viaRest = await rest(base, "POST", "/api/escrow/create", { key: alice.key, body: escrow(amount) })
+          expect(viaRest.status).toBe(400)
+          expect((await call(asAlice, "create_escrow", escrow(amount))).structured).toEqual(viaRest.body)
         }
         expect(await aliceBalance()).toEqual(unchanged)
 
@@ -227,13 +233,13 @@ describe("MCP over StreamableHTTP", () => {
         for (const name of ["api_key", "apiKey", "authorization", "token"]) {
           const smuggled = await call(anonymous, "get_balance", { wallet_address: alice.wallet, [name]: alice.key })
           expect(smuggled.isError).toBe(true)
-          expect(smuggled.structured).toMatchObject({ error: "invalid_input" })
+          expect(smuggled.structured).toMatchObject({ error: "invalid_request", field: name })
           expect(smuggled.structured.message).toContain("Authorization")
           expect(JSON.stringify(smuggled)).not.toContain(alice.key)
         }
         const asBob = await connect(base, bob.key)
         const hijack = await call(asBob, "create_escrow", { ...escrow("0.5"), api_key: alice.key })
-        expect(hijack).toMatchObject({ isError: true, structured: { error: "invalid_input" } })
+        expect(hijack).toMatchObject({ isError: true, structured: { error: "invalid_request", field: "api_key" } })
         expect(await aliceBalance()).toEqual(unchanged)
 
         // An unknown tool is a JSON-RPC invalid-params error, not a crash.

@@ -1,6 +1,6 @@
 /** The MCP body check in front of @effect/ai's server: standard JSON-RPC errors, optional `arguments`. */
 import { describe, expect, it } from "@effect/vitest"
-import { inspect, MAX_BATCH_MESSAGES } from "../../src/http/mcp/jsonRpc.js"
+import { inspect, MAX_BATCH_MESSAGES, normalizeLine } from "../../src/http/mcp/jsonRpc.js"
 
 const call = (id: number, params: unknown) => ({ jsonrpc: "2.0", id, method: "tools/call", params })
 
@@ -57,5 +57,14 @@ describe("MCP JSON-RPC body inspection", () => {
       hasRequests: false
     })
     expect(inspect(JSON.stringify({ jsonrpc: "2.0", id: 3, result: {} }))).toMatchObject({ hasRequests: false })
+  })
+
+  it("normalizes stdio lines: arguments filled in, anything else as it came", () => {
+    expect(JSON.parse(normalizeLine(JSON.stringify(call(1, { name: "referral_stats" }))))).toEqual(
+      call(1, { name: "referral_stats", arguments: {} })
+    )
+    for (const line of ["", "{oops", JSON.stringify(call(2, { name: "get_balance", arguments: { a: 1 } }))]) {
+      expect(normalizeLine(line)).toBe(line)
+    }
   })
 })

@@ -88,6 +88,9 @@ describe("ringmaster mcp (stdio)", () => {
             structured: { wallet_address: alice, balance_usdc: "1.000000", locked_usdc: "0.000000" },
             text: { wallet_address: alice, balance_usdc: "1.000000", locked_usdc: "0.000000" }
           })
+          // `arguments` left out, as MCP allows for a tool that takes none.
+          const stats: any = await client.callTool({ name: "referral_stats" })
+          expect(stats).toMatchObject({ isError: false, structuredContent: { earned_usdc: "0.000000", referred_agents: [] } })
           const notMine = await call(client, "get_balance", { wallet_address: bob })
           expect(notMine.structured).toMatchObject({ error: "forbidden" })
           const created = await call(client, "create_escrow", {

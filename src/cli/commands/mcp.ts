@@ -1,12 +1,9 @@
 import { Command } from "@effect/cli"
 import { Effect, Layer, Logger } from "effect"
+import { StdioSession } from "../../http/mcp/transport.js"
 import { mcpStdioFromEnv } from "../services.js"
 
-/**
- * Resolves when the client closes our stdin. MCP's stdio transport ends a session by
- * closing the server's input; the server should then exit on its own rather than
- * wait for SIGTERM (and, under `npx`, leave a child holding the SQLite file).
- */
+/** Resolves when the client closes our stdin. */
 const stdinClosed = Effect.async<void>((resume) => {
   const done = () => resume(Effect.void)
   process.stdin.once("end", done)
@@ -17,13 +14,25 @@ const stdinClosed = Effect.async<void>((resume) => {
   })
 })
 
+/** After stdin closes, requests still running get this long to be answered. */
+const DRAIN_TIMEOUT = "10 seconds"
+
 /**
  * `ringmaster mcp`: the MCP tools on stdin/stdout, for MCP clients that spawn their
  * servers. stdout carries only JSON-RPC, so every log line goes to stderr.
+ *
+ * MCP's stdio transport ends a session by closing the server's input. The process
+ * then exits on its own once what it read has been answered (`StdioSession.finished`),
+ * or `DRAIN_TIMEOUT` after stdin closed at the latest, rather than waiting for SIGTERM
+ * (under `npx`, a SIGKILL would leave the node child holding the SQLite file).
  */
 export const mcp = Command.make("mcp", {}, () =>
-  Layer.launch(mcpStdioFromEnv).pipe(
-    Effect.raceFirst(stdinClosed),
+  Effect.gen(function*() {
+    const context = yield* Layer.build(mcpStdioFromEnv)
+    const session = yield* Effect.provide(StdioSession, context)
+    yield* Effect.raceFirst(session.finished, Effect.zipRight(stdinClosed, Effect.sleep(DRAIN_TIMEOUT)))
+  }).pipe(
+    Effect.scoped,
     Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false })))
   )).pipe(
     Command.withDescription(

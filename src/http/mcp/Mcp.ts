@@ -30,7 +30,10 @@ export const layerHttp: Layer.Layer<never, never, Settlement | Ledger | Settleme
     layerTools.pipe(Layer.provide(Transport.layerHttp({ path: "/mcp", maxBodyBytes: config.maxBodyBytes }))))
 )
 
-/** The tools on this process's stdin/stdout; the caller is the owner of `PF_API_KEY`. */
-export const layerStdio: Layer.Layer<never, never, Settlement | Ledger> = layerTools.pipe(
-  Layer.provide(Transport.layerStdio())
-)
+/**
+ * The tools on this process's stdin/stdout; the caller is the owner of `PF_API_KEY`.
+ * `StdioSession.finished` says when the client has gone and been answered.
+ */
+export const layerStdio: Layer.Layer<Transport.StdioSession, never, Settlement | Ledger> = layerTools.pipe(
+  Layer.provideMerge(Transport.layerStdio())
+) as Layer.Layer<Transport.StdioSession, never, Settlement | Ledger>

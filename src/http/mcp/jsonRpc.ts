@@ -13,7 +13,9 @@
  *    library answers 200 with an empty `application/json` body, which strict clients
  *    fail to parse. `hasRequests` lets the route answer 202.
  *
- * Pure, so it is tested on its own; the route applies it (transport.ts).
+ * Pure, so it is tested on its own; the HTTP route applies all of it, the stdio
+ * transport only the first (`normalizeLine`): there the library answers malformed
+ * lines itself, with its own codes, on the one stdout it owns.
  */
 import { Predicate } from "effect"
 
@@ -101,4 +103,10 @@ export const inspect = (text: string): Inspection => {
     body: rewritten ? JSON.stringify(parsed) : undefined,
     hasRequests: messages.some(isRequest)
   }
+}
+
+/** One NDJSON line from a stdio client, with `arguments` filled in where it was left out; otherwise as it came. */
+export const normalizeLine = (line: string): string => {
+  const inspection = inspect(line)
+  return inspection._tag === "Forward" && inspection.body !== undefined ? inspection.body : line
 }

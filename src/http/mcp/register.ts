@@ -4,12 +4,14 @@
  *
  * - success: the tool's encoded success value (the REST route's JSON record) as
  *   `structuredContent` and as JSON text;
- * - a refused call: `isError: true` with the REST error body `{error, message}`;
- * - bad arguments: `isError: true` with `{error: "invalid_input", message}` naming the
- *   argument (the stock registration returns the whole AiError, arguments echoed);
+ * - a refused call: `isError: true` with the REST error body `{error, message, field?, details?}`;
+ * - bad arguments: `isError: true` with the body REST gives a body that does not
+ *   decode, `{error: "invalid_request", field, message}` naming the argument (the stock
+ *   registration returns the whole AiError, the arguments echoed back);
  * - arguments that look like credentials: refused before anything runs, so an API key
  *   can never authorize a call from inside the arguments;
- * - a defect: logged here, reported as `{error: "internal"}`, never a dropped call.
+ * - a defect: logged here, reported as `{error: "internal_error"}`, never a dropped call;
+ *   an interruption (the client cancelled) stays an interruption.
  *
  * An unknown tool name stays a JSON-RPC invalid-params error (the server's own check).
  */
@@ -54,21 +56,30 @@ const success = (encoded: unknown): McpSchema.CallToolResult =>
     content: [{ type: "text", text: JSON.stringify(encoded ?? null) }]
   })
 
-/** `amount_usdc: invalid amount "1.0000001": more than 6 decimal places`, one line per problem. */
-export const describeParseError = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .slice(0, 5)
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
-    .join("; ")
+/**
+ * The first problem with the arguments, as REST reports a body that does not decode:
+ * `{error: "invalid_request", field: "amount_usdc", message: "amount_usdc: invalid amount ..."}`.
+ */
+export const invalidArguments = (error: ParseResult.ParseError): ToolFailure => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined || issue.path.length === 0) {
+    return { error: "invalid_request", message: `arguments: ${issue?.message ?? "they do not match the tool's input schema"}` }
+  }
+  const field = issue.path.map(String).join(".")
+  return { error: "invalid_request", field, message: `${field}: ${issue.message}` }
+}
 
 const argumentProblem = (payload: unknown): ToolFailure | undefined => {
-  if (!Predicate.isRecord(payload)) return { error: "invalid_input", message: "arguments: expected an object" }
+  if (!Predicate.isRecord(payload)) return { error: "invalid_request", message: "arguments: expected an object" }
   const names = Object.keys(payload)
-  if (names.length > MAX_ARGUMENTS) return { error: "invalid_input", message: `arguments: at most ${MAX_ARGUMENTS} are accepted` }
+  if (names.length > MAX_ARGUMENTS) {
+    return { error: "invalid_request", message: `arguments: at most ${MAX_ARGUMENTS} are accepted` }
+  }
   const credential = names.find((name) => CREDENTIAL_ARGUMENT.test(name))
   if (credential !== undefined) {
     return {
-      error: "invalid_input",
+      error: "invalid_request",
+      field: credential,
       message: `${credential}: API keys are never accepted as tool arguments; send "Authorization: Bearer <key>" with the MCP request (or set PF_API_KEY for stdio)`
     }
   }
@@ -117,18 +128,20 @@ export const registerToolkit = Effect.fnUntraced(function*<Tools extends Record<
           Effect.provide(context),
           Effect.map((result) => success(result.encodedResult)),
           Effect.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
             const error = Cause.failureOption(cause)
             if (Option.isSome(error)) {
               const e: unknown = error.value
               if (e instanceof AiError.MalformedOutput) {
                 // Toolkit.handle raises MalformedOutput only when the arguments do not decode.
-                const detail = ParseResult.isParseError(e.cause) ? describeParseError(e.cause) : "arguments do not match the tool's input schema"
-                return Effect.succeed(failure({ error: "invalid_input", message: detail }))
+                return Effect.succeed(
+                  failure(ParseResult.isParseError(e.cause) ? invalidArguments(e.cause) : { error: "invalid_request", message: "arguments: they do not match the tool's input schema" })
+                )
               }
               if (isToolFailure(e) && !AiError.isAiError(e)) return Effect.succeed(failure(e))
             }
             return Effect.logError(`MCP tool ${tool.name} failed`, cause).pipe(
-              Effect.as(failure({ error: "internal", message: "internal error; the call may not have been applied" }))
+              Effect.as(failure({ error: "internal_error", message: "unexpected failure; nothing is known to have changed" }))
             )
           })
         )

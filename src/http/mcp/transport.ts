@@ -18,8 +18,8 @@ import {
 } from "@effect/platform"
 import { NodeSink, NodeStream } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer, Logger, Option, type Scope } from "effect"
-import { inspect } from "./jsonRpc.js"
+import { Context, Deferred, Effect, Layer, Logger, Option, type Scope, Sink, Stream } from "effect"
+import { inspect, normalizeLine } from "./jsonRpc.js"
 import { currentBearer, McpCredential, parseBearer } from "./McpCredential.js"
 
 export interface ServerInfo {
@@ -124,19 +124,47 @@ export const layerHttp = (
   ) as Layer.Layer<McpServer.McpServer | McpCredential>
 
 /**
+ * The end of a stdio session: the client closed our stdin and every request read
+ * before that has been answered (stdout is flushed and closed).
+ */
+export class StdioSession extends Context.Tag("ringmaster/McpStdioSession")<StdioSession, {
+  readonly finished: Effect.Effect<void>
+}>() {}
+
+/**
+ * Appended to stdin's lines: the RPC layer's end-of-input message (`@effect/rpc/Eof` in
+ * its JSON-RPC dialect). The server then answers what is in flight, ends the client
+ * and closes stdout, instead of being cut off mid-answer when the process exits.
+ */
+const END_OF_INPUT = JSON.stringify({ jsonrpc: "2.0", method: "@effect/rpc/Eof" })
+
+/**
  * The MCP server on this process's stdin/stdout (newline-delimited JSON-RPC). stdout
  * belongs to the protocol, so logs go to stderr. The key comes from `PF_API_KEY`.
+ * Input lines get the optional `arguments` of `tools/call` filled in (jsonRpc.ts).
+ * Lines are not length-bounded here: stdin is the pipe of the local client process
+ * that spawned us, not a network peer.
  */
 export const layerStdio = (
   serverInfo: ServerInfo = defaultServerInfo
-): Layer.Layer<McpServer.McpServer | McpCredential> =>
-  Layer.merge(
-    McpServer.layerStdio({
-      ...serverInfo,
-      stdin: NodeStream.stdin,
-      stdout: NodeSink.stdout
-    }),
-    McpCredential.layerConfig
+): Layer.Layer<McpServer.McpServer | McpCredential | StdioSession> =>
+  Layer.unwrapEffect(
+    Effect.map(Deferred.make<void>(), (finished) =>
+      Layer.mergeAll(
+        McpServer.layerStdio({
+          ...serverInfo,
+          stdin: NodeStream.stdin.pipe(
+            Stream.decodeText(),
+            Stream.splitLines,
+            Stream.map((line) => normalizeLine(line) + "\n"),
+            Stream.concat(Stream.succeed(END_OF_INPUT + "\n")),
+            Stream.encodeText
+          ),
+          stdout: NodeSink.stdout.pipe(Sink.ensuring(Deferred.succeed(finished, undefined)))
+        }),
+        McpCredential.layerConfig,
+        Layer.succeed(StdioSession, { finished: Deferred.await(finished) })
+      ))
   ).pipe(
     Layer.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false })))
-  ) as Layer.Layer<McpServer.McpServer | McpCredential>
+  ) as Layer.Layer<McpServer.McpServer | McpCredential | StdioSession>
