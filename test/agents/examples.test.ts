@@ -1,0 +1,62 @@
+/**
+ * The runnable examples, run to completion with their numbers checked against the
+ * ledger's rules (1% fee borne by the payee, 15% of each fee to the referrer).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as OrchestratorExample from "../../examples/orchestrator.js"
+import * as ReferralNetwork from "../../examples/referral-network.js"
+import { tempDir, u } from "./support.js"
+
+describe("examples/orchestrator.ts", () => {
+  it.scoped("pays three specialists, refunds the rejected draft, and earns 15% of their fees", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("ringmaster-example-")
+      const summary = yield* OrchestratorExample.run(dir)
+      expect(summary.report).toMatch(/^Market note\. eur-usd: mean [\d.]+, (rising|falling)\. brent crude/)
+      const byStatus = (status: string) => summary.payments.filter((p) => p.status === status)
+      expect(byStatus("released").map((p) => `${p.payeeName}:${p.released}:${p.fee}`).sort()).toEqual([
+        `data-fetcher:${u("0.4")}:${u("0.004")}`,
+        `data-fetcher:${u("0.4")}:${u("0.004")}`,
+        `reasoner:${u("1.2")}:${u("0.012")}`,
+        `writer:${u("0.8")}:${u("0.008")}`
+      ])
+      expect(byStatus("cancelled").map((p) => `${p.payeeName}:${p.refunded}:${p.fee}`)).toEqual([`writer:${u("0.8")}:0`])
+      // 15% of 0.004 + 0.004 + 0.012 + 0.008 = 0.0042 USDC.
+      expect(summary.earnings.referralIncome).toBe(u("0.0042"))
+      expect(summary.earnings.spending).toBe(u("2.8"))
+      expect(summary.earnings.net).toBe(u("0.0042") - u("2.8"))
+      expect(summary.balances).toEqual({
+        orchestrator: u("10") - u("2.8") + u("0.0042"),
+        "data-fetcher": u("0.792"),
+        reasoner: u("1.188"),
+        writer: u("0.792")
+      })
+    }))
+})
+
+describe("examples/referral-network.ts", () => {
+  it.scoped("each level earns 15% of the fees on the escrows of the agents it referred", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("ringmaster-example-")
+      const levels = yield* ReferralNetwork.run(dir)
+      expect(levels.map((l) => l.name)).toEqual(["platform", "regional-lead", "specialist", "tool"])
+      const fee = (gross: bigint) => (gross * 10_000n) / 1_000_000n
+      const share = (gross: bigint) => (fee(gross) * 150_000n) / 1_000_000n
+      const { jobs, prices } = ReferralNetwork
+      const [lead, specialist, tool] = [prices.lead, prices.specialist, prices.tool].map((p) => BigInt(jobs) * p) as [bigint, bigint, bigint]
+      const perJob = (p: bigint) => BigInt(jobs) * share(p)
+      const [platform, leadLevel, specialistLevel, toolLevel] = levels
+      // platform referred the lead: the lead was payee of platform→lead and payer of lead→specialist.
+      expect(platform!.earnings.referralIncome).toBe(perJob(prices.lead) + perJob(prices.specialist))
+      expect(leadLevel!.earnings.referralIncome).toBe(perJob(prices.specialist) + perJob(prices.tool))
+      expect(specialistLevel!.earnings.referralIncome).toBe(perJob(prices.tool))
+      expect(toolLevel!.earnings.referralIncome).toBe(0n)
+      expect(platform!.earnings.spending).toBe(lead)
+      expect(leadLevel!.earnings.revenue).toBe(lead - BigInt(jobs) * fee(prices.lead))
+      expect(leadLevel!.earnings.spending).toBe(specialist)
+      expect(specialistLevel!.earnings.spending).toBe(tool)
+      expect(toolLevel!.earnings.revenue).toBe(tool - BigInt(jobs) * fee(prices.tool))
+      expect(levels.every((l) => l.balance === l.funded + l.earnings.net)).toBe(true)
+    }))
+})
