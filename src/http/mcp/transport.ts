@@ -2,10 +2,11 @@
  * The two ways the MCP tools are reached: StreamableHTTP on the settlement service's own
  * HTTP server (same port as the REST API), and stdio for `ringmaster mcp`.
  *
- * HTTP is `McpServer.layerHttp` rebuilt from its public parts so that the `/mcp` route
- * can do two things before the MCP app runs: bound the body, and capture the caller's
- * `Authorization` header into `currentBearer` (see McpCredential.ts for why that is
- * how the key reaches a tool handler).
+ * HTTP is `McpServer.layerHttp` rebuilt from its public parts (`McpServer.layer` over
+ * `RpcServer.makeProtocolWithHttpApp` and the JSON-RPC serialization) so that the
+ * `/mcp` route can act before the MCP app runs: bound the body, fix what jsonRpc.ts
+ * fixes, and put the caller's `Authorization` header into `currentBearer` (see
+ * McpCredential.ts for why that is how the key reaches a tool handler).
  */
 import { McpServer } from "@effect/ai"
 import {
