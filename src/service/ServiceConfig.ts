@@ -144,7 +144,7 @@ const baseUrl = (name: string) =>
         return Either.right(Option.some(url.toString().replace(/\/$/, "")))
       } catch {
         return Either.left(
-          ConfigError.InvalidData([], `expected an http(s) URL such as http://settlement.internal:8080, got ${JSON.stringify(value.value)}`)
+          ConfigError.InvalidData([name], `expected an http(s) URL such as http://settlement.internal:8080, got ${JSON.stringify(value.value)}`)
         )
       }
     })
@@ -157,7 +157,7 @@ const schemaValue = <A>(name: string, schema: Schema.Schema<A, string>, expected
       const decoded = Schema.decodeEither(schema)(value.value)
       return Either.isRight(decoded)
         ? Either.right(decoded.right as A | undefined)
-        : Either.left(ConfigError.InvalidData([], `expected ${expected}, got ${JSON.stringify(value.value)}`))
+        : Either.left(ConfigError.InvalidData([name], `expected ${expected}, got ${JSON.stringify(value.value)}`))
     })
   )
 
@@ -168,15 +168,18 @@ const millis = (name: string, fallbackMs: number, maxMs: number) =>
       const ms = Duration.toMillis(d)
       return ms > 0 && ms <= maxMs
         ? Either.right(Math.ceil(ms))
-        : Either.left(ConfigError.InvalidData([], `expected a duration between 1 ms and ${Duration.format(Duration.millis(maxMs))}`))
+        : Either.left(ConfigError.InvalidData([name], `expected a duration between 1 ms and ${Duration.format(Duration.millis(maxMs))}`))
     })
   )
 
-const boundedInt = (name: string, fallback: number, min: number, max: number) =>
-  Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: `expected an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max })
+/** `Config.validate` would drop the variable's name from the error; this keeps it. */
+const checked = <A>(name: string, config: Config.Config<A>, valid: (a: A) => boolean, expected: string) =>
+  config.pipe(
+    Config.mapOrFail((a) => valid(a) ? Either.right(a) : Either.left(ConfigError.InvalidData([name], `expected ${expected}, got ${JSON.stringify(a)}`)))
   )
+
+const boundedInt = (name: string, fallback: number, min: number, max: number) =>
+  checked(name, Config.integer(name).pipe(Config.withDefault(fallback)), (n) => n >= min && n <= max, `an integer from ${min} to ${max}`)
 
 const logFormat: Config.Config<LogFormat> = Config.all({
   explicit: Config.option(Config.literal("json", "pretty", "auto")("LOG_FORMAT")),
@@ -194,14 +197,8 @@ const logFormat: Config.Config<LogFormat> = Config.all({
 export const fromEnv: Config.Config<ServiceConfigShape> = Config.all({
   port: Config.port("PORT").pipe(Config.withDefault(defaults.port)),
   host: Config.string("HOST").pipe(Config.withDefault(defaults.host)),
-  metricsPort: Config.integer("METRICS_PORT").pipe(
-    Config.withDefault(defaults.metricsPort),
-    Config.validate({ message: "expected a network port (0-65535; 0 picks a free one)", validation: (n) => n >= 0 && n <= 65_535 })
-  ),
-  dataDir: Config.string("DATA_DIR").pipe(
-    Config.withDefault(defaults.dataDir),
-    Config.validate({ message: "expected a directory path", validation: (s) => s.trim().length > 0 })
-  ),
+  metricsPort: boundedInt("METRICS_PORT", defaults.metricsPort, 0, 65_535),
+  dataDir: checked("DATA_DIR", Config.string("DATA_DIR").pipe(Config.withDefault(defaults.dataDir)), (s) => s.trim().length > 0, "a directory path"),
   region: optionalString("FLY_REGION").pipe(Config.map(Option.getOrElse(() => defaults.region))),
   flyAppName: optionalString("FLY_APP_NAME").pipe(Config.map(Option.getOrUndefined)),
   flyMachineId: optionalString("FLY_MACHINE_ID").pipe(Config.map(Option.getOrUndefined)),
@@ -211,10 +208,7 @@ export const fromEnv: Config.Config<ServiceConfigShape> = Config.all({
   ledger: LedgerConfig.fromEnv,
   agentWallet: schemaValue("AGENT_WALLET", WalletAddress, "a wallet address: 0x followed by 40 hex digits"),
   referralCode: schemaValue("REFERRAL_CODE", ReferralCode, "a referral code of 4-64 letters, digits, _ or -"),
-  agentName: Config.string("AGENT_NAME").pipe(
-    Config.withDefault(defaults.agentName),
-    Config.validate({ message: "expected 1-200 characters", validation: (s) => s.length > 0 && s.length <= 200 })
-  ),
+  agentName: checked("AGENT_NAME", Config.string("AGENT_NAME").pipe(Config.withDefault(defaults.agentName)), (s) => s.length > 0 && s.length <= 200, "1-200 characters"),
   faucetOnStart: Config.boolean("FAUCET_ON_START").pipe(Config.withDefault(defaults.faucetOnStart)),
   taskTimeoutMs: millis("TASK_TIMEOUT", defaults.taskTimeoutMs, 60 * 60_000),
   shutdownTimeoutMs: millis("SHUTDOWN_TIMEOUT", defaults.shutdownTimeoutMs, 10 * 60_000),

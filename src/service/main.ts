@@ -1,69 +1,9 @@
 #!/usr/bin/env node
 /**
- * `npm start` and the Docker image's command: the orchestrator service, configured
- * from the environment (see ServiceConfig.ts), until SIGTERM or SIGINT, after which
- * it drains and exits 0.
- *
- * A configuration that does not validate stops start-up with one line on stderr
- * naming the variable (exit code 2); any other start-up failure (a port in use, an
- * unreadable data directory) with one line as well (exit code 1).
- *
- * `RINGMASTER_FLY_TOML=fly.toml` adds that file's `[env]` table below the
- * environment, to run locally with the settings Fly would give the machine.
+ * `npm start` and the Docker image's command (`node dist/service/main.js`): the
+ * orchestrator service with the default pipeline, configured from the environment.
+ * See Launch.ts for exit codes and `RINGMASTER_FLY_TOML`, Service.ts for what runs.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import * as fs from "node:fs"
-import { Cause, Effect, Exit, Layer, Option } from "effect"
-import * as Service from "./Service.js"
-import { describeConfigError, fromEnv, provider, ServiceConfig } from "./ServiceConfig.js"
+import { runMain } from "./Launch.js"
 
-const EXIT_CONFIG = 2
-const EXIT_START = 1
-
-const fail = (line: string, code: number) =>
-  Effect.sync(() => {
-    process.stderr.write(`ringmaster: ${line}\n`)
-    process.exitCode = code
-  }).pipe(Effect.zipRight(Effect.fail("reported" as const)))
-
-/** fly.toml's `[env]`, parsed with smol-toml (a dev dependency: this is for running fly.toml's settings locally). */
-const flyTomlEnv = (file: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const { parse } = await import("smol-toml")
-      const parsed = parse(fs.readFileSync(file, "utf8")) as { env?: Record<string, unknown> }
-      return parsed.env ?? {}
-    },
-    catch: (cause) => `RINGMASTER_FLY_TOML: cannot read the [env] table of ${file}: ${String(cause)}`
-  })
-
-const program = Effect.gen(function*() {
-  const tomlPath = process.env["RINGMASTER_FLY_TOML"]
-  const flyEnv = tomlPath === undefined || tomlPath === ""
-    ? undefined
-    : yield* flyTomlEnv(tomlPath).pipe(Effect.catchAll((line) => fail(line, EXIT_CONFIG)))
-  const configProvider = provider(flyEnv === undefined ? {} : { flyTomlEnv: flyEnv })
-  const config = yield* fromEnv.pipe(
-    Effect.withConfigProvider(configProvider),
-    Effect.catchAll((error) => fail(describeConfigError(error), EXIT_CONFIG))
-  )
-  yield* Layer.launch(Service.layer().pipe(Layer.provide(Layer.succeed(ServiceConfig, config)))).pipe(
-    Effect.withConfigProvider(configProvider),
-    Effect.catchAllCause((cause) => {
-      if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-      const failure = Cause.failureOption(cause)
-      if (Option.isSome(failure) && failure.value === "reported") return Effect.failCause(cause)
-      const reason = Cause.squash(cause)
-      const message = reason instanceof Error ? reason.message : String((reason as { message?: unknown })?.message ?? reason)
-      return fail(`cannot start: ${message.split("\n")[0]}`, EXIT_START)
-    })
-  )
-})
-
-NodeRuntime.runMain(program, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
-    onExit(typeof process.exitCode === "number" && process.exitCode !== 0 ? process.exitCode : EXIT_START)
-  }
-})
+runMain()
