@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as fs from "node:fs"
-import { Duration, Effect, Schema } from "effect"
+import { Duration, Effect, Redacted, Schema } from "effect"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
@@ -16,6 +16,7 @@ import { identityFilename } from "../../src/service/Identity.js"
 import * as Pipeline from "../../src/service/Pipeline.js"
 import {
   type Agent,
+  eventually,
   type InProcess,
   metricValue,
   payerWithMandate,
@@ -241,5 +242,84 @@ describe("metrics", () => {
     expect(delta("ringmaster_settlement_latency_seconds_count", { operation: "create" })).toBeGreaterThanOrEqual(2)
     expect(after).toContain("ringmaster_referral_income_micro_usdc")
     expect(after).toContain("ringmaster_sub_agents")
+  })
+})
+
+describe("expiry sweeper", () => {
+  it("refunds an escrow past its deadline, whoever opened it, and counts it by region", async () => {
+    const a = await run(ledger.registerAgent({ name: "sweep-payer" }))
+    const b = await run(ledger.registerAgent({ name: "sweep-payee" }))
+    await run(ledger.deposit(a.wallet, micros("1")))
+    const before = metricValue(await (await fetch(svc.metricsUrl)).text(), "ringmaster_escrows_expired_total", { region: "ams" })
+    const escrow = await run(ledger.createEscrow({
+      payer: a.wallet,
+      payee: b.wallet,
+      amount: micros("0.4"),
+      description: "left alone",
+      metadata: { fly_region: "ams" },
+      timeout: Duration.millis(200)
+    }))
+    await eventually(async () => ((await run(ledger.getEscrow(escrow.id))).status === "expired" ? true : undefined), 20_000, 200)
+    expect(await balanceOf(a.wallet)).toMatchObject({ available: micros("1"), locked: 0n })
+    const after = metricValue(await (await fetch(svc.metricsUrl)).text(), "ringmaster_escrows_expired_total", { region: "ams" })
+    expect(after - before).toBe(1)
+  }, 30_000)
+})
+
+describe("remote settlement (ESCROW_BASE set)", () => {
+  let remote: InProcess
+  let agent: Agent
+  beforeAll(async () => {
+    // The first service is the settlement service here; this orchestrator is one of its agents.
+    agent = await register(svc.base, "remote-orchestrator")
+    remote = await startInProcess({
+      region: "nrt",
+      settlement: { _tag: "Remote", baseUrl: svc.base, apiKey: Redacted.make(agent.key), faucetBaseUrl: svc.base },
+      agentWallet: agent.wallet
+    })
+  }, 60_000)
+  afterAll(async () => {
+    await remote?.dispose()
+  })
+
+  it("serves its own /health and /info; the referral code and the faucet come from the settlement service", async () => {
+    expect((await request(remote.base, "GET", "/health")).body).toEqual({ ok: true, region: "nrt" })
+    expect(remote.ledger).toBeUndefined()
+    const info = await eventually(async () => {
+      const reply = await request(remote.base, "GET", "/info")
+      return reply.body.referral_code === null ? undefined : reply.body
+    })
+    expect(info).toMatchObject({ wallet_address: agent.wallet, referral_code: agent.referralCode, region: "nrt", settlement: svc.base })
+    await eventually(async () => ((await balanceOf(agent.wallet)).available >= micros("1") ? true : undefined))
+    expect((await request(remote.base, "POST", "/api/agents", { body: { agent_name: "x" } })).status).toBe(404)
+  })
+
+  it("bills through the settlement service with PF_API_KEY: exact balances, 403 and 402 with nothing locked", async () => {
+    await eventually(async () => ((await balanceOf(agent.wallet)).available >= micros("1") ? true : undefined))
+    const payer = await payerWithMandate(svc.base, agent.wallet)
+    const before = await balanceOf(agent.wallet)
+    const reply = await request(remote.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "p".repeat(500) } })
+    expect(reply.status).toBe(200)
+    expect(reply.body).toMatchObject({ cost_usdc: "0.005000", region: "nrt" })
+    const escrow = await run(ledger.getEscrow(reply.body.escrow_id))
+    expect(escrow).toMatchObject({ status: "released", region: "nrt", payee: agent.wallet })
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.995000", locked: "0.000000" })
+    expect((await balanceOf(agent.wallet)).available - before.available).toBe(4_950n)
+
+    const stranger = await register(svc.base, "stranger")
+    await request(svc.base, "POST", "/api/faucet/claim", { key: stranger.key, body: { wallet_address: stranger.wallet, agent_name: "s" } })
+    const broke = await payerWithMandate(svc.base, agent.wallet, { faucet: false })
+    const noMandate = await request(remote.base, "POST", "/inference", { body: { payer_wallet: stranger.wallet, prompt: "hi" } })
+    expect({ status: noMandate.status, error: noMandate.body.error }).toEqual({ status: 403, error: "no_mandate" })
+    const noFunds = await request(remote.base, "POST", "/inference", { body: { payer_wallet: broke.wallet, prompt: "hi" } })
+    expect({ status: noFunds.status, error: noFunds.body.error }).toEqual({ status: 402, error: "insufficient_funds" })
+    expect(await wallet(svc.base, stranger)).toEqual({ available: "1.000000", locked: "0.000000" })
+    expect(await wallet(svc.base, broke)).toEqual({ available: "0.000000", locked: "0.000000" })
+
+    // The local journal keeps the audit trail of what this machine charged.
+    const rows = new Database(journalFilename(remote.dataDir), { readonly: true })
+      .prepare("SELECT status, region FROM service_escrows WHERE escrow_id = ?")
+      .all(reply.body.escrow_id)
+    expect(rows).toEqual([{ status: "released", region: "nrt" }])
   })
 })
