@@ -583,11 +583,15 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
           })
         )
       )
-      return Effect.retry(once, policy).pipe(
-        Effect.catchIf(
-          (e): e is Crash => e instanceof Crash,
-          (crash) => Effect.fail(new AgentCrashed({ agent: handle.name, restarts, defect: describeDefect(crash.defect) }))
-        )
+      // The policy's schedule is only built after a first crash: the common path pays nothing for it.
+      const isCrash = (e: unknown): e is Crash => e instanceof Crash
+      return Effect.catchIf(once, isCrash, (first) => {
+        let replayed = false
+        const again = Effect.suspend(() => (replayed ? once : ((replayed = true), Effect.fail(first))))
+        return Effect.retry(again, policy)
+      }).pipe(
+        Effect.catchIf(isCrash, (crash) =>
+          Effect.fail(new AgentCrashed({ agent: handle.name, restarts, defect: describeDefect(crash.defect) })))
       ) as Effect.Effect<O, E | AgentCrashed, R>
     }
 
@@ -725,7 +729,7 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
             ))
         }
         return result
-      }).pipe(Effect.withSpan("Orchestrator.delegate", { attributes: { "agent.name": handle.name } }))
+      }).pipe(Effect.withSpan("Orchestrator.delegate", { attributes: { "agent.name": handle.name }, captureStackTrace: false }))
 
     // ---- streams
 
