@@ -1,0 +1,36 @@
+/**
+ * `ledger verify` as a library call: `Ledger.verify` (every balance recomputed from
+ * postings, every invariant checked) run on one consistent snapshot, so a check of
+ * a live PostgreSQL ledger is not fooled by writes landing between its queries.
+ */
+import type { SqlClient } from "@effect/sql"
+import { Data, Effect } from "effect"
+import * as Dialect from "./dialect.js"
+import { Ledger, type VerifyReport } from "./Ledger.js"
+
+/** The ledger broke an invariant: the operator must look before money moves again. */
+export class LedgerVerifyFailed extends Data.TaggedError("LedgerVerifyFailed")<{
+  readonly report: VerifyReport
+}> {
+  override get message() {
+    return `ledger verification found ${this.report.violations.length} violation(s)`
+  }
+}
+
+/** `Ledger.verify` on one snapshot of the database. */
+export const verifySnapshot: Effect.Effect<VerifyReport, unknown, Ledger | SqlClient.SqlClient> = Effect.flatMap(
+  Ledger,
+  (ledger) => Dialect.snapshot(ledger.verify)
+)
+
+/** Fails with `LedgerVerifyFailed` unless the report is clean. */
+export const requireClean = (report: VerifyReport): Effect.Effect<VerifyReport, LedgerVerifyFailed> =>
+  report.violations.length === 0 ? Effect.succeed(report) : Effect.fail(new LedgerVerifyFailed({ report }))
+
+/** Human-readable lines: a summary, then one line per violation (at most 1,000 are reported). */
+export const formatReport = (where: string, report: VerifyReport): ReadonlyArray<string> => [
+  `ledger verify (${where}): ${report.accounts} accounts, ${report.postings} postings, ${report.escrows} escrows: ${
+    report.violations.length === 0 ? "OK, every invariant holds" : `${report.violations.length} VIOLATION(S)`
+  }`,
+  ...report.violations.map((v) => `  ${v.invariant}: ${v.detail}`)
+]
