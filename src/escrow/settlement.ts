@@ -26,13 +26,18 @@ export const settleOnExit = (
       intent === "release" ? escrow.release(id) : escrow.cancel(id)
     ).pipe(
       // Settled early inside the scope (a manual cancel, a full release): nothing left to do.
+      // But a release that finds the escrow expired is a payment the payee is owed and
+      // that only a reconciler can make now: record it, do not drop it.
       Effect.catchTag("EscrowNotPending", (e) =>
-        e.status === "pending" ? Effect.fail(e) : Effect.logDebug("escrow already settled", { escrowId: id, status: e.status })
+        e.status === "pending" || (intent === "release" && e.status === "expired")
+          ? Effect.fail(e)
+          : Effect.logDebug("escrow already settled", { escrowId: id, status: e.status })
       ),
       Effect.asVoid
     )
     yield* settle.pipe(
-      Effect.retry(retry),
+      // Retrying cannot un-expire an escrow; everything else may be transient.
+      Effect.retry({ schedule: retry, while: (error) => error._tag !== "EscrowNotPending" }),
       Effect.catchAll((error) =>
         Effect.gen(function*() {
           const atMs = yield* Clock.currentTimeMillis

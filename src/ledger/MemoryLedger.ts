@@ -44,10 +44,19 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
   Effect.gen(function*() {
     const ws = new WorkingSet(true)
 
+    /** Pending escrows, so the sweeper does not scan every escrow ever made. */
+    const pendingIds = new Set<string>()
+    const escrowCommands = new Set<Command["_tag"]>(["CreateEscrow", "ReleaseEscrow", "CancelEscrow", "ExpireEscrow"])
     const run = <C extends Command>(command: C) =>
       Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
         const outcome = apply(ws, command, config, nowMs)
-        return Either.isRight(outcome) ? Effect.succeed(outcome.right as ResultOf<C>) : Effect.fail(outcome.left)
+        if (Either.isLeft(outcome)) return Effect.fail(outcome.left)
+        if (escrowCommands.has(command._tag) && outcome.right !== null) {
+          const escrow = outcome.right as EscrowRecord
+          if (escrow.status === "pending") pendingIds.add(escrow.id)
+          else pendingIds.delete(escrow.id)
+        }
+        return Effect.succeed(outcome.right as ResultOf<C>)
       })
 
     yield* Effect.orDie(run({ _tag: "FundTreasury", amount: config.faucetTreasuryInitial }))
@@ -72,7 +81,8 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
       cancelEscrow: (id) => run({ _tag: "CancelEscrow", id }) as never,
       expireDue: (limit = 1_000) =>
         Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
-          const due = escrows()
+          const due = [...pendingIds]
+            .map((id) => ws.escrow(id)!)
             .filter((e) => e.status === "pending" && e.expiresAtMs <= nowMs)
             .sort((a, b) => a.expiresAtMs - b.expiresAtMs)
             .slice(0, limit)

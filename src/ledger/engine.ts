@@ -8,7 +8,7 @@
  * anything, so a refused command leaves the working set as it found it.
  */
 import { randomUUID } from "node:crypto"
-import { Duration, Either } from "effect"
+import { Duration, Either, Option } from "effect"
 import {
   AgentNotFound,
   EscrowNotFound,
@@ -375,12 +375,20 @@ export const validateTerms = (terms: EscrowTerms, config: LedgerConfigShape): Ei
     return invalid("idempotency_key", `must be 1-${Limits.idempotencyKeyChars} characters`)
   }
   if (terms.metadata !== undefined) {
-    const bytes = Buffer.byteLength(JSON.stringify(terms.metadata) ?? "", "utf8")
+    // JSON.stringify throws on a bigint or a cycle: that is bad input, not a defect.
+    let json: string | undefined
+    try {
+      json = JSON.stringify(terms.metadata)
+    } catch {
+      return invalid("metadata", "must be JSON: objects, arrays, strings, numbers, booleans and null")
+    }
+    const bytes = Buffer.byteLength(json ?? "", "utf8")
     if (bytes > Limits.metadataBytes) return invalid("metadata", `${bytes} bytes exceeds ${Limits.metadataBytes}`)
   }
-  const timeoutMs = terms.timeout === undefined
-    ? Duration.toMillis(config.defaultEscrowTimeout)
-    : Duration.toMillis(Duration.decode(terms.timeout))
+  // Duration.decode throws on text it cannot parse ("5 fortnights"); decodeUnknown returns None.
+  const timeout = terms.timeout === undefined ? Option.some(config.defaultEscrowTimeout) : Duration.decodeUnknown(terms.timeout)
+  if (Option.isNone(timeout)) return invalid("timeout", "expected a duration such as \"15 minutes\" or a number of milliseconds")
+  const timeoutMs = Duration.toMillis(timeout.value)
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > Duration.toMillis(config.maxEscrowTimeout)) {
     return invalid("timeout", `must be between 1 ms and ${Duration.format(config.maxEscrowTimeout)}`)
   }

@@ -7,6 +7,7 @@ import { Escrow } from "../../src/escrow/Escrow.js"
 import { EscrowTest } from "../../src/escrow/EscrowTest.js"
 import * as LedgerConfig from "../../src/ledger/LedgerConfig.js"
 import * as MemoryLedger from "../../src/ledger/MemoryLedger.js"
+import { layerHttpAgainstServer } from "../http/escrowHttpLayer.js"
 import { tempDir } from "../ledger/support.js"
 import { escrowContract, type Implementation } from "./contract.js"
 
@@ -19,8 +20,8 @@ export const implementations: ReadonlyArray<Implementation> = [
   [
     "Escrow.layerLocal (SQLite, durable journal)",
     (config) => Layer.unwrapScoped(Effect.map(tempDir(), (dataDir) => Escrow.layerLocal({ dataDir, ledger: config })))
-  ]
-  // ["Escrow.layerHttp", (config) => …],
+  ],
+  ["Escrow.layerHttp (real server on a loopback port)", layerHttpAgainstServer]
 ]
 
 escrowContract(implementations)
