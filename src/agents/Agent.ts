@@ -54,14 +54,19 @@ export interface Task {
 }
 
 export type Pricing<I> =
-  | { readonly _tag: "Fixed"; readonly price: (input: I) => Usdc.Usdc }
-  | { readonly _tag: "Metered"; readonly maxPrice: (input: I) => Usdc.Usdc }
+  | {
+    readonly _tag: "Fixed"
+    readonly price: (input: I) => Usdc.Usdc
+    /** The price when it does not depend on the input. */
+    readonly listPrice: Usdc.Usdc | undefined
+  }
+  | { readonly _tag: "Metered"; readonly maxPrice: (input: I) => Usdc.Usdc; readonly listPrice: Usdc.Usdc | undefined }
 
 /** Where a remote agent lives; see `remote`. */
 export interface RemoteTarget {
   readonly url: string
-  /** Asks the remote service which wallet it is paid at. */
-  readonly describe: Effect.Effect<{ readonly wallet: WalletAddress }, RemoteAgentUnavailable>
+  /** Asks the remote service who it is: the identity (wallet) it is paid at. */
+  readonly describe: Effect.Effect<AgentRecord, RemoteAgentUnavailable>
 }
 
 /** A task agent: one input, one output, one escrow per task. */
@@ -116,6 +121,8 @@ const toFunction = <I>(field: string, price: Price<I>): ((input: I) => Usdc.Usdc
   return () => price
 }
 
+const constant = <I>(price: Price<I>): Usdc.Usdc | undefined => (typeof price === "function" ? undefined : price)
+
 /** A fixed-price agent. Bad constant arguments (an empty name, a zero price) throw at definition time. */
 export const make = <I, IE, O, OE, E = never, R = never>(options: {
   readonly name: string
@@ -129,7 +136,7 @@ export const make = <I, IE, O, OE, E = never, R = never>(options: {
   name: checkName(options.name),
   input: options.input,
   output: options.output,
-  pricing: { _tag: "Fixed", price: toFunction("price", options.price) },
+  pricing: { _tag: "Fixed", price: toFunction("price", options.price), listPrice: constant(options.price) },
   run: options.run,
   remote: undefined
 })
@@ -151,7 +158,7 @@ export const metered = <I, IE, O, OE, E = never, R = never>(options: {
   name: checkName(options.name),
   input: options.input,
   output: options.output,
-  pricing: { _tag: "Metered", maxPrice: toFunction("maxPrice", options.maxPrice) },
+  pricing: { _tag: "Metered", maxPrice: toFunction("maxPrice", options.maxPrice), listPrice: constant(options.maxPrice) },
   run: options.run,
   remote: undefined
 })
@@ -179,6 +186,9 @@ export const streaming = <I, IE, O, OE, E = never, R = never>(options: {
   run: options.run,
   remote: undefined
 })
+
+/** An agent served by another ringmaster service (see `RemoteAgent`). */
+export { remote } from "./RemoteAgent.js"
 
 export const isAgent = (u: unknown): u is Any => typeof u === "object" && u !== null && TypeId in u
 

@@ -424,7 +424,7 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
         yield* checkInteger("concurrency", concurrency, 1, Limits.maxConcurrency)
         const subBudget = yield* checkBudget("budget", options.budget)
         const record = agent.remote !== undefined
-          ? yield* remoteIdentity(accounts, agent.remote)
+          ? yield* agent.remote.describe
           : yield* accounts.register({ name: options.name ?? agent.name, wallet: options.wallet, referralCode: identity.referralCode })
         if (options.faucet === true) yield* accounts.claimFaucet(record.wallet, record.name)
 
@@ -911,9 +911,3 @@ export const referralChain = (
     return chain
   })
 
-const remoteIdentity = (accounts: AccountsShape, remote: Agent.RemoteTarget) =>
-  Effect.gen(function*() {
-    const described = yield* remote.describe
-    // The wallet must be known to our settlement service, or nothing could be paid to it.
-    return yield* accounts.getAgent(described.wallet)
-  })

@@ -48,14 +48,17 @@ export const EscrowRefusalReason = Schema.Literal(
   "wrong_payee",
   "underfunded",
   "expiring",
-  "replayed"
+  "replayed",
+  "unverifiable"
 )
 export type EscrowRefusalReason = typeof EscrowRefusalReason.Type
 
 /**
  * A remote agent refused the escrow it was offered, before doing any work: the id
  * was forged or unknown, already settled, paid someone else, locked less than
- * the agent's price, was about to expire, or was already used for another task.
+ * the agent's price, was about to expire, or was already used for another task;
+ * or the settlement service could not confirm it (`unverifiable`: down, or the
+ * escrow is not one this agent is a party to).
  */
 export class EscrowRefused extends Schema.TaggedError<EscrowRefused>()("EscrowRefused", {
   escrowId: Schema.String,
