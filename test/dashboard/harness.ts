@@ -4,7 +4,7 @@
  * `scenario` fills it through the REST API with escrows in two regions and a
  * referral tree, and returns what the tests check against.
  */
-import { Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
+import { type Clock, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -29,8 +29,12 @@ export interface Running {
   readonly close: () => Promise<void>
 }
 
-/** Starts the server outside any test fiber (browser tests drive it with promises). */
-export const start = async (dashboard: Partial<DashboardConfigShape> = {}): Promise<Running> => {
+/**
+ * Starts the server outside any test fiber (browser tests drive it with promises).
+ * `clock` replaces the clock of the whole server (the screenshot script spreads its
+ * history over a day).
+ */
+export const start = async (dashboard: Partial<DashboardConfigShape> = {}, clock?: Clock.Clock): Promise<Running> => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-dashboard-"))
   const operatorKey = randomBytes(32).toString("hex")
   const layer = DashboardHttp.layerWithSettlement.pipe(
@@ -40,7 +44,8 @@ export const start = async (dashboard: Partial<DashboardConfigShape> = {}): Prom
     Layer.provideMerge(SettlementSettings.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(
       DashboardSettings.layer({ operatorApiKey: Option.some(Redacted.make(operatorKey)), liveIntervalMs: 200, ...dashboard })
-    )
+    ),
+    Layer.provide(clock === undefined ? Layer.empty : Layer.setClock(clock))
   )
   const scope = await Effect.runPromise(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))

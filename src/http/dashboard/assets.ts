@@ -105,7 +105,7 @@ export const html = `<!doctype html>
         </form>
         <div class="table-wrap">
           <table id="audit" class="audit">
-            <thead><tr><th>Created</th><th>Escrow</th><th>Status</th><th>Region</th><th class="opt">Payer</th><th class="opt">Payee</th><th class="n">Amount</th></tr></thead>
+            <thead><tr><th>Created</th><th>Escrow</th><th>Status</th><th class="opt">Region</th><th class="opt">Payer</th><th class="opt">Payee</th><th class="n">Amount</th></tr></thead>
             <tbody></tbody>
           </table>
         </div>

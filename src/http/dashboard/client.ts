@@ -28,7 +28,7 @@ export const script = String.raw`(function () {
   function freshState() {
     return {
       key: null, session: null, overview: null, network: null, audit: null,
-      watermark: null, refreshing: false, again: false,
+      watermark: null, loading: null, refreshing: false, again: false,
       metric: "revenue", exact: localStorage.getItem(EXACT_STORAGE) === "1",
       filters: { status: "", region: "", counterparty: "" }, cursors: [null], page: 0,
       detailId: null, seen: {}, liveAbort: null, pollTimer: null, reconnectTimer: null, backoffMs: 1000, regionColors: {}
@@ -149,7 +149,12 @@ export const script = String.raw`(function () {
       pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + ":" + pad2(d.getUTCSeconds());
   }
 
-  function timeEl(iso) { return iso ? el("time", { datetime: iso, title: iso, text: when(iso) }) : el("span", { className: "muted", text: "—" }); }
+  function timeEl(iso) {
+    if (!iso) return el("span", { className: "muted", text: "—" });
+    var text = when(iso);
+    // The date part hides at phone width (the title keeps the full time).
+    return el("time", { datetime: iso, title: iso }, [el("span", { className: "date-part", text: text.slice(0, 11) }), text.slice(11)]);
+  }
 
   function shortWallet(wallet) { return wallet.slice(0, 6) + "…" + wallet.slice(-4); }
 
@@ -291,6 +296,7 @@ export const script = String.raw`(function () {
     state.refreshing = true;
     var key = state.key;
     return api("/api/dashboard/watermark").then(function (w) {
+      state.loading = w.watermark;
       return Promise.all([
         api("/api/dashboard/overview"), api("/api/dashboard/network"), api(auditPath()),
         state.detailId ? api("/api/dashboard/escrows/" + encodeURIComponent(state.detailId)).catch(function () { return null; }) : null
@@ -310,12 +316,13 @@ export const script = String.raw`(function () {
     }).then(function () {
       if (state.key !== key) return;
       state.refreshing = false;
+      state.loading = null;
       if (state.again) { state.again = false; refresh(); }
     });
   }
 
   function onWatermark(watermark) {
-    if (watermark === state.watermark) return;
+    if (watermark === state.watermark || watermark === state.loading) return;
     if (state.refreshing) state.again = true; else refresh();
   }
 
@@ -509,6 +516,7 @@ export const script = String.raw`(function () {
   }
 
   function shortAmount(value) {
+    if (value === 0n) return "0";
     var whole = value / 1000000n;
     if (whole >= 1000000n) return (whole / 1000000n).toString() + "M";
     if (whole >= 10000n) return (whole / 1000n).toString() + "k";
@@ -535,7 +543,9 @@ export const script = String.raw`(function () {
     clear(chart);
     clear(legend);
 
-    var W = 720, H = 250, left = 56, right = 12, top = 12, bottom = 28;
+    // Drawn at the container's own width so labels keep their size on a phone.
+    var W = Math.max(280, Math.min(1400, Math.round(chart.clientWidth || 720)));
+    var H = W < 520 ? 190 : 250, left = 48, right = 8, top = 12, bottom = 28;
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": metric.title + " over time" });
     chart.appendChild(root);
 
@@ -580,7 +590,7 @@ export const script = String.raw`(function () {
       }
       var slot = plotW / columns.length;
       var barW = Math.max(2, Math.min(44, slot * 0.7));
-      var labelEvery = Math.max(1, Math.ceil(columns.length / 8));
+      var labelEvery = Math.max(1, Math.ceil(columns.length / Math.max(2, Math.floor(plotW / 70))));
       stacks.forEach(function (s, i) {
         var x = left + slot * i + (slot - barW) / 2;
         var base = 0n;
@@ -721,9 +731,9 @@ export const script = String.raw`(function () {
         }
       }, [
         el("td", null, timeEl(e.created_at)),
-        el("td", null, el("code", { title: e.escrow_id, text: e.escrow_id.slice(0, 12) + "…" })),
+        el("td", null, el("code", { title: e.escrow_id, text: "esc_…" + e.escrow_id.slice(-8) })),
         el("td", null, statusEl(e.status)),
-        el("td", { text: e.region }),
+        el("td", { className: "opt", text: e.region }),
         el("td", { className: "opt" }, walletEl(e.payer_wallet, e.payer_name)),
         el("td", { className: "opt" }, walletEl(e.payee_wallet, e.payee_name)),
         el("td", { className: "n" }, money(e.amount_usdc))
@@ -836,6 +846,14 @@ export const script = String.raw`(function () {
     $("newer").addEventListener("click", newer);
     $("detail-close").addEventListener("click", closeDetail);
     $("detail").addEventListener("close", function () { state.detailId = null; });
+    var resizeTimer = null;
+    var lastWidth = window.innerWidth;
+    window.addEventListener("resize", function () {
+      if (window.innerWidth === lastWidth) return;
+      lastWidth = window.innerWidth;
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(function () { renderChart(); refreshMoney(); }, 150);
+    });
 
     var key = sessionStorage.getItem(KEY_STORAGE);
     if (!key) { showSignIn(""); return; }

@@ -162,7 +162,7 @@ h3 { font-size: 13px; margin: 14px 0 6px; color: var(--muted); text-transform: u
   .kpis { grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 8px; }
   .kpi { padding: 10px 12px; }
   .kpi .value { font-size: 18px; }
-  .opt { display: none; }
+  .opt, .audit .date-part { display: none; }
   th, td { padding: 6px 5px; }
   .card { padding: 12px; }
 }
