@@ -3,7 +3,9 @@
  * ledger's rules (1% fee borne by the payee, 15% of each fee to the referrer).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { LanguageModel } from "@effect/ai"
+import { Effect, Layer } from "effect"
+import * as LlmAgent from "../../examples/llm-agent.js"
 import * as OrchestratorExample from "../../examples/orchestrator.js"
 import * as ReferralNetwork from "../../examples/referral-network.js"
 import { tempDir, u } from "./support.js"
@@ -58,5 +60,33 @@ describe("examples/referral-network.ts", () => {
       expect(specialistLevel!.earnings.spending).toBe(tool)
       expect(toolLevel!.earnings.revenue).toBe(tool - BigInt(jobs) * fee(prices.tool))
       expect(levels.every((l) => l.balance === l.funded + l.earnings.net)).toBe(true)
+    }))
+})
+
+describe("examples/llm-agent.ts", () => {
+  it.effect("runs offline on the local model and pays only for the tokens used", () =>
+    Effect.gen(function*() {
+      const { summary, payment } = yield* LlmAgent.run("Escrow pays for work that arrives. Nothing else.")
+      expect(summary).toBe("Escrow pays for work that arrives.")
+      expect(payment.released).toBeGreaterThan(0n)
+      expect(payment.released + payment.refunded).toBe(u("0.05"))
+    }))
+
+  it.effect("the bill is the model's reported usage at the token prices, to the micro-USDC", () =>
+    Effect.gen(function*() {
+      // A model reporting 1,234 prompt and 321 completion tokens: 1,234 × 1 + 321 × 4 = 2,518 micro-USDC.
+      const reporting = Layer.effect(
+        LanguageModel.LanguageModel,
+        LanguageModel.make({
+          generateText: () =>
+            Effect.succeed([
+              { type: "text" as const, text: "short." },
+              { type: "finish" as const, reason: "stop" as const, usage: { inputTokens: 1_234, outputTokens: 321, totalTokens: 1_555 } }
+            ]),
+          streamText: () => Effect.dieMessage("not used") as never
+        })
+      )
+      const { payment } = yield* LlmAgent.run("anything", reporting)
+      expect(payment).toMatchObject({ locked: u("0.05"), released: 2_518n, fee: 25n, refunded: u("0.05") - 2_518n })
     }))
 })
