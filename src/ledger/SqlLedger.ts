@@ -612,7 +612,7 @@ export const make = (config: LedgerConfigShape) =>
         }),
       verify: Effect.gen(function*() {
         // Aggregated in SQL so a large ledger is checked without loading every posting.
-        const [accounts, postingTotals, unbalanced, legs, escrows, mandates, postingCount] = yield* orUnavailable(Effect.all([
+        const [accounts, postingTotals, unbalanced, legs, escrows, mandates, postingCount] = yield* orUnavailable(dialect.consistentReads(Effect.all([
           sql<Row>`SELECT id, balance FROM accounts`,
           sql<Row>`SELECT account, SUM(amount) AS total FROM postings GROUP BY account`,
           sql<Row>`SELECT transfer_id, SUM(amount) AS total FROM postings GROUP BY transfer_id HAVING SUM(amount) <> 0`,
@@ -621,7 +621,7 @@ export const make = (config: LedgerConfigShape) =>
           sql<Row>`SELECT * FROM escrows`,
           sql<Row>`SELECT * FROM mandates`,
           sql<Row>`SELECT COUNT(*) AS n FROM postings`
-        ]))
+        ])))
         const aggregates = aggregatePostings([])
         for (const row of postingTotals) aggregates.accountTotals.set(row.account as string, big(row.total))
         for (const row of unbalanced) aggregates.transferTotals.set(row.transfer_id as string, big(row.total))
