@@ -1,0 +1,113 @@
+/**
+ * `/inference` end to end under load: 64 concurrent keep-alive loopback connections
+ * (undici `Pool`), each a client in a loop, for `--seconds` after a 2 s warm-up.
+ * Prints paid requests/s and p50/p99 latency, and in the same run the same figures
+ * for `GET /health` on the same process (the transport's ceiling for this service).
+ * Target: ≥ 1,500 paid requests/s with p99 < 100 ms on the 2-core machine.
+ *
+ * Every paid request is the real thing: mandate lookup, escrow create (journaled),
+ * the default pipeline, release, on the embedded SQLite ledger with durable commits
+ * (synchronous=FULL), group-committed. The payer is funded through a large faucet
+ * amount (FAUCET_AMOUNT) and grants the orchestrator a mandate over HTTP.
+ *
+ *   tsx bench/service-inference.ts [--seconds 10] [--concurrency 64]
+ */
+import { Pool } from "undici"
+import { freePort, firstHealthy, loadAverage, percentile, serviceCommand, startProcess, stop, tempDir } from "./service-support.js"
+
+const argv = process.argv.slice(2)
+const option = (name: string, fallback: number) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(argv[i + 1]) : fallback
+}
+const seconds = option("seconds", 10)
+const concurrency = option("concurrency", 64)
+const WARMUP_MS = 2_000
+
+const json = async (pool: Pool, method: "GET" | "POST", path: string, body?: unknown, key?: string) => {
+  const headers: Record<string, string> = { "content-type": "application/json" }
+  if (key !== undefined) headers["authorization"] = `Bearer ${key}`
+  const response = await pool.request({ method, path, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+  const text = await response.body.text()
+  return { status: response.statusCode, body: text.length > 0 ? JSON.parse(text) : null }
+}
+
+interface Result {
+  readonly requests: number
+  readonly errors: number
+  readonly perSecond: number
+  readonly p50: number
+  readonly p99: number
+}
+
+/** `concurrency` clients in a loop for the window; latencies of the measured part only. */
+const drive = async (request: () => Promise<number>): Promise<Result> => {
+  const latencies: Array<number> = []
+  let errors = 0
+  const start = performance.now()
+  const measureFrom = start + WARMUP_MS
+  const end = measureFrom + seconds * 1000
+  const client = async () => {
+    while (performance.now() < end) {
+      const t = performance.now()
+      const status = await request().catch(() => 0)
+      const done = performance.now()
+      if (t >= measureFrom) {
+        latencies.push(done - t)
+        if (status !== 200) errors++
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, client))
+  latencies.sort((a, b) => a - b)
+  return { requests: latencies.length, errors, perSecond: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+}
+
+const main = async () => {
+  const command = serviceCommand()
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const child = startProcess(command.argv, {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    METRICS_PORT: String(await freePort()),
+    DATA_DIR: tempDir(),
+    FAUCET_AMOUNT: "100000",
+    RATE_LIMIT_PER_AGENT: "1000000",
+    LOG_LEVEL: "Warning"
+  })
+  let stderr = ""
+  child.stderr!.on("data", (c) => (stderr += c))
+  try {
+    await firstHealthy(base, performance.now(), 120_000, 50).catch((e) => {
+      throw new Error(`${String(e)}\n${stderr}`)
+    })
+    const pool = new Pool(base, { connections: concurrency, pipelining: 1, keepAliveTimeout: 60_000 })
+    const orchestrator = (await json(pool, "GET", "/info")).body.wallet_address as string
+    const payer = (await json(pool, "POST", "/api/agents", { agent_name: "bench-payer" })).body
+    const claim = await json(pool, "POST", "/api/faucet/claim", { wallet_address: payer.wallet_address, agent_name: "bench" }, payer.api_key)
+    const mandate = await json(pool, "POST", "/api/mandates", { payee_wallet: orchestrator, max_amount_usdc: "1", budget_usdc: "100000" }, payer.api_key)
+    if (claim.status !== 200 || mandate.status !== 201) throw new Error(`setup: ${JSON.stringify([claim, mandate])}`)
+
+    console.log(`service: ${command.argv.slice(1).join(" ")} (${command.kind}); ${concurrency} connections; ${seconds} s after ${WARMUP_MS / 1000} s warm-up; load average ${loadAverage()}`)
+    const health = await drive(async () => (await json(pool, "GET", "/health")).status)
+    const body = { payer_wallet: payer.wallet_address, prompt: "Summarise the escrow settlement for region iad, please." }
+    const inference = await drive(async () => (await json(pool, "POST", "/inference", body)).status)
+    const wallet = await json(pool, "GET", `/api/wallets/${payer.wallet_address}`, undefined, payer.api_key)
+    await pool.close()
+
+    const row = (label: string, r: Result) =>
+      console.log(`${label.padEnd(28)} ${r.perSecond.toFixed(0).padStart(6)} req/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms   (${r.requests} requests, ${r.errors} not 200)`)
+    row("GET /health (baseline)", health)
+    row("POST /inference (paid)", inference)
+    console.log(`payer after the run: available ${wallet.body.balance_usdc}, locked ${wallet.body.locked_usdc} USDC`)
+    console.log(`target: ≥ 1,500 paid req/s, p99 < 100 ms; load average now ${loadAverage()}`)
+  } finally {
+    await stop(child)
+  }
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
