@@ -96,6 +96,12 @@ describe("access", () => {
     }
   })
 
+  it("answers are never cached", async () => {
+    const response = await fetch(`${r.base}/api/dashboard/overview`, { headers: { authorization: `Bearer ${s.alice.key}` } })
+    expect(response.status).toBe(200)
+    expect(response.headers.get("cache-control")).toBe("no-store")
+  })
+
   it("knows the operator and each agent", async () => {
     const operator = await get("/api/dashboard/session", r.operatorKey)
     expect(operator.status).toBe(200)

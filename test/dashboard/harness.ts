@@ -43,7 +43,12 @@ export const start = async (dashboard: Partial<DashboardConfigShape> = {}, clock
     Layer.provideMerge(LedgerConfig.layer({ region: "local" })),
     Layer.provideMerge(SettlementSettings.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(
-      DashboardSettings.layer({ operatorApiKey: Option.some(Redacted.make(operatorKey)), liveIntervalMs: 200, ...dashboard })
+      DashboardSettings.layer({
+        operatorApiKey: Option.some(Redacted.make(operatorKey)),
+        liveIntervalMs: 200,
+        pollIntervalMs: 500,
+        ...dashboard
+      })
     ),
     Layer.provide(clock === undefined ? Layer.empty : Layer.setClock(clock))
   )

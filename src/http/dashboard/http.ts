@@ -9,7 +9,7 @@
  * when it moves; streams are bounded in number and in lifetime, and a page that
  * cannot get one polls `/api/dashboard/watermark` instead.
  */
-import { HttpApiBuilder, HttpServer, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
+import { HttpApiBuilder, HttpApp, HttpServer, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
 import type { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Ref, Schedule, Stream } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
@@ -27,6 +27,11 @@ import { DashboardQueries } from "./Queries.js"
 
 const wire = Effect.mapError(toWire)
 
+/** Answers carry one viewer's money: no cache (browser or shared) may keep them. */
+const noStore = HttpApp.appendPreResponseHandler((_, response) =>
+  Effect.succeed(HttpServerResponse.setHeader(response, "cache-control", "no-store"))
+)
+
 /** Bearer → who is looking (the operator, or an agent with one request of its rate limit spent). */
 export const AuthorizationLive = Layer.effect(
   DashboardAuthorization,
@@ -35,7 +40,7 @@ export const AuthorizationLive = Layer.effect(
       // toWire maps the three refusals to 401, 429 and 503: the middleware's declared failures.
       bearer: (key) =>
         Effect.mapError(
-          access.authenticate(key),
+          Effect.tap(access.authenticate(key), () => noStore),
           (error) => toWire(error) as UnauthorizedError | TooManyRequestsError | ServiceUnavailableError
         )
     }))
