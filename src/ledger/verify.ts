@@ -3,9 +3,8 @@
  * postings, every invariant checked) run on one consistent snapshot, so a check of
  * a live PostgreSQL ledger is not fooled by writes landing between its queries.
  */
-import type { SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import { Data, Effect } from "effect"
-import * as Dialect from "./dialect.js"
 import { Ledger, type VerifyReport } from "./Ledger.js"
 
 /** The ledger broke an invariant: the operator must look before money moves again. */
@@ -17,11 +16,16 @@ export class LedgerVerifyFailed extends Data.TaggedError("LedgerVerifyFailed")<{
   }
 }
 
-/** `Ledger.verify` on one snapshot of the database. */
-export const verifySnapshot: Effect.Effect<VerifyReport, unknown, Ledger | SqlClient.SqlClient> = Effect.flatMap(
-  Ledger,
-  (ledger) => Dialect.snapshot(ledger.verify)
-)
+/**
+ * `Ledger.verify` on one snapshot of the database. PostgreSQL: the SQL ledger's
+ * verify already reads one snapshot (`dialect.consistentReads`). SQLite: a read
+ * transaction here, in case another process is writing the file.
+ */
+export const verifySnapshot: Effect.Effect<VerifyReport, unknown, Ledger | SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const ledger = yield* Ledger
+  return yield* sql.onDialectOrElse({ pg: () => ledger.verify, orElse: () => sql.withTransaction(ledger.verify) })
+})
 
 /** Fails with `LedgerVerifyFailed` unless the report is clean. */
 export const requireClean = (report: VerifyReport): Effect.Effect<VerifyReport, LedgerVerifyFailed> =>

@@ -57,8 +57,9 @@ const probe = async (): Promise<Probe> => {
 
 const redact = (url: string) => url.replace(/:[^:@/]*@/, ":***@")
 const messageOf = (error: unknown): string => {
-  const e = error as { message?: string; cause?: { message?: string; code?: string } }
-  return [e.cause?.code, e.cause?.message ?? e.message].filter(Boolean).join(" ").slice(0, 200) || String(error)
+  const e = error as { message?: string; cause?: { message?: string; code?: string; errors?: ReadonlyArray<{ code?: string }> } }
+  const code = e.cause?.code ?? e.cause?.errors?.[0]?.code
+  return [e.message, code, e.cause?.message].filter((part) => part !== undefined && part !== "").join(": ").slice(0, 200) || String(error)
 }
 
 /** The probe's verdict for this test file (one probe per file; vitest runs files in separate workers). */
