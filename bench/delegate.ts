@@ -41,6 +41,8 @@ const Output = Schema.Struct({ n: Schema.Number })
 const noop = Agent.make({ name: "noop", input: Input, output: Output, price: Usdc.make("0.01"), run: ({ n }) => Effect.succeed({ n }) })
 
 interface Result {
+  /** CPU time of the whole process per task: less sensitive to other load on the machine than wall time. */
+  readonly cpuUsPerTask: number
   readonly perSecond: number
   readonly p50Ms: number
   readonly p99Ms: number
@@ -59,11 +61,19 @@ const measure = (concurrency: number, task: Effect.Effect<unknown, unknown>) =>
       }
     })
     const start = performance.now()
+    const cpuStart = process.cpuUsage()
     yield* Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded", discard: true })
+    const cpu = process.cpuUsage(cpuStart)
     const elapsedS = (performance.now() - start) / 1000
     latencies.sort((a, b) => a - b)
     const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
-    return { perSecond: latencies.length / elapsedS, p50Ms: pct(0.5), p99Ms: pct(0.99), tasks: latencies.length } satisfies Result
+    return {
+      cpuUsPerTask: (cpu.user + cpu.system) / Math.max(latencies.length, 1),
+      perSecond: latencies.length / elapsedS,
+      p50Ms: pct(0.5),
+      p99Ms: pct(0.99),
+      tasks: latencies.length
+    } satisfies Result
   })
 
 const bench = Effect.gen(function*() {
@@ -117,7 +127,10 @@ const program = Effect.gen(function*() {
     )
     const { rows, violations } = yield* Effect.provide(bench, world)
     const ledgerLabel = ledgerKind === "memory" ? "in-memory ledger" : `SQLite ledger (WAL, synchronous=${sync})`
-    console.log(`\nOne paid delegate vs calling run directly — no-op agent, ${ledgerLabel}, ${seconds}s per cell, ${os.cpus().length} CPUs\n`)
+    console.log(
+      `\nOne paid delegate vs calling run directly — no-op agent, ${ledgerLabel}, ${seconds}s per cell, ` +
+        `${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(1)}\n`
+    )
     console.log("              direct run   ledger floor  paid delegate   delegate/direct   overhead vs direct   overhead vs ledger")
     for (const [label, d, l, p] of rows) {
       console.log(
@@ -127,6 +140,7 @@ const program = Effect.gen(function*() {
       console.log(
         `       tasks/s ${rate(d.perSecond)} ${rate(l.perSecond)}  ${rate(p.perSecond)}   ${fmt(d.perSecond / Math.max(p.perSecond, 1e-6), 0)}x slower`
       )
+      console.log(`       cpu µs  ${fmt(d.cpuUsPerTask, 1)}  ${fmt(l.cpuUsPerTask, 1)}  ${fmt(p.cpuUsPerTask, 1)}   (CPU per task)`)
     }
     const [c1, c64] = [rows[0]!, rows[1]!]
     console.log(

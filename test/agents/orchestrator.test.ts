@@ -77,6 +77,27 @@ for (const backend of backends) {
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
+    it.effect("a task can spend the caller's wallet instead of the orchestrator's, within the orchestrator's caps", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const ledger = yield* Ledger
+        const caller = yield* ledger.registerAgent({ name: "caller" })
+        yield* ledger.deposit(caller.wallet, Usdc.make("10"))
+        const handle = yield* Orchestrator.spawn(fetcher)
+        yield* Orchestrator.delegate(handle, { topic: "x" }, { payer: caller.wallet })
+        const price = u("2.5")
+        expect(yield* balances(caller.wallet, orchestrator.identity.wallet, handle.wallet)).toEqual([
+          [u("10") - price, 0n],
+          // The orchestrator paid nothing and still earned its referral share on the fee.
+          [u("100") + shareOf(price), 0n],
+          [price - feeOf(price), 0n]
+        ])
+        const capped = yield* Effect.flip(
+          orchestrator.withBudget({ perRun: Usdc.make("1") })(Orchestrator.delegate(handle, { topic: "x" }, { payer: caller.wallet }))
+        )
+        expect(capped).toBeInstanceOf(BudgetExceeded)
+      }).pipe(Effect.provide(world(backend))))
+
     it.effect("a timeout (TestClock) cancels with a full refund", () =>
       Effect.gen(function*() {
         const orchestrator = yield* Orchestrator
