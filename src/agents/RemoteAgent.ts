@@ -289,6 +289,7 @@ export const remote = <I, IE, O, OE>(options: RemoteOptions<I, IE, O, OE>): Agen
     })
 
   const describe = Effect.flatMap(client, (api) => api.agents.describe({ path: { name } })).pipe(
+    Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => "no answer within 10 s" }),
     Effect.map((d): AgentRecord => ({
       agentId: d.agent_id as AgentRecord["agentId"],
       name: d.name,

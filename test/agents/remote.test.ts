@@ -16,7 +16,8 @@ import { Escrow } from "../../src/escrow/Escrow.js"
 import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
 import * as Server from "../../src/http/server.js"
 import { Ledger, type LedgerShape } from "../../src/ledger/Ledger.js"
-import { backends, Facts, feeOf, shareOf, Topic, u } from "./support.js"
+import { EscrowTest } from "../../src/escrow/EscrowTest.js"
+import { backends, Facts, feeOf, shareOf, Topic, u, worldOn } from "./support.js"
 
 const refusal = (effect: Effect.Effect<unknown, EscrowRefused>) =>
   Effect.map(Effect.flip(effect), (e) => e.reason)
@@ -269,4 +270,25 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       expect((yield* ledger.listEscrows({})).escrows.map((e) => e.status)).toEqual(["cancelled"])
       expect((yield* ledger.balance(user.wallet)).available).toBe(u("10"))
     }))
+})
+
+describe("remote agents: the caller's side", () => {
+  it.live("spawning an agent whose service is unreachable fails with RemoteAgentUnavailable and registers nothing", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const before = (yield* ledger.verify).accounts
+      const error = yield* Effect.flip(
+        Orchestrator.spawn(RemoteAgent.remote({ name: "ghost", url: "http://127.0.0.1:1", input: Topic, output: Facts, price: Usdc.make("1") }))
+      )
+      expect(error).toMatchObject({ _tag: "RemoteAgentUnavailable", agent: "ghost", url: "http://127.0.0.1:1" })
+      expect((yield* ledger.verify).accounts).toBe(before)
+    }).pipe(Effect.provide(worldOn(EscrowTest.layer()))))
+
+  it("a bad URL or name is refused when the agent is defined", () => {
+    expect(() => RemoteAgent.remote({ name: "x", url: "ftp://example", input: Topic, output: Facts, price: Usdc.make("1") })).toThrow(
+      /http\(s\) URL/
+    )
+    expect(() => RemoteAgent.remote({ name: "a b", url: "http://127.0.0.1:8080", input: Topic, output: Facts, price: Usdc.make("1") }))
+      .toThrow(/agent name/)
+  })
 })
