@@ -385,7 +385,12 @@ class Crash {
 const describeDefect = (defect: unknown): string =>
   defect instanceof Error ? defect.message : typeof defect === "string" ? defect : Cause.pretty(Cause.die(defect))
 
-/** Errors after which another attempt, on this or another sub-agent, may succeed. */
+/**
+ * Errors another attempt on the same sub-agent cannot fix: the caller's input or
+ * caps, the payer's funds, the settlement service's refusals, a stopped agent.
+ * Everything else (the agent's own errors, timeouts, crashes, invalid output) is
+ * retried when the caller asked for retries.
+ */
 const terminalTags = new Set([
   "BudgetExceeded",
   "InvalidInput",
@@ -445,7 +450,14 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
           name: record.name,
           wallet: record.wallet,
           orchestrator: sub,
-          status: Effect.sync(() => ({ ...state, state: state.stopped ? "stopped" : "running" })),
+          status: Effect.sync(() => ({
+            state: state.stopped ? "stopped" : "running",
+            inFlight: state.inFlight,
+            completed: state.completed,
+            failed: state.failed,
+            crashes: state.crashes,
+            restarts: state.restarts
+          })),
           stop: Scope.close(handleScope, Exit.void),
           [HandleInternals]: {
             fibers,
