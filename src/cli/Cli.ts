@@ -4,12 +4,13 @@
  * `subcommands`.
  */
 import { Command } from "@effect/cli"
+import { ledger } from "./commands/ledger.js"
 import { mcp } from "./commands/mcp.js"
 import { settlement } from "./commands/settlement.js"
 
 export const VERSION = "0.1.0"
 
-const subcommands = [settlement, mcp] as const
+const subcommands = [settlement, mcp, ledger] as const
 
 export const ringmaster = Command.make("ringmaster").pipe(
   Command.withDescription("Orchestrator agents that hire and pay sub-agents through escrow"),

@@ -13,6 +13,7 @@ import * as Mcp from "../http/mcp/Mcp.js"
 import * as Server from "../http/server.js"
 import { Settlement } from "../http/Settlement.js"
 import * as SettlementSettings from "../http/SettlementConfig.js"
+import * as Backend from "../ledger/Backend.js"
 import * as ExpirySweeper from "../ledger/ExpirySweeper.js"
 import * as LedgerSettings from "../ledger/LedgerConfig.js"
 import * as SqlLedger from "../ledger/SqlLedger.js"
@@ -34,6 +35,9 @@ export const settlementHttp = HttpApiBuilder.serve().pipe(
 export const sqliteStores = (dataDir: string) =>
   ApiKeys.layerSql().pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })))
 
+/** Ledger and API keys on the backend the environment names: PostgreSQL with `DATABASE_URL`, else SQLite in `DATA_DIR`. */
+export const storesFromEnv = ApiKeys.layerSql().pipe(Layer.provideMerge(Backend.layerFromEnv))
+
 /** `DATA_DIR`, default `./data`. */
 export const dataDir = Config.string("DATA_DIR").pipe(Config.withDefault("./data"))
 
@@ -41,9 +45,8 @@ export const dataDir = Config.string("DATA_DIR").pipe(Config.withDefault("./data
  * `ringmaster settlement`: port from `PORT` (8080), data in `DATA_DIR`, the rest of the
  * settings from the environment; escrows past their deadline are refunded in the background.
  */
-export const settlementFromEnv = Layer.unwrapEffect(
-  Effect.map(dataDir, (dir) =>
-    Layer.merge(settlementHttp, ExpirySweeper.layer()).pipe(Layer.provide(sqliteStores(dir))))
+export const settlementFromEnv = Layer.merge(settlementHttp, ExpirySweeper.layer()).pipe(
+  Layer.provide(storesFromEnv)
 ).pipe(Layer.provide(Layer.merge(LedgerSettings.layerConfig, SettlementSettings.layerConfig)))
 
 /**

@@ -5,21 +5,10 @@
  * PostgreSQL; `IF NOT EXISTS` lets `ApiKeys.layerSql` run them itself until the
  * migrator does.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import createApiKeysTable from "../ledger/migrations/0002_api_keys.js"
 
-export const createApiKeysTable = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  // Only the SHA-256 of a key is stored (hex); a rotated key gets expires_at_ms.
-  yield* sql`CREATE TABLE IF NOT EXISTS api_keys (
-    key_hash TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    wallet TEXT NOT NULL,
-    created_at_ms BIGINT NOT NULL,
-    expires_at_ms BIGINT
-  )`
-  yield* sql`CREATE INDEX IF NOT EXISTS api_keys_agent_id ON api_keys (agent_id)`
-})
+/** The table now comes with the ledger's migrations; `ApiKeys.layerSql` still runs it for a bare SqlClient. */
+export { default as createApiKeysTable } from "../ledger/migrations/0002_api_keys.js"
 
 export const migrations = {
   "0101_api_keys": createApiKeysTable

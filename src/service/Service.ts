@@ -26,6 +26,7 @@ import { Context, Duration, Effect, Layer, Logger, LogLevel } from "effect"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import * as EscrowHttp from "../escrow/EscrowHttp.js"
 import { ApiKeys } from "../http/ApiKeys.js"
+import * as Backend from "../ledger/Backend.js"
 import * as Mcp from "../http/mcp/Mcp.js"
 import * as Server from "../http/server.js"
 import { Settlement } from "../http/Settlement.js"
@@ -33,7 +34,6 @@ import * as SettlementSettings from "../http/SettlementConfig.js"
 import { SettlementConfig } from "../http/SettlementConfig.js"
 import type { Ledger } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
-import * as SqlLedger from "../ledger/SqlLedger.js"
 import * as Identity from "./Identity.js"
 import * as Journal from "./Journal.js"
 import * as Lifecycle from "./Lifecycle.js"
@@ -84,9 +84,14 @@ const layerBackend = (config: ServiceConfigShape) => {
     const remote = config.settlement
     return Layer.scoped(Escrow, EscrowHttp.make({ baseUrl: remote.baseUrl, apiKey: remote.apiKey }))
   }
-  // Ledger and API keys share DATA_DIR/ledger.db, as `ringmaster settlement` does.
+  // Ledger and API keys share one database, as `ringmaster settlement` does: PostgreSQL
+  // when DATABASE_URL is set, else DATA_DIR/ledger.db.
+  const ledger = Layer.unwrapEffect(
+    Effect.map(Backend.fromEnv, (backend) =>
+      Backend.layer(backend._tag === "Sqlite" ? { _tag: "Sqlite", dataDir: config.dataDir } : backend))
+  )
   return Escrow.layerFromLedger.pipe(
-    Layer.provideMerge(ApiKeys.layerSql().pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir: config.dataDir })))),
+    Layer.provideMerge(ApiKeys.layerSql().pipe(Layer.provideMerge(ledger))),
     Layer.provide(LedgerConfig.layer(config.ledger))
   )
 }

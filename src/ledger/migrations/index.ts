@@ -5,9 +5,11 @@
 import { Migrator } from "@effect/sql"
 import { withMigrationLock } from "../dialect.js"
 import ledger from "./0001_ledger.js"
+import apiKeys from "./0002_api_keys.js"
 
 export const migrations = {
-  "0001_ledger": ledger
+  "0001_ledger": ledger,
+  "0002_api_keys": apiKeys
 }
 
 export const loader = Migrator.fromRecord(migrations)
