@@ -56,3 +56,33 @@ export * as Postgres from "./ledger/Postgres.js"
 export * as LedgerBackend from "./ledger/Backend.js"
 export * as LedgerVerify from "./ledger/verify.js"
 export * as LedgerExport from "./ledger/export.js"
+export * as Agent from "./agents/Agent.js"
+export { Limits as OrchestratorLimits, Orchestrator, referralChain, RestartPolicy } from "./agents/Orchestrator.js"
+export type {
+  Budget,
+  DelegateError,
+  DelegateOptions,
+  Earnings,
+  EarningsTotals,
+  Handle,
+  HandleStatus,
+  OrchestratorOptions,
+  OrchestratorShape,
+  Payment,
+  SpawnError,
+  SpawnOptions,
+  StreamOptions
+} from "./agents/Orchestrator.js"
+export { Accounts } from "./agents/Accounts.js"
+export type { AccountsShape } from "./agents/Accounts.js"
+export * as RemoteAgent from "./agents/RemoteAgent.js"
+export { AgentApi, AgentNotServed } from "./agents/AgentApi.js"
+export {
+  AgentCrashed,
+  AgentStopped,
+  EscrowRefused,
+  InvalidOutput,
+  RemoteAgentUnavailable,
+  RemoteTaskFailed,
+  TaskTimedOut
+} from "./agents/errors.js"

@@ -50,6 +50,7 @@ export const settleOnExit = (
           yield* escrow.recordUnsettled({ escrowId: id, intent, error: message, attempts: yield* Ref.get(attempts), atMs })
         })
       ),
-      Effect.withSpan("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent } })
+      // No stack capture: this span runs on every settlement, on the hot path.
+      Effect.withSpan("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent }, captureStackTrace: false })
     )
   })

@@ -220,6 +220,9 @@ export const make = Effect.gen(function*() {
 
     cancel: (caller, id) =>
       Effect.flatMap(partyEscrow(caller, id), (escrow) => {
+        // Repeating a cancel returns the record to either party: a payer whose scope
+        // cancels after the payee already refunded it must not see a refusal.
+        if (escrow.status === "cancelled") return Effect.succeed(escrow)
         if (escrow.payee === caller.wallet || config.payerMayCancelBeforeDeadline) return ledger.cancelEscrow(id)
         return Effect.flatMap(Clock.currentTimeMillis, (nowMs): Effect.Effect<EscrowRecord, NotAuthorized | CancelError> =>
           nowMs >= escrow.expiresAtMs
