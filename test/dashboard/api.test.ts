@@ -13,7 +13,7 @@ import * as Assets from "../../src/http/dashboard/assets.js"
 import * as DashboardSettings from "../../src/http/dashboard/DashboardConfig.js"
 import { bucketFor, BUCKET_LADDER_MS } from "../../src/http/dashboard/Queries.js"
 import { MAX_BUCKETS } from "../../src/http/dashboard/Api.js"
-import { call, createEscrow, ledgerRegions, release, type Running, type Scenario, scenario, start } from "./harness.js"
+import { call, createEscrow, ledgerRegions, register, release, type Running, type Scenario, scenario, start } from "./harness.js"
 
 let r: Running
 let s: Scenario
@@ -329,6 +329,32 @@ describe("live updates", () => {
       expect(status).toBe(200)
     } finally {
       for (const live of open) live.close()
+    }
+  })
+})
+
+describe("operator views under load", () => {
+  it("are recomputed at most once per operatorRefreshMs, and say how far behind they are", async () => {
+    const slow = await start({ operatorRefreshMs: 60_000 })
+    try {
+      const payer = await register(slow, "payer", "100")
+      const payee = await register(slow, "payee")
+      await release(slow, payer, await createEscrow(slow, payer, payee, "10", "iad"))
+      const first = (await call(slow.base, "GET", "/api/dashboard/overview", slow.operatorKey)).body
+      expect(first.totals.spent_usdc).toBe("10.000000")
+      expect((await call(slow.base, "GET", "/api/dashboard/watermark", slow.operatorKey)).body.watermark).toBe(first.watermark)
+
+      await release(slow, payer, await createEscrow(slow, payer, payee, "5", "lhr"))
+      const cached = (await call(slow.base, "GET", "/api/dashboard/overview", slow.operatorKey)).body
+      // Within the interval: the same answer, and its watermark shows it is behind.
+      expect(cached).toEqual(first)
+      const now = (await call(slow.base, "GET", "/api/dashboard/watermark", slow.operatorKey)).body.watermark
+      expect(now).not.toBe(first.watermark)
+      // An agent's own views are never held back.
+      const own = (await call(slow.base, "GET", "/api/dashboard/overview", payer.key)).body
+      expect(own.totals.spent_usdc).toBe("15.000000")
+    } finally {
+      await slow.close()
     }
   })
 })

@@ -47,6 +47,7 @@ export const start = async (dashboard: Partial<DashboardConfigShape> = {}, clock
         operatorApiKey: Option.some(Redacted.make(operatorKey)),
         liveIntervalMs: 200,
         pollIntervalMs: 500,
+        operatorRefreshMs: 300,
         ...dashboard
       })
     ),

@@ -65,7 +65,12 @@ export const Session = Schema.Struct({
     referrer_wallet: Schema.NullOr(WalletAddress)
   })),
   /** How the page keeps itself current. */
-  live: Schema.Struct({ interval_ms: Count, poll_interval_ms: Count })
+  live: Schema.Struct({
+    interval_ms: Count,
+    poll_interval_ms: Count,
+    /** The overview may lag the watermark by up to this (operator views are recomputed at most this often). */
+    recheck_ms: Count
+  })
 })
 
 /** Money moved by kind; for an agent exactly `Ledger.activity`, for the operator its sum over every wallet. */

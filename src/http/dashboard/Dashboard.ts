@@ -65,7 +65,33 @@ export const make = Effect.gen(function*() {
   const queries = yield* DashboardQueries
   const config = yield* DashboardConfig
   const fees = ledger.config.fees
-  const live = { interval_ms: config.liveIntervalMs, poll_interval_ms: config.pollIntervalMs }
+  const live = (scope: "operator" | "agent") => ({
+    interval_ms: config.liveIntervalMs,
+    poll_interval_ms: config.pollIntervalMs,
+    recheck_ms: scope === "operator" ? config.operatorRefreshMs : config.liveIntervalMs
+  })
+
+  /**
+   * The operator's views read every row of some tables, and the SQLite driver runs on
+   * the event loop: so they are computed by one fiber at a time, shared by every
+   * operator tab, and recomputed only when the watermark has moved and at most once
+   * per `operatorRefreshMs`. Each answer carries the watermark read before its data;
+   * a page holding an older one asks again after `recheck_ms`.
+   */
+  const throttled = <A, E>(compute: (watermark: string) => Effect.Effect<A, E>) => {
+    let cached: { readonly value: A; readonly watermark: string; readonly atMs: number } | undefined
+    const lock = Effect.unsafeMakeSemaphore(1)
+    return lock.withPermits(1)(Effect.gen(function*() {
+      const watermark = yield* queries.watermark({ _tag: "All" })
+      const nowMs = yield* Clock.currentTimeMillis
+      if (cached !== undefined && (cached.watermark === watermark || nowMs - cached.atMs < config.operatorRefreshMs)) {
+        return cached.value
+      }
+      const value = yield* compute(watermark)
+      cached = { value, watermark, atMs: yield* Clock.currentTimeMillis }
+      return value
+    }))
+  }
 
   const series = (scope: Scope) =>
     Effect.map(queries.series(scope), (s): OverviewView["series"] => ({
@@ -89,45 +115,50 @@ export const make = Effect.gen(function*() {
         Effect.catchTag("AgentNotFound", () => Effect.succeed(new Map<string, string>()))
       )
 
-  const operatorOverview = Effect.gen(function*() {
-    // Sequential, watermark first: a change after it moves the watermark past what
-    // this answer reports, so the page never settles on stale figures.
-    const [watermark, regions, counts, s, locked, platform, nowMs] = yield* Effect.all([
-      queries.watermark({ _tag: "All" }),
-      queries.regionTotals,
-      queries.statusCounts({ _tag: "All" }),
-      series({ _tag: "All" }),
-      ledger.systemBalance(SystemAccount.escrowHolding),
-      ledger.systemBalance(SystemAccount.platformFees),
-      Clock.currentTimeMillis
-    ])
-    const sum = (pick: (r: (typeof regions)[number]) => bigint) => regions.reduce((acc, r) => acc + pick(r), 0n) as Usdc
-    return {
-      scope: "operator",
-      wallet_address: null,
-      totals: {
-        revenue_usdc: sum((r) => r.revenue),
-        spent_usdc: sum((r) => r.spent),
-        fees_paid_usdc: sum((r) => r.feesPaid),
-        referral_income_usdc: sum((r) => r.referralIncome)
-      },
-      locked_usdc: locked as Usdc,
-      available_usdc: null,
-      platform_fees_usdc: platform as Usdc,
-      by_region: [...regions].sort((a, b) => byName(a.region, b.region)).map((r) => ({
+  const operatorOverview = throttled((watermark) =>
+    Effect.gen(function*() {
+      const [s, regions, counts, locked, platform, nowMs] = yield* Effect.all([
+        series({ _tag: "All" }),
+        queries.regionTotals,
+        queries.statusCounts({ _tag: "All" }),
+        ledger.systemBalance(SystemAccount.escrowHolding),
+        ledger.systemBalance(SystemAccount.platformFees),
+        Clock.currentTimeMillis
+      ])
+      // Referral income per region from the series: one scan of the postings, not two.
+      const referral = new Map<string, bigint>()
+      for (const bucket of s.buckets) {
+        for (const p of bucket.regions) referral.set(p.region, (referral.get(p.region) ?? 0n) + p.referral_income_usdc)
+      }
+      const rows = [...regions].sort((a, b) => byName(a.region, b.region)).map((r) => ({
         region: r.region,
         escrows: r.escrows,
         revenue_usdc: r.revenue,
         spent_usdc: r.spent,
         fees_paid_usdc: r.feesPaid,
-        referral_income_usdc: r.referralIncome
-      })),
-      status_counts: counts,
-      series: s,
-      watermark,
-      generated_at: nowMs
-    } satisfies OverviewView
-  })
+        referral_income_usdc: (referral.get(r.region) ?? 0n) as Usdc
+      }))
+      const sum = (pick: (r: (typeof rows)[number]) => bigint) => rows.reduce((acc, r) => acc + pick(r), 0n) as Usdc
+      return {
+        scope: "operator",
+        wallet_address: null,
+        totals: {
+          revenue_usdc: sum((r) => r.revenue_usdc),
+          spent_usdc: sum((r) => r.spent_usdc),
+          fees_paid_usdc: sum((r) => r.fees_paid_usdc),
+          referral_income_usdc: sum((r) => r.referral_income_usdc)
+        },
+        locked_usdc: locked as Usdc,
+        available_usdc: null,
+        platform_fees_usdc: platform as Usdc,
+        by_region: rows,
+        status_counts: counts,
+        series: s,
+        watermark,
+        generated_at: nowMs
+      } satisfies OverviewView
+    })
+  )
 
   const agentOverview = (wallet: WalletAddress) =>
     Effect.gen(function*() {
@@ -173,7 +204,7 @@ export const make = Effect.gen(function*() {
       } satisfies OverviewView
     })
 
-  const operatorNetwork = Effect.map(queries.network(config.maxNetworkAgents), (n): NetworkView => ({
+  const operatorNetwork = throttled(() => Effect.map(queries.network(config.maxNetworkAgents), (n): NetworkView => ({
     scope: "operator",
     root_wallet: null,
     agents: n.members.map(({ agent, referredCount }) => ({
@@ -191,7 +222,7 @@ export const make = Effect.gen(function*() {
     total_agents: n.total,
     truncated: n.members.length < n.total,
     earned_usdc: [...n.incomeByWallet.values()].reduce((a, b) => a + b, 0n) as Usdc
-  }))
+  })))
 
   const agentNetwork = (wallet: WalletAddress) =>
     Effect.map(ledger.referrals(wallet), (report): NetworkView => {
@@ -232,7 +263,7 @@ export const make = Effect.gen(function*() {
   const service: DashboardShape = {
     session: (viewer) =>
       viewer._tag === "Operator"
-        ? Effect.succeed({ scope: "operator", region: ledger.config.region, agent: null, live })
+        ? Effect.succeed({ scope: "operator", region: ledger.config.region, agent: null, live: live("operator") })
         : Effect.map(ledger.getAgent(viewer.caller.wallet), (agent) => ({
           scope: "agent" as const,
           region: ledger.config.region,
@@ -243,7 +274,7 @@ export const make = Effect.gen(function*() {
             referral_code: agent.referralCode,
             referrer_wallet: agent.referrer
           },
-          live
+          live: live("agent")
         })),
 
     overview: (viewer) => (viewer._tag === "Operator" ? operatorOverview : agentOverview(viewer.caller.wallet)),

@@ -19,6 +19,12 @@ export interface DashboardConfigShape {
   readonly pollIntervalMs: number
   /** Agents in one referral-network answer at most. */
   readonly maxNetworkAgents: number
+  /**
+   * The operator's views (totals over every escrow, the whole network) are recomputed
+   * at most this often, once for all operator tabs: they scan tables, and SQLite
+   * reads run on the event loop.
+   */
+  readonly operatorRefreshMs: number
 }
 
 export class DashboardConfig extends Context.Tag("ringmaster/DashboardConfig")<DashboardConfig, DashboardConfigShape>() {}
@@ -33,7 +39,8 @@ export const defaults: DashboardConfigShape = {
   liveStreamMaxMs: 5 * 60_000,
   maxLiveStreams: 64,
   pollIntervalMs: 5_000,
-  maxNetworkAgents: 2_000
+  maxNetworkAgents: 2_000,
+  operatorRefreshMs: 5_000
 }
 
 const validate = (config: DashboardConfigShape): Either.Either<DashboardConfigShape, string> => {
@@ -47,7 +54,8 @@ const validate = (config: DashboardConfigShape): Either.Either<DashboardConfigSh
     ["liveStreamMaxMs", config.liveStreamMaxMs],
     ["maxLiveStreams", config.maxLiveStreams],
     ["pollIntervalMs", config.pollIntervalMs],
-    ["maxNetworkAgents", config.maxNetworkAgents]
+    ["maxNetworkAgents", config.maxNetworkAgents],
+    ["operatorRefreshMs", config.operatorRefreshMs]
   ]
   for (const [name, value] of positive) {
     if (!Number.isInteger(value) || value <= 0) return Either.left(`DashboardConfig.${name} must be a positive integer, got ${value}`)
@@ -65,13 +73,15 @@ export const layer = (overrides: Partial<DashboardConfigShape> = {}) => Layer.sy
 
 /**
  * From the environment: `OPERATOR_API_KEY` (secret; a Fly secret in production),
- * `DASHBOARD_LIVE_INTERVAL_MS`, `DASHBOARD_MAX_LIVE_STREAMS`, `DASHBOARD_POLL_INTERVAL_MS`.
+ * `DASHBOARD_LIVE_INTERVAL_MS`, `DASHBOARD_MAX_LIVE_STREAMS`, `DASHBOARD_POLL_INTERVAL_MS`,
+ * `DASHBOARD_OPERATOR_REFRESH_MS`.
  */
 export const fromEnv: Config.Config<DashboardConfigShape> = Config.all({
   operatorApiKey: Config.option(Config.redacted("OPERATOR_API_KEY")),
   liveIntervalMs: Config.integer("DASHBOARD_LIVE_INTERVAL_MS").pipe(Config.withDefault(defaults.liveIntervalMs)),
   maxLiveStreams: Config.integer("DASHBOARD_MAX_LIVE_STREAMS").pipe(Config.withDefault(defaults.maxLiveStreams)),
-  pollIntervalMs: Config.integer("DASHBOARD_POLL_INTERVAL_MS").pipe(Config.withDefault(defaults.pollIntervalMs))
+  pollIntervalMs: Config.integer("DASHBOARD_POLL_INTERVAL_MS").pipe(Config.withDefault(defaults.pollIntervalMs)),
+  operatorRefreshMs: Config.integer("DASHBOARD_OPERATOR_REFRESH_MS").pipe(Config.withDefault(defaults.operatorRefreshMs))
 }).pipe(
   Config.mapOrFail((values) =>
     Either.mapLeft(validate({ ...defaults, ...values }), (message) => ConfigError.InvalidData([], message))

@@ -31,7 +31,7 @@ export const script = String.raw`(function () {
       watermark: null, loading: null, refreshing: false, again: false,
       metric: "revenue", exact: localStorage.getItem(EXACT_STORAGE) === "1",
       filters: { status: "", region: "", counterparty: "" }, cursors: [null], page: 0,
-      detailId: null, seen: {}, liveAbort: null, pollTimer: null, reconnectTimer: null, backoffMs: 1000, regionColors: {}
+      detailId: null, seen: {}, liveAbort: null, pollTimer: null, reconnectTimer: null, recheckTimer: null, backoffMs: 1000, regionColors: {}
     };
   }
 
@@ -308,6 +308,9 @@ export const script = String.raw`(function () {
         renderAudit(results[2]);
         if (results[3] && state.detailId === results[3].escrow.escrow_id) renderDetail(results[3]);
         refreshMoney();
+        // The operator's figures may lag the watermark a little (the server recomputes
+        // them at most every recheck_ms): ask again once they may have caught up.
+        if (results[0].watermark !== w.watermark) scheduleRecheck();
         showBanner("");
         document.body.dataset.loaded = "1";
       });
@@ -319,6 +322,11 @@ export const script = String.raw`(function () {
       state.loading = null;
       if (state.again) { state.again = false; refresh(); }
     });
+  }
+
+  function scheduleRecheck() {
+    if (state.recheckTimer || !state.session) return;
+    state.recheckTimer = setTimeout(function () { state.recheckTimer = null; refresh(); }, state.session.live.recheck_ms);
   }
 
   function onWatermark(watermark) {
@@ -340,6 +348,8 @@ export const script = String.raw`(function () {
     stopPolling();
     if (state.reconnectTimer) clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
+    if (state.recheckTimer) clearTimeout(state.recheckTimer);
+    state.recheckTimer = null;
   }
 
   function startPolling() {
