@@ -413,7 +413,17 @@ export const make = (config: LedgerConfigShape) =>
     let inFlight = 0
     let closing = false
     const drained = yield* Deferred.make<void>()
-    yield* Queue.takeBetween(queue, 1, config.maxBatchSize).pipe(
+    // Let the requests already readable on other sockets queue their commands first: the
+    // writer otherwise wakes in the microtask after the first I/O callback and commits alone
+    // (better-sqlite3 is synchronous), so over HTTP group commit degenerated to one command
+    // per fsync. One macrotask of delay per batch buys batches of ~48 there.
+    const nextMacrotask = Effect.async<void>((resume) => {
+      const handle = setImmediate(() => resume(Effect.void))
+      return Effect.sync(() => clearImmediate(handle))
+    })
+    yield* Queue.take(queue).pipe(
+      Effect.zipLeft(nextMacrotask),
+      Effect.flatMap((first) => Effect.map(Queue.takeUpTo(queue, config.maxBatchSize - 1), (rest) => [first, ...rest])),
       Effect.flatMap((batch) =>
         Effect.zipRight(
           processBatch([...batch]),
