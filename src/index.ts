@@ -86,3 +86,6 @@ export {
   RemoteTaskFailed,
   TaskTimedOut
 } from "./agents/errors.js"
+export * as DashboardHttp from "./http/dashboard/http.js"
+export { DashboardConfig } from "./http/dashboard/DashboardConfig.js"
+export { DashboardApi } from "./http/dashboard/Api.js"

@@ -9,6 +9,8 @@
 import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import { Config, Effect, Layer } from "effect"
 import { ApiKeys } from "../http/ApiKeys.js"
+import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
+import * as DashboardHttp from "../http/dashboard/http.js"
 import * as Mcp from "../http/mcp/Mcp.js"
 import * as Server from "../http/server.js"
 import { Settlement } from "../http/Settlement.js"
@@ -25,7 +27,8 @@ import * as SqlLedger from "../ledger/SqlLedger.js"
  * provided to it together with the API routes).
  */
 export const settlementHttp = HttpApiBuilder.serve().pipe(
-  Layer.provide(Layer.merge(Server.layerRoutes, Mcp.layerHttp)),
+  Layer.provide(Layer.mergeAll(Server.layerRoutes, Mcp.layerHttp, DashboardHttp.layer)),
+  Layer.provide(DashboardSettings.layerConfig),
   HttpServer.withLogAddress,
   Layer.provideMerge(Server.layerNodeServer),
   Layer.provideMerge(Settlement.layer)

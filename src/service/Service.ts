@@ -27,6 +27,8 @@ import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import * as EscrowHttp from "../escrow/EscrowHttp.js"
 import { ApiKeys } from "../http/ApiKeys.js"
 import * as Backend from "../ledger/Backend.js"
+import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
+import * as DashboardHttp from "../http/dashboard/http.js"
 import * as Mcp from "../http/mcp/Mcp.js"
 import * as Server from "../http/server.js"
 import { Settlement } from "../http/Settlement.js"
@@ -123,7 +125,9 @@ const layerHttp = (config: ServiceConfigShape) =>
       if (config.settlement._tag === "Embedded") {
         const ours = HttpApiBuilder.Router.use((shared) => Effect.flatMap(Routes.make({ withHealth: false }), shared.concat))
         return HttpApiBuilder.serve(lifecycle.middleware).pipe(
-          Layer.provide(Layer.mergeAll(Server.layerRoutes, Mcp.layerHttp, ours)),
+          // The dashboard reads the local ledger, so it is served only when settlement is embedded.
+          Layer.provide(Layer.mergeAll(Server.layerRoutes, Mcp.layerHttp, ours, DashboardHttp.layer)),
+          Layer.provide(DashboardSettings.layerConfig),
           Layer.provide(Settlement.layer),
           Layer.provide(layerSettlementConfig(config))
         )
