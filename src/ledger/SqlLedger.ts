@@ -16,15 +16,8 @@ import { Clock, Context, Deferred, Effect, Either, Exit, FiberId, Layer, Queue, 
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
-import type {
-  AgentRecord,
-  EscrowEvent,
-  EscrowRecord,
-  EscrowStatus,
-  MandateRecord,
-  Metadata
-} from "../domain/Escrow.js"
-import type { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
+import type { EscrowRecord, MandateRecord } from "../domain/Escrow.js"
+import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import { SystemAccount } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import type { UnsettledEscrow } from "../escrow/Escrow.js"
@@ -43,64 +36,7 @@ import {
 import * as LedgerConfigLayers from "./LedgerConfig.js"
 import * as Migrations from "./migrations/index.js"
 
-type Row = Record<string, unknown>
-
-const big = (value: unknown): bigint => (typeof value === "bigint" ? value : BigInt(value as string | number))
-const num = (value: unknown): number => Number(value)
-const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value))
-const usdc = (value: unknown) => big(value) as Usdc
-
-const toEscrow = (r: Row): EscrowRecord => ({
-  id: r.id as EscrowId,
-  payer: r.payer as WalletAddress,
-  payee: r.payee as WalletAddress,
-  amount: usdc(r.amount),
-  released: usdc(r.released),
-  feePaid: usdc(r.fee_paid),
-  refunded: usdc(r.refunded),
-  status: r.status as EscrowStatus,
-  description: r.description as string,
-  metadata: JSON.parse(r.metadata as string) as Metadata,
-  region: r.region as string,
-  idempotencyKey: (r.idempotency_key as string | null) ?? null,
-  mandateId: (r.mandate_id as MandateId | null) ?? null,
-  createdAtMs: num(r.created_at_ms),
-  expiresAtMs: num(r.expires_at_ms),
-  settledAtMs: numOrNull(r.settled_at_ms),
-  version: num(r.version)
-})
-
-const toAgent = (r: Row): AgentRecord => ({
-  agentId: r.agent_id as AgentId,
-  name: r.name as string,
-  wallet: r.wallet as WalletAddress,
-  referralCode: r.referral_code as ReferralCode,
-  referrer: (r.referrer as WalletAddress | null) ?? null,
-  createdAtMs: num(r.created_at_ms)
-})
-
-const toMandate = (r: Row): MandateRecord => ({
-  id: r.id as MandateId,
-  payer: r.payer as WalletAddress,
-  payee: r.payee as WalletAddress,
-  maxAmount: usdc(r.max_amount),
-  budget: usdc(r.budget),
-  remaining: usdc(r.remaining),
-  expiresAtMs: numOrNull(r.expires_at_ms),
-  revoked: num(r.revoked) === 1,
-  createdAtMs: num(r.created_at_ms)
-})
-
-const toEvent = (r: Row): EscrowEvent => ({
-  escrowId: r.escrow_id as EscrowId,
-  seq: num(r.seq),
-  kind: r.kind as EscrowEvent["kind"],
-  fromStatus: (r.from_status as EscrowStatus | null) ?? null,
-  toStatus: r.to_status as EscrowStatus,
-  amount: usdc(r.amount),
-  region: r.region as string,
-  atMs: num(r.at_ms)
-})
+import { big, num, type Row, toAgent, toEscrow, toEvent, toMandate, usdc } from "./rows.js"
 
 /**
  * Statement shapes. A multi-row INSERT or an IN list of a new length is new SQL text,

@@ -14,11 +14,12 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
 import { Context, Effect, Layer } from "effect"
 import { LedgerUnavailable } from "../../domain/errors.js"
-import type { AgentRecord, EscrowRecord, EscrowStatus, Metadata } from "../../domain/Escrow.js"
+import type { AgentRecord, EscrowRecord, EscrowStatus } from "../../domain/Escrow.js"
 import { EscrowStatuses } from "../../domain/Escrow.js"
-import type { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../../domain/ids.js"
+import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import { SystemAccount } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
+import { big as rowBig, type Row, toAgent, toEscrow } from "../../ledger/rows.js"
 import { MAX_BUCKETS } from "./Api.js"
 
 /** Whose data: every wallet's (the operator), or one wallet's escrows and referrals. */
@@ -123,45 +124,15 @@ export const bucketFor = (loMs: number, hiMs: number): number => {
   return Math.ceil((hiMs - loMs + 1) / (MAX_BUCKETS - 1) / day) * day
 }
 
-type Row = Record<string, unknown>
-
-const big = (value: unknown): bigint =>
-  value === null || value === undefined ? 0n : typeof value === "bigint" ? value : BigInt(value as string | number)
+// Aggregates may be NULL (an empty SUM): read as zero here, unlike a stored column.
+const big = (value: unknown): bigint => (value === null || value === undefined ? 0n : rowBig(value))
 const usdc = (value: unknown) => big(value) as Usdc
 const num = (value: unknown): number => Number(value ?? 0)
-const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value))
 
 const HOLDING = SystemAccount.escrowHolding
 const FEES = SystemAccount.platformFees
 
-export const toEscrow = (r: Row): EscrowRecord => ({
-  id: r.id as EscrowId,
-  payer: r.payer as WalletAddress,
-  payee: r.payee as WalletAddress,
-  amount: usdc(r.amount),
-  released: usdc(r.released),
-  feePaid: usdc(r.fee_paid),
-  refunded: usdc(r.refunded),
-  status: r.status as EscrowStatus,
-  description: r.description as string,
-  metadata: JSON.parse(r.metadata as string) as Metadata,
-  region: r.region as string,
-  idempotencyKey: (r.idempotency_key as string | null) ?? null,
-  mandateId: (r.mandate_id as MandateId | null) ?? null,
-  createdAtMs: num(r.created_at_ms),
-  expiresAtMs: num(r.expires_at_ms),
-  settledAtMs: numOrNull(r.settled_at_ms),
-  version: num(r.version)
-})
-
-const toAgent = (r: Row): AgentRecord => ({
-  agentId: r.agent_id as AgentId,
-  name: r.name as string,
-  wallet: r.wallet as WalletAddress,
-  referralCode: r.referral_code as ReferralCode,
-  referrer: (r.referrer as WalletAddress | null) ?? null,
-  createdAtMs: num(r.created_at_ms)
-})
+export { toEscrow }
 
 export const make = (sql: SqlClient.SqlClient): DashboardQueriesShape => {
   const read = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A, LedgerUnavailable> =>
