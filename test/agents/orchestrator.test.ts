@@ -21,14 +21,20 @@ const collectFirst = <A, E, R>(stream: Stream.Stream<A, E, R>, n: number) =>
 /** A tagged error's fields as a plain object (readable diffs). */
 const fields = (error: unknown) => ({ ...(error as object) })
 
-/** Lets other fibers run until `check` holds (at most 1,000 yields). */
+/**
+ * One turn of the event loop: lets other fibers run and I/O callbacks fire (the SQL
+ * ledger's writer waits a macrotask before each batch, which `yieldNow` never reaches).
+ */
+const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/** Lets other fibers run until `check` holds (at most 1,000 event-loop turns). */
 const eventually = (check: Effect.Effect<boolean>) =>
   Effect.gen(function*() {
     for (let i = 0; i < 1_000; i++) {
       if (yield* check) return
-      yield* Effect.yieldNow()
+      yield* turn
     }
-    return yield* Effect.dieMessage("condition not reached within 1,000 yields")
+    return yield* Effect.dieMessage("condition not reached within 1,000 event-loop turns")
   })
 
 const verified = Effect.flatMap(Ledger, (ledger) => Effect.map(ledger.verify, (r) => expect(r.violations).toEqual([])))
@@ -309,7 +315,9 @@ for (const backend of backends) {
         const fiber = yield* Effect.fork(
           Effect.forEach([1, 2, 3, 4, 5], (i) => Orchestrator.delegate(handle, { topic: `${i}` }), { concurrency: "unbounded" })
         )
-        yield* Effect.yieldNow().pipe(Effect.repeatN(50))
+        yield* eventually(Effect.map(Ref.get(running), (n) => n === 2))
+        // and it stays there: more turns let no third task start or lock
+        yield* turn.pipe(Effect.repeatN(50))
         expect(yield* Ref.get(running)).toBe(2)
         expect(yield* escrowCount).toBe(2)
         yield* Deferred.succeed(gate, undefined)
