@@ -981,10 +981,9 @@ export const escrowContract = (implementations: ReadonlyArray<Implementation>) =
             expect(yield* view(p)).toEqual({ ...zeroView, payer: "100.000000" })
           }).pipe(test()))
 
-        // KNOWN GAP (see the report): the work succeeded but the deadline refunded the payer
-        // first, so the finalizer's release meets `EscrowNotPending(expired)`, which
-        // settlement.ts logs at debug level and drops. The payee is owed and nobody is told.
-        // `fails` keeps the suite green until settlement records it for reconciliation.
+        // The work succeeded but the deadline refunded the payer first: the finalizer's
+        // release meets `EscrowNotPending(expired)`, a payment the payee is owed, so it
+        // must be recorded for reconciliation rather than dropped.
         it.effect("a successful scope whose escrow expired first records the missed release in `unsettled`", () =>
           Effect.gen(function*() {
             const ledger = yield* Ledger
