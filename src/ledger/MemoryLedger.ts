@@ -8,7 +8,7 @@ import { AgentNotFound, EscrowNotFound, MandateNotFound } from "../domain/errors
 import type { AgentRecord, EscrowEvent, EscrowRecord, MandateRecord } from "../domain/Escrow.js"
 import { SystemAccount, type WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import { apply, type Command, type ResultOf, WorkingSet } from "./engine.js"
+import { apply, type Command, commandMethods, type ResultOf, WorkingSet } from "./engine.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
 import {
   type ActivityTotals,
@@ -73,12 +73,7 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
     const ledger: LedgerShape & MemoryLedgerState = {
       ws,
       config,
-      registerAgent: (input) => run({ _tag: "RegisterAgent", input }) as never,
-      deposit: (wallet, amount) => run({ _tag: "Deposit", wallet, amount }) as never,
-      claimFaucet: ({ wallet, agentName }) => run({ _tag: "ClaimFaucet", wallet, agentName }) as never,
-      createEscrow: (terms) => run({ _tag: "CreateEscrow", terms }) as never,
-      releaseEscrow: (id, options) => run({ _tag: "ReleaseEscrow", id, amount: options?.amount }) as never,
-      cancelEscrow: (id) => run({ _tag: "CancelEscrow", id }) as never,
+      ...commandMethods(run),
       expireDue: (limit = 1_000) =>
         Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
           const due = [...pendingIds]
@@ -91,8 +86,6 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
             Effect.map((expired) => expired.filter((e): e is EscrowRecord => e !== null))
           )
         }),
-      createMandate: (input) => run({ _tag: "CreateMandate", input }) as never,
-      revokeMandate: (id, payer) => run({ _tag: "RevokeMandate", id, payer }) as never,
 
       getEscrow: (id) => {
         const escrow = ws.escrow(id)

@@ -23,7 +23,7 @@ import type { Usdc } from "../domain/Usdc.js"
 import type { UnsettledEscrow } from "../escrow/Escrow.js"
 import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
 import * as Dialect from "./dialect.js"
-import { apply, type Command, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
+import { apply, type Command, commandMethods, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
 import {
   type ActivityTotals,
@@ -425,12 +425,7 @@ export const make = (config: LedgerConfigShape) =>
 
     const ledger: LedgerShape = {
       config,
-      registerAgent: (input) => submit({ _tag: "RegisterAgent", input }) as never,
-      deposit: (wallet, amount) => submit({ _tag: "Deposit", wallet, amount }) as never,
-      claimFaucet: ({ wallet, agentName }) => submit({ _tag: "ClaimFaucet", wallet, agentName }) as never,
-      createEscrow: (terms) => submit({ _tag: "CreateEscrow", terms }) as never,
-      releaseEscrow: (id, options) => submit({ _tag: "ReleaseEscrow", id, amount: options?.amount }) as never,
-      cancelEscrow: (id) => submit({ _tag: "CancelEscrow", id }) as never,
+      ...commandMethods(submit),
       expireDue: (limit = 1_000) =>
         Effect.gen(function*() {
           const nowMs = yield* Clock.currentTimeMillis
@@ -443,8 +438,6 @@ export const make = (config: LedgerConfigShape) =>
           )
           return expired.filter((e): e is EscrowRecord => e !== null)
         }).pipe(Effect.catchAll((e) => e._tag === "LedgerUnavailable" ? Effect.fail(e) : Effect.die(e))),
-      createMandate: (input) => submit({ _tag: "CreateMandate", input }) as never,
-      revokeMandate: (id, payer) => submit({ _tag: "RevokeMandate", id, payer }) as never,
 
       getEscrow,
       listEscrows: (query) =>

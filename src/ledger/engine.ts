@@ -8,7 +8,7 @@
  * anything, so a refused command leaves the working set as it found it.
  */
 import { randomUUID } from "node:crypto"
-import { Duration, Either, Option } from "effect"
+import { Duration, type Effect, Either, Option } from "effect"
 import {
   AgentNotFound,
   EscrowNotFound,
@@ -20,6 +20,7 @@ import {
   InsufficientFunds,
   InvalidInput,
   type LedgerError,
+  type LedgerUnavailable,
   MandateExceeded,
   MandateNotFound,
   ReferralCodeNotFound,
@@ -51,7 +52,7 @@ import {
 } from "../domain/ids.js"
 import { MAX_MICROS, type Usdc } from "../domain/Usdc.js"
 import { split } from "./FeeSchedule.js"
-import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, RegisterAgentInput } from "./Ledger.js"
+import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, LedgerShape, RegisterAgentInput } from "./Ledger.js"
 
 export type PostingKind = "deposit" | "faucet" | "lock" | "payout" | "fee" | "referral" | "refund"
 
@@ -687,3 +688,25 @@ export const directKeys = (command: Command) => {
   }
   return { wallets, escrowIds, escrowKeys, mandateIds, codes }
 }
+
+/**
+ * The `Ledger` methods that are commands, over any way of running one (the memory
+ * ledger applies it at once; the SQL ledger queues it for group commit). Each method's
+ * narrower error type is the engine's promise: a command refuses only with the errors
+ * its rules name.
+ */
+export const commandMethods = (
+  run: <C extends Command>(command: C) => Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable>
+): Pick<
+  LedgerShape,
+  "registerAgent" | "deposit" | "claimFaucet" | "createEscrow" | "releaseEscrow" | "cancelEscrow" | "createMandate" | "revokeMandate"
+> => ({
+  registerAgent: (input) => run({ _tag: "RegisterAgent", input }) as never,
+  deposit: (wallet, amount) => run({ _tag: "Deposit", wallet, amount }) as never,
+  claimFaucet: ({ wallet, agentName }) => run({ _tag: "ClaimFaucet", wallet, agentName }) as never,
+  createEscrow: (terms) => run({ _tag: "CreateEscrow", terms }) as never,
+  releaseEscrow: (id, options) => run({ _tag: "ReleaseEscrow", id, amount: options?.amount }) as never,
+  cancelEscrow: (id) => run({ _tag: "CancelEscrow", id }) as never,
+  createMandate: (input) => run({ _tag: "CreateMandate", input }) as never,
+  revokeMandate: (id, payer) => run({ _tag: "RevokeMandate", id, payer }) as never
+})
