@@ -17,7 +17,7 @@ import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Duration, Effect, Layer, Schema } from "effect"
 import * as Agent from "../src/agents/Agent.js"
-import { Accounts } from "../src/agents/Accounts.js"
+import { Accounts, fromLedger } from "../src/agents/Accounts.js"
 import * as Orchestrator from "../src/agents/Orchestrator.js"
 import * as Usdc from "../src/domain/Usdc.js"
 import { Escrow } from "../src/escrow/Escrow.js"
@@ -51,16 +51,7 @@ const loadedPipeline = Layer.scoped(
     const identity = yield* Identity
     const escrow = yield* Escrow
     const orchestrator = yield* Orchestrator.make({ name: "bench-orchestrator", wallet: identity.wallet, existing: true }).pipe(
-      Effect.provideService(Accounts, Accounts.of({
-        register: ledger.registerAgent,
-        claimFaucet: (wallet, agentName) => ledger.claimFaucet({ wallet, agentName }),
-        deposit: ledger.deposit,
-        getAgent: ledger.getAgent,
-        balance: ledger.balance,
-        activity: ledger.activity,
-        referrals: ledger.referrals,
-        escrows: ledger.listEscrows
-      })),
+      Effect.provideService(Accounts, fromLedger(ledger)),
       Effect.provideService(Escrow, escrow)
     )
     yield* Effect.forEach(Array.from({ length: agents }, (_, i) => i), (i) => orchestrator.spawn(NoOp, { name: `specialist-${i}` }), {
