@@ -12,6 +12,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import type { WalletAddress } from "../../src/domain/ids.js"
+import { http, type Reply, type RequestOptions } from "../http/harness.js"
 import { Ledger, type LedgerShape } from "../../src/ledger/Ledger.js"
 import * as Service from "../../src/service/Service.js"
 import * as ServiceSettings from "../../src/service/ServiceConfig.js"
@@ -31,32 +32,11 @@ export const freePort = (): Promise<number> =>
 
 export const tempDir = (prefix = "ringmaster-service-") => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
 
-export interface Reply {
-  readonly status: number
-  readonly body: any
-  readonly headers: Headers
-}
+export type { Reply }
 
-export const request = async (
-  base: string,
-  method: string,
-  urlPath: string,
-  options: { readonly body?: unknown; readonly raw?: string; readonly key?: string; readonly headers?: Record<string, string> } = {}
-): Promise<Reply> => {
-  const headers: Record<string, string> = { ...options.headers }
-  const body = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body))
-  if (body !== undefined) headers["content-type"] ??= "application/json"
-  if (options.key !== undefined) headers["authorization"] = `Bearer ${options.key}`
-  const response = await fetch(base + urlPath, body === undefined ? { method, headers } : { method, headers, body })
-  const text = await response.text()
-  let parsed: unknown = text
-  try {
-    parsed = text === "" ? null : JSON.parse(text)
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: response.status, body: parsed, headers: response.headers }
-}
+/** One JSON request (the HTTP suites' helper), as a promise for the process tests. */
+export const request = (base: string, method: string, urlPath: string, options: RequestOptions = {}): Promise<Reply> =>
+  Effect.runPromise(http(base)(method, urlPath, options))
 
 /** Polls `check` until it returns a value, at most `timeoutMs`. */
 export const eventually = async <A>(check: () => Promise<A | undefined>, timeoutMs = 20_000, everyMs = 50): Promise<A> => {
