@@ -12,7 +12,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Clock, Context, Deferred, Effect, Either, Exit, FiberId, Layer, Queue, Schedule } from "effect"
+import { Clock, Context, Deferred, Effect, Either, Exit, Layer, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
@@ -67,7 +67,8 @@ const padded = <A>(keys: ReadonlyArray<A>): ReadonlyArray<A> => {
 
 interface Pending {
   readonly command: Command
-  readonly done: Deferred.Deferred<unknown, LedgerError | LedgerUnavailable>
+  /** Completes the submitting fiber with the command's outcome. */
+  readonly resume: (outcome: Effect.Effect<unknown, LedgerError | LedgerUnavailable>) => void
 }
 
 /** Bounds (TIGER_STYLE): queued commands, batch retries. */
@@ -321,10 +322,12 @@ export const make = (config: LedgerConfigShape) =>
     )
 
     const complete = (batch: ReadonlyArray<Pending>, outcomes: ReadonlyArray<Outcome>) =>
-      Effect.forEach(batch, (pending, i) => {
-        const outcome = outcomes[i]!
-        return Either.isRight(outcome) ? Deferred.succeed(pending.done, outcome.right) : Deferred.fail(pending.done, outcome.left)
-      }, { discard: true })
+      Effect.sync(() => {
+        batch.forEach((pending, i) => {
+          const outcome = outcomes[i]!
+          pending.resume(Either.isRight(outcome) ? Exit.succeed(outcome.right) : Exit.fail(outcome.left))
+        })
+      })
 
     const processBatch = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
       safe(runBatch(batch.map((p) => p.command))).pipe(
@@ -338,31 +341,58 @@ export const make = (config: LedgerConfigShape) =>
           }
           const error = Exit.isFailure(exit) ? exit.cause : undefined
           return Effect.logError("ledger command failed", batch[0]!.command._tag, error).pipe(
-            Effect.zipRight(Deferred.fail(batch[0]!.done, unavailable("the ledger could not apply the command", error)))
+            Effect.zipRight(Effect.sync(() => batch[0]!.resume(Exit.fail(unavailable("the ledger could not apply the command", error)))))
           )
         }),
         Effect.uninterruptible
       )
 
-    const queue = yield* Queue.bounded<Pending>(QUEUE_CAPACITY)
-    // Plain counters, not Refs: only this module's fibers touch them, and they sit on the hot path.
+    // The command queue. A plain array and callbacks rather than `Queue` + one `Deferred`
+    // per command: this is the hottest path of every escrow, and the profile showed the
+    // generic machinery (a Deferred, its observers, the queue's strategy) costing more
+    // per command than deciding the command. Only this module touches these, and all on
+    // the one JS thread, so no synchronisation is needed.
+    const queued: Array<Pending> = []
+    /** Submitters waiting for room when the queue is full (backpressure, as a bounded Queue gives). */
+    const waitingForRoom: Array<() => void> = []
+    /** Set while the writer sleeps on an empty queue. */
+    let wakeWriter: (() => void) | null = null
     let inFlight = 0
     let closing = false
     const drained = yield* Deferred.make<void>()
+
+    const enqueue = (pending: Pending) => {
+      queued.push(pending)
+      if (wakeWriter !== null) {
+        const wake = wakeWriter
+        wakeWriter = null
+        wake()
+      }
+    }
     // Let the requests already readable on other sockets queue their commands first: the
     // writer otherwise wakes in the microtask after the first I/O callback and commits alone
     // (better-sqlite3 is synchronous), so over HTTP group commit degenerated to one command
     // per fsync. One macrotask of delay per batch buys batches of ~48 there.
-    const nextMacrotask = Effect.async<void>((resume) => {
-      const handle = setImmediate(() => resume(Effect.void))
-      return Effect.sync(() => clearImmediate(handle))
+    const takeBatch = Effect.async<Array<Pending>>((resume) => {
+      let handle: NodeJS.Immediate | undefined
+      const afterMacrotask = () => {
+        handle = setImmediate(() => {
+          const batch = queued.splice(0, config.maxBatchSize)
+          for (let room = QUEUE_CAPACITY - queued.length; room > 0 && waitingForRoom.length > 0; room--) waitingForRoom.shift()!()
+          resume(Effect.succeed(batch))
+        })
+      }
+      if (queued.length > 0) afterMacrotask()
+      else wakeWriter = afterMacrotask
+      return Effect.sync(() => {
+        wakeWriter = null
+        if (handle !== undefined) clearImmediate(handle)
+      })
     })
-    yield* Queue.take(queue).pipe(
-      Effect.zipLeft(nextMacrotask),
-      Effect.flatMap((first) => Effect.map(Queue.takeUpTo(queue, config.maxBatchSize - 1), (rest) => [first, ...rest])),
+    yield* takeBatch.pipe(
       Effect.flatMap((batch) =>
         Effect.zipRight(
-          processBatch([...batch]),
+          processBatch(batch),
           Effect.suspend(() => {
             inFlight -= batch.length
             return closing && inFlight === 0 ? Deferred.succeed(drained, undefined) : Effect.void
@@ -381,15 +411,13 @@ export const make = (config: LedgerConfigShape) =>
     )
 
     const submit = <C extends Command>(command: C): Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable> =>
-      Effect.suspend(() => {
-        if (closing) return Effect.fail(unavailable("the ledger is shutting down"))
+      Effect.async<unknown, LedgerError | LedgerUnavailable>((resume) => {
+        if (closing) return resume(Effect.fail(unavailable("the ledger is shutting down")))
         inFlight++
-        const done = Deferred.unsafeMake<unknown, LedgerError | LedgerUnavailable>(FiberId.none)
-        return Effect.zipRight(Queue.offer(queue, { command, done }), Deferred.await(done)) as Effect.Effect<
-          ResultOf<C>,
-          LedgerError | LedgerUnavailable
-        >
-      })
+        const pending: Pending = { command, resume }
+        if (queued.length < QUEUE_CAPACITY) enqueue(pending)
+        else waitingForRoom.push(() => enqueue(pending))
+      }) as Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable>
 
     // ---- first start: fund the faucet treasury once ------------------------------------
 
