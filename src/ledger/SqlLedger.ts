@@ -126,12 +126,17 @@ export const make = (config: LedgerConfigShape) =>
           for (const id of ids) if (!ws.escrows.has(id)) ws.escrows.set(id, null)
         }
         if (escrowKeys.size > 0) {
-          const byKey = new Map<string, Array<string>>()
+          // By (payer, key) so the partial unique index answers; the cross product of
+          // the two IN lists may match pairs no command asked about, filtered out here.
+          const payers = new Set<string>()
+          const keys = new Set<string>()
           for (const composite of escrowKeys) {
             const [payer, key] = composite.split("\u0000") as [string, string]
-            byKey.set(key, [...(byKey.get(key) ?? []), payer])
+            payers.add(payer)
+            keys.add(key)
           }
-          const rows = yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("idempotency_key", padded([...byKey.keys()]))} ORDER BY id ${dialect.forUpdate}`
+          const rows = yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("payer", padded([...payers].sort()))}
+            AND ${sql.in("idempotency_key", padded([...keys].sort()))} ORDER BY id ${dialect.forUpdate}`
           for (const row of rows) if (escrowKeys.has(escrowKey(row.payer as string, row.idempotency_key as string))) putEscrowRow(row)
           for (const composite of escrowKeys) if (!ws.escrowsByKey.has(composite)) ws.escrowsByKey.set(composite, null)
         }

@@ -6,10 +6,12 @@ import { Migrator } from "@effect/sql"
 import { withMigrationLock } from "../dialect.js"
 import ledger from "./0001_ledger.js"
 import apiKeys from "./0002_api_keys.js"
+import leanerEscrowIndexes from "./0003_leaner_escrow_indexes.js"
 
 export const migrations = {
   "0001_ledger": ledger,
-  "0002_api_keys": apiKeys
+  "0002_api_keys": apiKeys,
+  "0003_leaner_escrow_indexes": leanerEscrowIndexes
 }
 
 export const loader = Migrator.fromRecord(migrations)
