@@ -14,9 +14,10 @@
  * - unknown routes as 404 `not_found`; anything else as 500 `internal_error`,
  *   logged with its cause (never with the request's headers, which carry keys).
  */
-import { type HttpApp, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import { bodyOf, isWireError, statusOf, type WireError } from "./errors.js"
+import { withBufferedBody } from "./requestBody.js"
 
 const MAX_MESSAGE_CHARS = 500
 
@@ -84,14 +85,19 @@ const fromCause = (maxBodyBytes: number) => (cause: Cause.Cause<unknown>) => {
   )
 }
 
-/** The middleware for `HttpApiBuilder.middleware`. */
+/**
+ * The middleware for `HttpApiBuilder.middleware`. The routes see the request with
+ * its body read in one step and bounded by `maxBodyBytes` (`requestBody.ts`).
+ */
 export const edge = (maxBodyBytes: number) => {
-  const limit = Option.some(maxBodyBytes)
   const handle = fromCause(maxBodyBytes)
   return (app: HttpApp.Default): HttpApp.Default =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const length = request.headers["content-length"]
       if (length !== undefined && Number(length) > maxBodyBytes) return Effect.succeed(tooLarge(maxBodyBytes))
-      return app.pipe(HttpIncomingMessage.withMaxBodySize(limit), Effect.catchAllCause(handle))
+      return app.pipe(
+        Effect.provideService(HttpServerRequest.HttpServerRequest, withBufferedBody(request, maxBodyBytes)),
+        Effect.catchAllCause(handle)
+      )
     })
 }
