@@ -124,12 +124,15 @@ const settlementChild = async () => {
   const SqlLedger = await import("../src/ledger/SqlLedger.js")
   const { Ledger } = await import("../src/ledger/Ledger.js")
   const Usdc = await import("../src/domain/Usdc.js")
+  const { SqliteClient } = await import("@effect/sql-sqlite-node")
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-bench-http-"))
   const onWindow = windowHandler()
 
   // `sqliteStores` is what `ringmaster settlement` runs on (synchronous=FULL).
+  // The dashboard's routes read the ledger's `SqlClient`; with the in-memory ledger
+  // they get an empty in-memory SQLite database (the bench never calls them).
   const stores = ledgerKind === "memory"
-    ? Layer.merge(ApiKeys.layerMemory, MemoryLedger.layer)
+    ? Layer.mergeAll(ApiKeys.layerMemory, MemoryLedger.layer, Layer.orDie(SqliteClient.layer({ filename: ":memory:" })))
     : ledgerKind === "sqlite-normal"
     ? ApiKeys.layerSql().pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })))
     : Services.sqliteStores(dataDir)
