@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 `.cpuprofile` (from `node --cpu-prof`, e.g. `npm run bench:http --
- * --profile DIR`): self time by function and by package, and the share the process
- * spent idle, in GC and in native code.
+ * --profile DIR`): self time by function and by package, the share the process
+ * spent idle, in GC and in native code, and time by the nearest caller outside
+ * Effect's runtime.
  *
  *   tsx bench/profile.ts FILE.cpuprofile [--top N]
  */
@@ -97,3 +98,25 @@ for (const [id, us] of selfUs) {
 }
 console.log(`\ninclusive time by package (a sample counts for every package on its stack)`)
 for (const [k, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)} ${ms(us)}  ${k}`)
+
+// Effect's interpreter spreads a program's cost over its own run loop, context and
+// fiber-ref functions, so self time names the runtime, not the work. Charging each
+// sample to the nearest frame on its stack that is not the runtime names the
+// continuation (platform code, our handlers, a Node callback) that made it run.
+const runtimeFile =
+  /node_modules\/effect\/dist\/(esm|cjs)\/(internal\/(fiberRuntime|core|core-effect|context|fiberRefs|fiberRefs\/patch|runtime|fiberScope|effectable|tracer|fiberId|runtimeFlags|runtimeFlagsPatch|option|either|cause|executionStrategy|stack\/.*)|Hash|Equal|Function|Predicate|Scheduler|Utils|Context|Effectable|Option|Either|FiberRefs|Effect|Chunk|Array)\.js$/
+const nearest = new Map<string, number>()
+for (const [id, us] of selfUs) {
+  const leaf = byId.get(id)!
+  let key = ["(idle)", "(garbage collector)", "(program)"].includes(leaf.callFrame.functionName) ? leaf.callFrame.functionName : "(Effect runtime only)"
+  if (key === "(Effect runtime only)") {
+    for (const n of stackOf(id)) {
+      if (n.callFrame.url === "" || runtimeFile.test(n.callFrame.url)) continue
+      key = fnKey(n)
+      break
+    }
+  }
+  nearest.set(key, (nearest.get(key) ?? 0) + us)
+}
+console.log(`\ntime by nearest caller outside Effect's runtime (top ${top})`)
+for (const [k, us] of [...nearest].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)} ${ms(us)}  ${k}`)
