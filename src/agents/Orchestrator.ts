@@ -45,7 +45,7 @@ import {
   Stream
 } from "effect"
 import { type AgentNotFound, BudgetExceeded, InvalidInput, type LedgerUnavailable } from "../domain/errors.js"
-import type { AgentRecord, EscrowTerms, WalletBalance } from "../domain/Escrow.js"
+import type { AgentRecord, EscrowRecord, EscrowTerms, WalletBalance } from "../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { Escrow, type EscrowShape, type ScopedEscrow } from "../escrow/Escrow.js"
@@ -689,44 +689,56 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
         return Effect.flatMap(reserveBudget(amount, plan.maxPrice), (endReservation) => {
           let paid = 0n
           const deadline = deadlineFor(plan.timeoutMs)
-          const work = Effect.gen(function*() {
-            const terms = termsFor(handle, amount, plan)
-            const lock = pricing._tag === "Fixed"
-              ? yield* Effect.provideService(Escrow.scoped(terms, { settlementRetry: config.settlementRetry }), Escrow, escrow)
-              : yield* lockRemainderRefunded(terms)
-            let usedMicros = 0n
-            const runOnce = (restarts: number) => {
-              const task: Agent.Task = {
-                escrowId: lock.id,
-                payer: plan.payer,
-                self: handle.identity,
-                lockedMicros: amount,
-                restarts,
-                charge: (charged) =>
-                  pricing._tag === "Metered"
-                    ? Effect.sync(() => {
-                      if (charged > 0n) usedMicros += charged
-                    })
-                    : Effect.dieMessage(`charge() called by ${handle.name}, a fixed-price agent`),
-                used: Effect.sync(() => (usedMicros < amount ? usedMicros : amount) as Usdc)
+          let usedMicros = 0n
+          const use = (lock: EscrowRecord) =>
+            Effect.gen(function*() {
+              const runOnce = (restarts: number) => {
+                const task: Agent.Task = {
+                  escrowId: lock.id,
+                  payer: plan.payer,
+                  self: handle.identity,
+                  lockedMicros: amount,
+                  restarts,
+                  charge: (charged) =>
+                    pricing._tag === "Metered"
+                      ? Effect.sync(() => {
+                        if (charged > 0n) usedMicros += charged
+                      })
+                      : Effect.dieMessage(`charge() called by ${handle.name}, a fixed-price agent`),
+                  used: Effect.sync(() => (usedMicros < amount ? usedMicros : amount) as Usdc)
+                }
+                const running = agent.run(valid.right, task)
+                return sub === undefined ? running : Effect.provideService(running, Orchestrator, sub)
               }
-              const running = agent.run(valid.right, task)
-              return sub === undefined ? running : Effect.provideService(running, Orchestrator, sub)
-            }
-            const output = yield* withinDeadline(deadline, supervised(handle, runOnce))
-            const decoded = Schema.validateEither(agent.output)(output)
-            if (Either.isLeft(decoded)) {
-              return yield* new InvalidOutput({ agent: handle.name, message: Agent.describeOutputError(decoded.left) })
-            }
-            if (pricing._tag === "Metered") {
-              const bill = usedMicros < amount ? usedMicros : amount
-              if (bill > 0n) yield* lock.release(bill as Usdc)
-              paid = bill
-            } else {
-              paid = amount
-            }
-            return decoded.right
-          }).pipe(Effect.scoped)
+              const output = yield* withinDeadline(deadline, supervised(handle, runOnce))
+              const decoded = Schema.validateEither(agent.output)(output)
+              if (Either.isLeft(decoded)) {
+                return yield* new InvalidOutput({ agent: handle.name, message: Agent.describeOutputError(decoded.left) })
+              }
+              if (pricing._tag === "Metered") {
+                const bill = usedMicros < amount ? usedMicros : amount
+                if (bill > 0n) yield* escrow.release(lock.id, { amount: bill as Usdc })
+                paid = bill
+              } else {
+                paid = amount
+              }
+              return decoded.right
+            })
+          // The escrow as a resource, as `Escrow.scoped` gives it, but without a Scope:
+          // acquireUseRelease costs ~6 µs where a Scope costs ~40 µs, on every paid task.
+          // A fixed price is released on success; a metered task has released what it
+          // used, and the remainder is refunded. Any failure or interruption cancels.
+          const work = Effect.acquireUseRelease(
+            escrow.create(termsFor(handle, amount, plan)),
+            use,
+            (lock, exit) =>
+              settleOnExit(
+                escrow,
+                lock.id,
+                pricing._tag === "Fixed" && Exit.isSuccess(exit) ? "release" : "cancel",
+                config.settlementRetry
+              )
+          )
 
           internals.state.inFlight++
           return internals.semaphore.withPermits(1)(inHandle(handle, work, deadline)).pipe(

@@ -4,7 +4,7 @@
  * reconciliation and logged at error level; the escrow's deadline still refunds it,
  * so nothing stays locked forever.
  */
-import { Clock, Effect, Ref, Schedule } from "effect"
+import { Clock, Effect, Schedule } from "effect"
 import type { EscrowId } from "../domain/ids.js"
 import type { EscrowShape } from "./Escrow.js"
 
@@ -19,12 +19,13 @@ export const settleOnExit = (
   intent: "release" | "cancel",
   retry: Schedule.Schedule<unknown, unknown> = defaultSettlementRetry
 ): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    const attempts = yield* Ref.make(0)
-    const settle = Effect.zipRight(
-      Ref.update(attempts, (n) => n + 1),
-      intent === "release" ? escrow.release(id) : escrow.cancel(id)
-    ).pipe(
+  Effect.suspend(() => {
+    // A plain counter: this runs once per settlement, on the hot path, in one fiber.
+    let attempts = 0
+    const settle = Effect.suspend(() => {
+      attempts++
+      return intent === "release" ? escrow.release(id) : escrow.cancel(id)
+    }).pipe(
       // Settled early inside the scope (a manual cancel, a full release): nothing left to do.
       // But a release that finds the escrow expired is a payment the payee is owed and
       // that only a reconciler can make now: record it, do not drop it.
@@ -35,9 +36,18 @@ export const settleOnExit = (
       ),
       Effect.asVoid
     )
-    yield* settle.pipe(
-      // Retrying cannot un-expire an escrow; everything else may be transient.
-      Effect.retry({ schedule: retry, while: (error) => error._tag !== "EscrowNotPending" }),
+    // Retrying cannot un-expire an escrow; everything else may be transient.
+    const retryable = (error: { readonly _tag: string }) => error._tag !== "EscrowNotPending"
+    return settle.pipe(
+      // The first attempt runs bare: a retry schedule's driver costs more than the
+      // settlement's own bookkeeping, and almost every settlement succeeds at once.
+      // On a failure, the schedule takes over from that failure (replayed once), so the
+      // number of tries and the delays between them are the schedule's, as before.
+      Effect.catchAll((firstError) => {
+        let replay = true
+        const again = Effect.suspend(() => (replay ? ((replay = false), Effect.fail(firstError)) : settle))
+        return Effect.retry(again, { schedule: retry, while: retryable })
+      }),
       Effect.catchAll((error) =>
         Effect.gen(function*() {
           const atMs = yield* Clock.currentTimeMillis
@@ -47,7 +57,7 @@ export const settleOnExit = (
             intent,
             error: message
           })
-          yield* escrow.recordUnsettled({ escrowId: id, intent, error: message, attempts: yield* Ref.get(attempts), atMs })
+          yield* escrow.recordUnsettled({ escrowId: id, intent, error: message, attempts, atMs })
         })
       ),
       // No stack capture: this span runs on every settlement, on the hot path.
