@@ -13,7 +13,7 @@
  * 1. the input is validated and the price computed (a bad one changes nothing);
  * 2. the per-task and per-run caps are checked and the lock is reserved against
  *    them (`BudgetExceeded`: nothing locked);
- * 3. the escrow is opened with `Escrow.scoped` before the work starts;
+ * 3. the escrow is opened before the work starts and held as `Escrow.use` holds it;
  * 4. the work runs, restarted per the sub-agent's policy if it dies, bounded by
  *    `timeoutMs`;
  * 5. the output is validated against the output schema: released if it passes,
