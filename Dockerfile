@@ -11,10 +11,12 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json ./
 
-# All dependencies, then the TypeScript build into dist/.
+# All dependencies, then the build: the library into dist/ (tsc) and the service's
+# bundle into dist/bundle/ (scripts/build-service.ts, esbuild).
 FROM toolchain AS build
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
@@ -37,5 +39,5 @@ EXPOSE 8080 9091
 # A freshly created Fly volume is mounted root-owned: fix the ownership of /data once,
 # then run the service as `node` (never as root). Started as non-root, it just runs.
 ENTRYPOINT ["/bin/sh", "-c", "if [ \"$(id -u)\" = 0 ]; then [ \"$(stat -c %u /data)\" = 1000 ] || chown -R node:node /data; exec setpriv --reuid=node --regid=node --init-groups -- \"$@\"; fi; exec \"$@\"", "--"]
-# The same command as `npm start`: the built service, run by node directly (signals reach it).
-CMD ["node", "dist/service/main.js"]
+# The same command as `npm start`: the bundled service, run by node directly (signals reach it).
+CMD ["node", "dist/bundle/service.js"]

@@ -1,6 +1,6 @@
 /**
- * Shared by the service benchmarks: which command starts the service (the built
- * `dist/service/main.js`, as `npm start` and the image run it, when it is there and
+ * Shared by the service benchmarks: which command starts the service (the bundle
+ * `dist/bundle/service.js`, as `npm start` and the image run it, when it is there and
  * newer than the sources; otherwise the sources through tsx, which is slower to
  * start and says so), free ports, waiting for /health, and percentiles.
  */
@@ -22,13 +22,13 @@ const newestMtime = (dir: string): number => {
   return newest
 }
 
-/** `node dist/service/main.js` when built and fresh, else `node --import tsx src/service/main.ts`. */
-export const serviceCommand = (entry = "service/main"): { readonly argv: ReadonlyArray<string>; readonly kind: "dist" | "tsx" } => {
-  const built = path.join(repoRoot, "dist", `${entry}.js`)
+/** `node dist/bundle/service.js` (`npm start`) when built and fresh, else `node --import tsx src/service/main.ts`. */
+export const serviceCommand = (): { readonly argv: ReadonlyArray<string>; readonly kind: "bundle" | "tsx" } => {
+  const built = path.join(repoRoot, "dist", "bundle", "service.js")
   if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestMtime(path.join(repoRoot, "src"))) {
-    return { argv: [process.execPath, built], kind: "dist" }
+    return { argv: [process.execPath, built], kind: "bundle" }
   }
-  return { argv: [process.execPath, "--import", "tsx", path.join(repoRoot, "src", `${entry}.ts`)], kind: "tsx" }
+  return { argv: [process.execPath, "--import", "tsx", path.join(repoRoot, "src", "service", "main.ts")], kind: "tsx" }
 }
 
 export const freePort = (): Promise<number> =>

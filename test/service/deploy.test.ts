@@ -116,25 +116,29 @@ describe("configuration layers", () => {
 })
 
 describe("the Dockerfile's command", () => {
-  it("is the built service run by node, like `npm start`", () => {
-    expect(dockerCmd()).toEqual(["node", "dist/service/main.js"])
+  it("is the bundled service run by node, like `npm start`", () => {
+    expect(dockerCmd()).toEqual(["node", "dist/bundle/service.js"])
+    const scripts = JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).scripts
+    expect(scripts.start).toBe(dockerCmd().join(" "))
+    expect(dockerfile).toMatch(/^COPY scripts \.\/scripts$/m)
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS runtime$/m)
     expect(dockerfile).toMatch(/npm ci --omit=dev/)
     expect(dockerfile).toMatch(/setpriv --reuid=node/)
   })
 
   it("started with fly.toml's [env] (as on Fly), answers /health 200 with JSON logs, and stops on SIGTERM", async () => {
-    // Build as the image's build stage does, into a temp dir inside the repo (so node_modules resolve).
+    // Bundle as the image's build stage does, into a temp dir inside the repo (so the
+    // native modules the bundle leaves out resolve from node_modules).
     const outDir = path.join(repoRoot, ".vitest-tmp", `docker-dist-${process.pid}`)
-    // Asynchronously: a blocking spawn would starve the test worker's RPC for the whole compile.
-    const tsc = spawnService({
-      command: ["node", path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", outDir],
+    // Asynchronously: a blocking spawn would starve the test worker's RPC for the whole build.
+    const build = spawnService({
+      command: ["node", "--import", "tsx", path.join(repoRoot, "scripts/build-service.ts"), "--dist", outDir],
       env: {}
     })
-    await waitExit(tsc, 240_000)
+    await waitExit(build, 240_000)
     const cmd = dockerCmd()
     const entry = path.join(outDir, cmd[1]!.replace(/^dist\//, ""))
-    expect(fs.existsSync(entry), `tsc did not emit ${entry}: ${tsc.output()}`).toBe(true)
+    expect(fs.existsSync(entry), `the build did not emit ${entry}: ${build.output()}`).toBe(true)
 
     // The machine-local resources are the only overrides: free ports instead of 8080/9091
     // (other processes may hold them here) and a temp dir standing in for the volume.
