@@ -12,28 +12,61 @@
  * Both need `Settlement` (the operations with their authorization rules) and `Ledger`
  * (for the fee schedule the escrow view reports); `layerHttp` also `SettlementConfig`
  * (the body limit).
+ *
+ * The server itself (McpServers.ts, with @effect/ai and @effect/rpc) is loaded with a
+ * dynamic `import()`: loading it was about a tenth of the service's cold start, and
+ * `/health` does not need it. `layerHttp` routes `/mcp` at once and builds the server on
+ * the first `POST /mcp`, which waits for it.
  */
-import { Effect, Layer } from "effect"
+import type { McpServer } from "@effect/ai"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Fiber, Layer } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
 import type { Settlement } from "../Settlement.js"
 import { SettlementConfig } from "../SettlementConfig.js"
-import { toolkitLayer } from "./register.js"
-import { layerHandlers, SettlementToolkit } from "./SettlementTools.js"
-import * as Transport from "./transport.js"
+import type { McpCredential } from "./McpCredential.js"
+import type { StdioSession } from "./transport.js"
+
+const servers = Effect.promise(() => import("./McpServers.js"))
 
 /** The seven tools on whatever MCP server and credential source are provided. */
-export const layerTools = toolkitLayer(SettlementToolkit).pipe(Layer.provide(layerHandlers))
+export const layerTools: Layer.Layer<never, never, McpServer.McpServer | McpCredential | Settlement | Ledger> = Layer
+  .unwrapEffect(Effect.map(servers, (module) => module.layerTools))
+
+const path = "/mcp"
 
 /** `POST /mcp` next to the REST routes, with the service's body limit. */
-export const layerHttp: Layer.Layer<never, never, Settlement | Ledger | SettlementConfig> = Layer.unwrapEffect(
-  Effect.map(SettlementConfig, (config) =>
-    layerTools.pipe(Layer.provide(Transport.layerHttp({ path: "/mcp", maxBodyBytes: config.maxBodyBytes }))))
-)
+export const layerHttp: Layer.Layer<never, never, Settlement | Ledger | SettlementConfig> = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const config = yield* SettlementConfig
+    const scope = yield* Effect.scope
+    const context = yield* Effect.context<Settlement | Ledger>()
+    // Forked into this layer's scope, once: a first request that goes away does not stop the build.
+    const building = yield* Effect.cached(
+      Effect.forkIn(
+        Effect.flatMap(servers, (module) => module.httpApp({ maxBodyBytes: config.maxBodyBytes })).pipe(Effect.provide(context)),
+        scope
+      )
+    )
+    const router = yield* HttpApiBuilder.Router
+    // `Fiber.await`, not `Fiber.join`: joining would also hand the build fiber's FiberRefs
+    // (its context, with the layer's scope) to the request.
+    const app = Effect.flatMap(building, (fiber) => Effect.flatten(Fiber.await(fiber)))
+    yield* router.post(path, Effect.flatten(app))
+    // No server-initiated SSE stream and no sessions: StreamableHTTP says 405 for both.
+    const notAllowed = HttpServerResponse.unsafeJson(
+      { error: "method_not_allowed", message: `${path} takes POST only (no SSE stream, no sessions)` },
+      { status: 405, headers: { allow: "POST" } }
+    )
+    yield* router.get(path, Effect.succeed(notAllowed))
+    yield* router.del(path, Effect.succeed(notAllowed))
+  })
+).pipe(Layer.provide(HttpApiBuilder.Router.Live))
 
 /**
  * The tools on this process's stdin/stdout; the caller is the owner of `PF_API_KEY`.
  * `StdioSession.finished` says when the client has gone and been answered.
  */
-export const layerStdio: Layer.Layer<Transport.StdioSession, never, Settlement | Ledger> = layerTools.pipe(
-  Layer.provideMerge(Transport.layerStdio())
-) as Layer.Layer<Transport.StdioSession, never, Settlement | Ledger>
+export const layerStdio: Layer.Layer<StdioSession, never, Settlement | Ledger> = Layer.unwrapEffect(
+  Effect.map(servers, (module) => module.layerStdio)
+) as Layer.Layer<StdioSession, never, Settlement | Ledger>

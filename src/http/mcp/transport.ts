@@ -9,15 +9,9 @@
  * McpCredential.ts for why that is how the key reaches a tool handler).
  */
 import { McpServer } from "@effect/ai"
-import {
-  HttpApiBuilder,
-  type HttpApp,
-  HttpIncomingMessage,
-  type HttpRouter,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import { NodeSink, NodeStream } from "@effect/platform-node"
+import { type HttpApp, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as NodeSink from "@effect/platform-node/NodeSink"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Context, Deferred, Effect, Layer, Logger, Option, type Scope, Sink, Stream } from "effect"
 import { inspect, normalizeLine } from "./jsonRpc.js"
@@ -34,16 +28,8 @@ export const defaultServerInfo: ServerInfo = { name: "ringmaster-settlement", ve
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 export interface HttpOptions {
-  /** Default `/mcp`. */
-  readonly path?: HttpRouter.PathInput | undefined
   readonly maxBodyBytes?: number | undefined
   readonly serverInfo?: ServerInfo | undefined
-  /**
-   * The router the route joins. Default: `HttpApiBuilder.Router`, the router that
-   * `HttpApiBuilder.serve()` serves next to the API's own routes, so `/mcp` shares the
-   * REST API's server and port.
-   */
-  readonly routerTag?: HttpRouter.HttpRouter.TagClass<any, string, any, any> | undefined
 }
 
 /**
@@ -89,40 +75,22 @@ const withBody = (request: HttpServerRequest.HttpServerRequest, body: string) =>
   return HttpServerRequest.fromWeb(new Request("http://localhost/mcp", { method: "POST", headers, body }))
 }
 
-/** The RPC protocol of `McpServer`, served at `path` on the given router. */
-export const protocolHttp = (options: HttpOptions = {}): Layer.Layer<RpcServer.Protocol> => {
-  const routerTag = options.routerTag ?? HttpApiBuilder.Router
-  const path = options.path ?? "/mcp"
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
-  return Layer.effect(
-    RpcServer.Protocol,
-    Effect.gen(function*() {
-      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
-      const router = yield* routerTag
-      yield* router.post(path, guardMcpApp(httpApp, maxBodyBytes))
-      // No server-initiated SSE stream and no sessions: StreamableHTTP says 405 for both.
-      const notAllowed = HttpServerResponse.unsafeJson(
-        { error: "method_not_allowed", message: `${path} takes POST only (no SSE stream, no sessions)` },
-        { status: 405, headers: { allow: "POST" } }
-      )
-      yield* router.get(path, Effect.succeed(notAllowed))
-      yield* router.del(path, Effect.succeed(notAllowed))
-      return protocol
-    })
-  ).pipe(Layer.provide(routerTag.Live), Layer.provide(RpcSerialization.layerJsonRpc())) as Layer.Layer<RpcServer.Protocol>
-}
-
 /**
- * The MCP server over StreamableHTTP, with tool handlers reading the key of each HTTP
- * request. Add the tool layers on top and merge into the HTTP server's layer.
+ * The MCP server over StreamableHTTP, not yet on a router: `server` is `McpServer` with
+ * tool handlers reading the key of each HTTP request (add the tool layers on top), and
+ * `app` the guarded HTTP app that `POST /mcp` runs (Mcp.ts routes it).
  */
-export const layerHttp = (
-  options: HttpOptions = {}
-): Layer.Layer<McpServer.McpServer | McpCredential> =>
-  Layer.merge(
-    McpServer.layer(options.serverInfo ?? defaultServerInfo).pipe(Layer.provide(protocolHttp(options))),
-    McpCredential.layerHttp
-  ) as Layer.Layer<McpServer.McpServer | McpCredential>
+export const makeHttp = (options: HttpOptions = {}): Effect.Effect<{
+  readonly app: HttpApp.Default<never, Scope.Scope>
+  readonly server: Layer.Layer<McpServer.McpServer | McpCredential>
+}> =>
+  Effect.map(RpcServer.makeProtocolWithHttpApp, ({ httpApp, protocol }) => ({
+    app: guardMcpApp(httpApp, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
+    server: Layer.merge(
+      McpServer.layer(options.serverInfo ?? defaultServerInfo).pipe(Layer.provide(Layer.succeed(RpcServer.Protocol, protocol))),
+      McpCredential.layerHttp
+    ) as Layer.Layer<McpServer.McpServer | McpCredential>
+  })).pipe(Effect.provide(RpcSerialization.layerJsonRpc()))
 
 /**
  * The end of a stdio session: the client closed our stdin and every request read
