@@ -11,7 +11,7 @@
  * `RINGMASTER_FLY_TOML=fly.toml` adds that file's `[env]` table below the
  * environment, to run locally with the settings Fly would give the machine.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as fs from "node:fs"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import * as Service from "./Service.js"

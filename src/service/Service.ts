@@ -13,18 +13,17 @@
  * Either way `DATA_DIR/service.db` keeps the journal and audit trail of every
  * escrow this process opens, and Prometheus text is on `METRICS_PORT`.
  *
- * Order of start: metrics endpoint, stores, identity, recovery of what a previous
- * process left open, then the port opens. Order of stop (the scope closing, e.g.
- * on SIGTERM under `main.ts`): drain (Lifecycle.ts), close the listener, close
- * the stores.
+ * Order of start: metrics port, stores, identity, recovery of what a previous
+ * process left open, then the port opens, then the metrics exporter loads
+ * (Telemetry.ts). Order of stop (the scope closing, e.g. on SIGTERM under
+ * `main.ts`): drain (Lifecycle.ts), close the listener, close the stores.
  */
 import { HttpApiBuilder, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
 import { Context, Duration, Effect, Layer, Logger, LogLevel } from "effect"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
-import * as EscrowHttp from "../escrow/EscrowHttp.js"
 import { ApiKeys } from "../http/ApiKeys.js"
 import * as Backend from "../ledger/Backend.js"
 import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
@@ -84,7 +83,12 @@ const annotations = (config: ServiceConfigShape) => ({
 const layerBackend = (config: ServiceConfigShape) => {
   if (config.settlement._tag === "Remote") {
     const remote = config.settlement
-    return Layer.scoped(Escrow, EscrowHttp.make({ baseUrl: remote.baseUrl, apiKey: remote.apiKey }))
+    // Imported here, not at the top: with settlement embedded the settlement client is never loaded.
+    return Layer.scoped(
+      Escrow,
+      Effect.flatMap(Effect.promise(() => import("../escrow/EscrowHttp.js")), (EscrowHttp) =>
+        EscrowHttp.make({ baseUrl: remote.baseUrl, apiKey: remote.apiKey }))
+    )
   }
   // Ledger and API keys share one database, as `ringmaster settlement` does: PostgreSQL
   // when DATABASE_URL is set, else DATA_DIR/ledger.db.
@@ -182,6 +186,8 @@ export const layer = (options: ServiceOptions = {}): Layer.Layer<Provided, unkno
           const http = yield* Layer.build(layerHttp(config).pipe(Layer.provide(provideAll(all))))
           // 5. Registered last, so it runs first when the scope closes: drain before anything stops.
           yield* Effect.addFinalizer(() => Context.get(lifecycle, Lifecycle.Lifecycle).drain)
+          // 6. The port answers: now load what only the metrics endpoint needs (see Telemetry.ts).
+          yield* Effect.flatMap(Telemetry.Exporter, (exporter) => exporter.startInBackground)
           yield* Effect.logInfo("ringmaster service started", {
             port: config.port,
             settlement: config.settlement._tag === "Embedded" ? "embedded" : config.settlement.baseUrl,

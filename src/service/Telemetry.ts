@@ -4,16 +4,24 @@
  * fly.toml), and traces to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT`
  * is set.
  *
+ * The OpenTelemetry SDK (TelemetryExport.ts) is loaded with a dynamic `import()`:
+ * loading it was about a tenth of the cold start, and serving a request does not
+ * need it unless traces are exported. So the metrics port is bound at start (a port
+ * that cannot be bound still stops start-up), and the exporter behind it is loaded
+ * once the service's port is open (`TelemetryExport.startInBackground`) or by the
+ * first scrape, whichever comes first; a scrape waits for it. Nothing is lost in
+ * between: the metrics live in Effect's registry and are read at each scrape.
+ * With OTLP configured the SDK is loaded before start-up goes on, so the first
+ * request is traced.
+ *
  * The metrics are defined here, once; the escrow decorator, the sweeper and the
  * pipeline update them. Every one carries the `region` label, so Fly's managed
  * Prometheus shows the per-region breakdown across machines.
  */
-import { NodeSdk, type Resource } from "@effect/opentelemetry"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { PrometheusExporter } from "@opentelemetry/exporter-prometheus"
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer, Metric, MetricBoundaries } from "effect"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { Context, Effect, Layer, Metric, MetricBoundaries, Runtime, Scope } from "effect"
 import type { ServiceConfigShape } from "./ServiceConfig.js"
+import type * as TelemetryExport from "./TelemetryExport.js"
 
 // ---------------------------------------------------------------------------
 // The metrics (Prometheus appends `_total` to counters)
@@ -62,41 +70,80 @@ export const recovered = Metric.counter("ringmaster_recovered_escrows", {
 // ---------------------------------------------------------------------------
 // Export
 
+/** Loads the OpenTelemetry side (metrics exporter; tracing when configured). */
+export class Exporter extends Context.Tag("ringmaster/service/TelemetryExporter")<Exporter, {
+  /** Loads the exporter now, in the background, if no scrape has yet. */
+  readonly startInBackground: Effect.Effect<void>
+}>() {}
+
+const loadExport = Effect.promise(() => import("./TelemetryExport.js"))
+
 /**
- * The Prometheus endpoint: the exporter's own `node:http` server, started here so a
- * port that cannot be bound stops start-up instead of being logged and ignored.
+ * `METRICS_PORT` with a `node:http` server of our own rather than the exporter's
+ * (`preventServerStart`), so the port is bound before the exporter is loaded; once
+ * loaded, the exporter answers (`getMetricsRequestHandler`). Other paths are 404, as
+ * the exporter's own server answers them.
  */
-const prometheusReader = (config: ServiceConfigShape) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const exporter = new PrometheusExporter({
-          port: config.metricsPort,
-          host: config.host,
-          endpoint: config.metricsPath,
-          preventServerStart: true
+const metricsServer = (
+  config: ServiceConfigShape,
+  exporter: Effect.Effect<TelemetryExport.MetricsHandler>
+) =>
+  Effect.gen(function*() {
+    const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+    const handle = (request: IncomingMessage, response: ServerResponse) => {
+      let pathname: string
+      try {
+        pathname = new URL(request.url ?? "/", "http://metrics").pathname
+      } catch {
+        response.statusCode = 400
+        response.end("Bad Request")
+        return
+      }
+      if (pathname !== config.metricsPath) {
+        response.statusCode = 404
+        response.end()
+        return
+      }
+      runPromise(exporter).then(
+        (handler) => handler(request, response),
+        (error) => {
+          response.statusCode = 503
+          response.end(`# metrics exporter unavailable: ${String(error)}\n`)
+        }
+      )
+    }
+    return yield* Effect.acquireRelease(
+      Effect.async<ReturnType<typeof createServer>, Error>((resume) => {
+        const server = createServer(handle)
+        server.once("error", (cause) =>
+          resume(Effect.fail(new Error(`metrics endpoint: cannot listen on ${config.host}:${config.metricsPort} (METRICS_PORT): ${String(cause)}`))))
+        server.listen({ port: config.metricsPort, host: config.host }, () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
         })
-        await exporter.startServer()
-        return exporter
-      },
-      catch: (cause) => new Error(`metrics endpoint: cannot listen on ${config.host}:${config.metricsPort} (METRICS_PORT): ${String(cause)}`)
-    }),
-    (exporter) => Effect.promise(() => exporter.stopServer())
-  )
+    )
+  })
 
 /**
  * Metrics on `METRICS_PORT`, and traces to OTLP when configured. The OTLP exporter
  * reads the standard `OTEL_EXPORTER_OTLP_*` variables itself (endpoint, headers).
  */
-export const layer = (config: ServiceConfigShape): Layer.Layer<Resource.Resource, Error> =>
+export const layer = (config: ServiceConfigShape): Layer.Layer<Exporter, Error> =>
   Layer.unwrapScoped(
-    Effect.map(prometheusReader(config), (reader) =>
-      NodeSdk.layer(() => ({
-        resource: {
-          serviceName: config.serviceName,
-          attributes: { "cloud.region": config.region, ...(config.flyAppName ? { "fly.app": config.flyAppName } : {}) }
-        },
-        metricReader: reader,
-        ...(config.otlpEndpoint === undefined ? {} : { spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter()) })
-      })))
+    Effect.gen(function*() {
+      const scope: Scope.Scope = yield* Effect.scope
+      // Built in this layer's scope, so it shuts down after everything the service composes on top.
+      const metrics = yield* Effect.cached(
+        Effect.flatMap(loadExport, (module) => module.metrics(config)).pipe(
+          Effect.provideService(Scope.Scope, scope),
+          Effect.tapErrorCause((cause) => Effect.logError("metrics exporter failed to start", cause))
+        )
+      )
+      yield* metricsServer(config, metrics)
+      const exporter = Layer.succeed(Exporter, { startInBackground: Effect.asVoid(Effect.forkIn(Effect.ignore(metrics), scope)) })
+      if (config.otlpEndpoint === undefined) return exporter
+      return Layer.merge(exporter, Layer.unwrapEffect(Effect.map(loadExport, (module) => module.layerTracing(config))))
+    })
   )
