@@ -50,6 +50,7 @@ import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain
 import type { Usdc } from "../domain/Usdc.js"
 import { Escrow, type EscrowShape, type ScopedEscrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
+import { deadlineTimer, withSpanWhenTraced } from "../observability/spans.js"
 import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
 import { Accounts, type AccountsShape, type FaucetError, type RegisterError } from "./Accounts.js"
 import * as Agent from "./Agent.js"
@@ -641,8 +642,8 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
      * create and settle. Not `Effect.timeoutFail`: that races two more forked fibers
      * and merges the winner's FiberRefs back, which measured ~350 µs of CPU per task,
      * a third of a paid delegate's cost. The task already runs in its own fiber (see
-     * `inHandle`), so one sleeping fiber on the Clock (TestClock in tests) interrupts
-     * it instead, unless the run finished first.
+     * `inHandle`), so a timer (`deadlineTimer`: TestClock-aware) interrupts it
+     * instead, unless the run finished first.
      */
     interface Deadline {
       readonly timeoutMs: number
@@ -652,18 +653,16 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
     const withinDeadline = <A, E, R>(deadline: Deadline, run: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
       Effect.withFiberRuntime((taskFiber) => {
         let finished = false
-        const expire = Effect.sync(() => {
+        const expire = () => {
           if (finished) return
           deadline.expired = true
           taskFiber.unsafeInterruptAsFork(FiberId.none)
-        })
-        return Effect.flatMap(Effect.forkDaemon(Effect.zipRight(Effect.sleep(Duration.millis(deadline.timeoutMs)), expire)), (timer) =>
-          run.pipe(
-            Effect.ensuring(Effect.sync(() => {
-              finished = true
-              timer.unsafeInterruptAsFork(FiberId.none)
-            }))
-          ))
+        }
+        return Effect.flatMap(deadlineTimer(deadline.timeoutMs, expire), (timer) =>
+          Effect.ensuring(run, Effect.sync(() => {
+            finished = true
+            timer.cancel()
+          })))
       })
 
     const attempt = <I, O, E, R>(
@@ -788,7 +787,7 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
             ))
         }
         return result
-      }).pipe(Effect.withSpan("Orchestrator.delegate", { attributes: { "agent.name": handle.name }, captureStackTrace: false }))
+      }).pipe(withSpanWhenTraced("Orchestrator.delegate", { attributes: { "agent.name": handle.name }, captureStackTrace: false }))
 
     // ---- streams
 

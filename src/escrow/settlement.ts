@@ -6,6 +6,7 @@
  */
 import { Clock, Effect, Schedule } from "effect"
 import type { EscrowId } from "../domain/ids.js"
+import { withSpanWhenTraced } from "../observability/spans.js"
 import type { EscrowShape } from "./Escrow.js"
 
 export const defaultSettlementRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("50 millis").pipe(
@@ -61,6 +62,6 @@ export const settleOnExit = (
         })
       ),
       // No stack capture: this span runs on every settlement, on the hot path.
-      Effect.withSpan("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent }, captureStackTrace: false })
+      withSpanWhenTraced("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent }, captureStackTrace: false })
     )
   })

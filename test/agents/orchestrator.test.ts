@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream, TestClock } from "effect"
+import { Context, DefaultServices, Deferred, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream, TestClock, Tracer } from "effect"
 import { Accounts } from "../../src/agents/Accounts.js"
 import * as Agent from "../../src/agents/Agent.js"
 import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "../../src/agents/errors.js"
@@ -36,6 +36,9 @@ const eventually = (check: Effect.Effect<boolean>) =>
     }
     return yield* Effect.dieMessage("condition not reached within 1,000 event-loop turns")
   })
+
+/** Effect's own tracer, which a recording tracer delegates to for the span objects. */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 const verified = Effect.flatMap(Ledger, (ledger) => Effect.map(ledger.verify, (r) => expect(r.violations).toEqual([])))
 
@@ -125,6 +128,44 @@ for (const backend of backends) {
         expect(exit).toEqual(Exit.fail(new TaskTimedOut({ agent: "slow", timeoutMs: 1_000 })))
         expect(yield* balances(orchestrator.identity.wallet, handle.wallet)).toEqual([[u("100"), 0n], [0n, 0n]])
         yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
+    it.live("a timeout on the live clock (a real timer) cancels with a full refund", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const slow = Agent.make({
+          name: "slow-live",
+          input: Topic,
+          output: Facts,
+          price: Usdc.make("4"),
+          run: () => Effect.never
+        })
+        const handle = yield* Orchestrator.spawn(slow)
+        const error = yield* Effect.flip(Orchestrator.delegate(handle, { topic: "x" }, { timeoutMs: 30 }))
+        expect(error).toEqual(new TaskTimedOut({ agent: "slow-live", timeoutMs: 30 }))
+        expect(yield* balances(orchestrator.identity.wallet, handle.wallet)).toEqual([[u("100"), 0n], [0n, 0n]])
+        // A task that finishes in time is paid, and its deadline does not fire later.
+        const quick = yield* Orchestrator.spawn(fetcher)
+        yield* Orchestrator.delegate(quick, { topic: "rates" }, { timeoutMs: 30 })
+        yield* Effect.sleep("60 millis")
+        expect(yield* quick.status).toMatchObject({ completed: 1, failed: 0, inFlight: 0 })
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
+    it.effect("with a tracer installed, each paid task is a span and so is its settlement", () =>
+      Effect.gen(function*() {
+        const names: Array<string> = []
+        const recording = Tracer.make({
+          span: (name, parent, context, links, startTime, kind, options) => {
+            names.push(name)
+            return nativeTracer.span(name, parent, context, links, startTime, kind, options)
+          },
+          context: (f) => f()
+        })
+        const handle = yield* Orchestrator.spawn(fetcher)
+        yield* Orchestrator.delegate(handle, { topic: "rates" }).pipe(Effect.withTracer(recording))
+        expect(names).toContain("Orchestrator.delegate")
+        expect(names).toContain("Escrow.settle")
       }).pipe(Effect.provide(world(backend))))
 
     it.effect("interrupting the caller cancels with a full refund", () =>
