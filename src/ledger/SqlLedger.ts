@@ -12,7 +12,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Clock, Context, Deferred, Effect, Either, Exit, Layer, Schedule } from "effect"
+import { Clock, Context, Deferred, Effect, Either, Exit, Layer, Option, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
@@ -22,6 +22,7 @@ import { SystemAccount } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import type { UnsettledEscrow } from "../escrow/Escrow.js"
 import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
+import { withSpanWhenTraced } from "../observability/spans.js"
 import * as Dialect from "./dialect.js"
 import { apply, type Command, commandMethods, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
@@ -87,9 +88,24 @@ export const make = (config: LedgerConfigShape) =>
     const orUnavailable = <A, R>(effect: Effect.Effect<A, SqlError, R>) =>
       safe(effect).pipe(Effect.mapError((error) => unavailable(`ledger storage failed: ${error.message}`, error.cause)))
 
+    /**
+     * Inside a batch's transaction, statements go straight to its connection. Through
+     * the client, each statement also opens a span and a Scope to acquire the
+     * connection it already holds: ~60 µs apiece, measured, against tens of µs of
+     * SQLite work; a batch runs ten of them whatever its size, so a lone command paid
+     * more for that machinery than for its fsync. The batch as a whole is one span.
+     */
+    const onTransactionConnection = Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (held) =>
+      Option.isNone(held)
+        ? Effect.dieMessage("a ledger batch ran outside its transaction")
+        : Effect.succeed<Dialect.Run>((statement) => {
+          const [text, params] = statement.compile()
+          return held.value[0].execute(text, params, undefined) as Effect.Effect<ReadonlyArray<never>, SqlError>
+        }))
+
     // ---- loading a batch's working set -------------------------------------------------
 
-    const loadWorkingSet = (commands: ReadonlyArray<Command>) =>
+    const loadWorkingSet = (commands: ReadonlyArray<Command>, run: Dialect.Run) =>
       Effect.gen(function*() {
         const ws = new WorkingSet(false)
         const wallets = new Set<string>()
@@ -120,7 +136,7 @@ export const make = (config: LedgerConfigShape) =>
         }
         if (escrowIds.size > 0) {
           const ids = [...escrowIds].sort()
-          for (const row of yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("id", padded(ids))} ORDER BY id ${dialect.forUpdate}`) {
+          for (const row of yield* run(sql<Row>`SELECT * FROM escrows WHERE ${sql.in("id", padded(ids))} ORDER BY id ${dialect.forUpdate}`)) {
             putEscrowRow(row)
           }
           for (const id of ids) if (!ws.escrows.has(id)) ws.escrows.set(id, null)
@@ -135,21 +151,21 @@ export const make = (config: LedgerConfigShape) =>
             payers.add(payer)
             keys.add(key)
           }
-          const rows = yield* sql<Row>`SELECT * FROM escrows WHERE ${sql.in("payer", padded([...payers].sort()))}
-            AND ${sql.in("idempotency_key", padded([...keys].sort()))} ORDER BY id ${dialect.forUpdate}`
+          const rows = yield* run(sql<Row>`SELECT * FROM escrows WHERE ${sql.in("payer", padded([...payers].sort()))}
+            AND ${sql.in("idempotency_key", padded([...keys].sort()))} ORDER BY id ${dialect.forUpdate}`)
           for (const row of rows) if (escrowKeys.has(escrowKey(row.payer as string, row.idempotency_key as string))) putEscrowRow(row)
           for (const composite of escrowKeys) if (!ws.escrowsByKey.has(composite)) ws.escrowsByKey.set(composite, null)
         }
         if (mandateIds.size > 0) {
           const ids = [...mandateIds].sort()
-          for (const row of yield* sql<Row>`SELECT * FROM mandates WHERE ${sql.in("id", padded(ids))} ORDER BY id ${dialect.forUpdate}`) {
+          for (const row of yield* run(sql<Row>`SELECT * FROM mandates WHERE ${sql.in("id", padded(ids))} ORDER BY id ${dialect.forUpdate}`)) {
             const mandate = toMandate(row)
             ws.mandates.set(mandate.id, mandate)
           }
           for (const id of ids) if (!ws.mandates.has(id)) ws.mandates.set(id, null)
         }
         if (codes.size > 0) {
-          for (const row of yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("referral_code", padded([...codes]))}`) {
+          for (const row of yield* run(sql<Row>`SELECT * FROM agents WHERE ${sql.in("referral_code", padded([...codes]))}`)) {
             const agent = toAgent(row)
             ws.agentsByCode.set(agent.referralCode, agent)
             ws.agents.set(agent.wallet, agent)
@@ -160,7 +176,7 @@ export const make = (config: LedgerConfigShape) =>
         let toLoad = [...wallets].filter((w) => !ws.agents.has(w))
         const accountIds = new Set<string>(wallets)
         for (let level = 0; level <= config.fees.referralTiersPpm.length && toLoad.length > 0; level++) {
-          const rows = yield* sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", padded(toLoad))}`
+          const rows = yield* run(sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", padded(toLoad))}`)
           const found = new Map(rows.map((row) => [row.wallet as string, toAgent(row)]))
           const next: Array<string> = []
           for (const wallet of toLoad) {
@@ -176,23 +192,23 @@ export const make = (config: LedgerConfigShape) =>
         for (const agent of ws.agents.values()) if (agent?.referrer) accountIds.add(agent.referrer)
         for (const system of Object.values(SystemAccount)) accountIds.add(system)
         const sortedAccounts = [...accountIds].sort()
-        for (const row of yield* dialect.selectAccountsForUpdate(padded(sortedAccounts))) {
+        for (const row of yield* dialect.selectAccountsForUpdate(padded(sortedAccounts), run)) {
           ws.accounts.set(row.id as string, big(row.balance))
         }
         for (const id of sortedAccounts) if (!ws.accounts.has(id)) ws.accounts.set(id, 0n)
 
         if (faucetWallets.size > 0) {
           const claimed = new Set(
-            (yield* sql<Row>`SELECT wallet FROM faucet_claims WHERE ${sql.in("wallet", padded([...faucetWallets]))}`).map((r) => r.wallet as string)
+            (yield* run(sql<Row>`SELECT wallet FROM faucet_claims WHERE ${sql.in("wallet", padded([...faucetWallets]))}`)).map((r) => r.wallet as string)
           )
           for (const wallet of faucetWallets) ws.faucetClaimed.set(wallet, claimed.has(wallet))
           const day = utcDay(yield* Clock.currentTimeMillis)
-          const rows = yield* sql<Row>`SELECT claims FROM faucet_days WHERE day = ${day} ${dialect.forUpdate}`
+          const rows = yield* run(sql<Row>`SELECT claims FROM faucet_days WHERE day = ${day} ${dialect.forUpdate}`)
           ws.faucetDays.set(day, rows.length > 0 ? num(rows[0]!.claims) : 0)
         }
         if (lockedWallets.size > 0) {
-          const rows = yield* sql<Row>`SELECT payer, SUM(amount - released - refunded) AS locked FROM escrows
-            WHERE status = 'pending' AND ${sql.in("payer", padded([...lockedWallets]))} GROUP BY payer`
+          const rows = yield* run(sql<Row>`SELECT payer, SUM(amount - released - refunded) AS locked FROM escrows
+            WHERE status = 'pending' AND ${sql.in("payer", padded([...lockedWallets]))} GROUP BY payer`)
           for (const wallet of lockedWallets) ws.locked.set(wallet, 0n)
           for (const row of rows) ws.locked.set(row.payer as string, big(row.locked))
         }
@@ -233,10 +249,10 @@ export const make = (config: LedgerConfigShape) =>
       created_at_ms: x.createdAtMs
     })
 
-    const writeChanges = (ws: WorkingSet, nowMs: number) =>
+    const writeChanges = (ws: WorkingSet, nowMs: number, run: Dialect.Run) =>
       Effect.gen(function*() {
         for (const rows of chunks(ws.newAgents)) {
-          yield* sql`INSERT INTO agents ${
+          yield* run(sql`INSERT INTO agents ${
             sql.insert(rows.map((a) => ({
               wallet: a.wallet,
               agent_id: a.agentId,
@@ -245,24 +261,24 @@ export const make = (config: LedgerConfigShape) =>
               referrer: a.referrer,
               created_at_ms: a.createdAtMs
             })))
-          }`
+          }`)
         }
         const accounts = [...ws.dirtyAccounts].sort().map((id) => ({ id, balance: m(ws.balanceOf(id)), updated_at_ms: nowMs }))
         for (const rows of chunks(accounts)) {
-          yield* sql`INSERT INTO accounts ${sql.insert(rows)}
-            ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, updated_at_ms = excluded.updated_at_ms`
+          yield* run(sql`INSERT INTO accounts ${sql.insert(rows)}
+            ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, updated_at_ms = excluded.updated_at_ms`)
         }
         const escrows = [...ws.dirtyEscrows].map((id) => escrowRow(ws.escrow(id)!))
         for (const rows of chunks(escrows)) {
-          yield* sql`INSERT INTO escrows ${sql.insert(rows)}
+          yield* run(sql`INSERT INTO escrows ${sql.insert(rows)}
             ON CONFLICT (id) DO UPDATE SET released = excluded.released, fee_paid = excluded.fee_paid,
               refunded = excluded.refunded, status = excluded.status, settled_at_ms = excluded.settled_at_ms,
-              version = excluded.version`
+              version = excluded.version`)
         }
         const mandates = [...ws.dirtyMandates].map((id) => mandateRow(ws.mandate(id)!))
         for (const rows of chunks(mandates)) {
-          yield* sql`INSERT INTO mandates ${sql.insert(rows)}
-            ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, revoked = excluded.revoked`
+          yield* run(sql`INSERT INTO mandates ${sql.insert(rows)}
+            ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, revoked = excluded.revoked`)
         }
         const legs = new Map<string, number>()
         const postings = ws.postings.map((p) => {
@@ -280,7 +296,7 @@ export const make = (config: LedgerConfigShape) =>
             at_ms: p.atMs
           }
         })
-        for (const rows of chunks(postings)) yield* sql`INSERT INTO postings ${sql.insert(rows)}`
+        for (const rows of chunks(postings)) yield* run(sql`INSERT INTO postings ${sql.insert(rows)}`)
         const events = ws.events.map((e) => ({
           escrow_id: e.escrowId,
           seq: e.seq,
@@ -291,15 +307,15 @@ export const make = (config: LedgerConfigShape) =>
           region: e.region,
           at_ms: e.atMs
         }))
-        for (const rows of chunks(events)) yield* sql`INSERT INTO escrow_events ${sql.insert(rows)}`
+        for (const rows of chunks(events)) yield* run(sql`INSERT INTO escrow_events ${sql.insert(rows)}`)
         for (const rows of chunks(ws.claims)) {
-          yield* sql`INSERT INTO faucet_claims ${
+          yield* run(sql`INSERT INTO faucet_claims ${
             sql.insert(rows.map((c) => ({ wallet: c.wallet, agent_name: c.agentName, amount: m(c.amount), day: c.day, at_ms: c.atMs })))
-          }`
+          }`)
         }
         for (const day of ws.dirtyFaucetDays) {
-          yield* sql`INSERT INTO faucet_days ${sql.insert({ day, claims: ws.claimsOn(day) })}
-            ON CONFLICT (day) DO UPDATE SET claims = excluded.claims`
+          yield* run(sql`INSERT INTO faucet_days ${sql.insert({ day, claims: ws.claimsOn(day) })}
+            ON CONFLICT (day) DO UPDATE SET claims = excluded.claims`)
         }
       })
 
@@ -311,14 +327,15 @@ export const make = (config: LedgerConfigShape) =>
     const runBatch = (commands: ReadonlyArray<Command>) =>
       sql.withTransaction(
         Effect.gen(function*() {
+          const run = yield* onTransactionConnection
           const nowMs = yield* Clock.currentTimeMillis
-          const ws = yield* loadWorkingSet(commands)
+          const ws = yield* loadWorkingSet(commands, run)
           // A throw here is a broken invariant in the engine: the batch must not commit.
           const outcomes = commands.map((command): Outcome => apply(ws, command, config, nowMs))
-          yield* writeChanges(ws, nowMs)
+          yield* writeChanges(ws, nowMs, run)
           return outcomes
         })
-      )
+      ).pipe(withSpanWhenTraced("Ledger.batch", { attributes: { "ledger.commands": commands.length }, captureStackTrace: false }))
 
     const retryTransient = Schedule.exponential("2 millis").pipe(
       Schedule.jittered,
@@ -433,9 +450,10 @@ export const make = (config: LedgerConfigShape) =>
           const nowMs = yield* Clock.currentTimeMillis
           // The meta row's primary key makes a concurrent first start of another instance fail here and retry.
           yield* sql`INSERT INTO ledger_meta ${sql.insert({ key: "treasury_funded", value: String(nowMs) })}`
-          const ws = yield* loadWorkingSet([])
+          const run = yield* onTransactionConnection
+          const ws = yield* loadWorkingSet([], run)
           apply(ws, { _tag: "FundTreasury", amount: config.faucetTreasuryInitial }, config, nowMs)
-          yield* writeChanges(ws, nowMs)
+          yield* writeChanges(ws, nowMs, run)
         })
       ).pipe(safe, Effect.catchAll((error) =>
         dialect.isTransient(error.cause) ? Effect.void : Effect.die(error)

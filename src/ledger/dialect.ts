@@ -22,7 +22,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import type { Fragment } from "@effect/sql/Statement"
+import type * as Statement from "@effect/sql/Statement"
 import { Clock, Effect } from "effect"
 
 type Row = Record<string, unknown>
@@ -34,7 +34,7 @@ export interface Dialect {
    * (the batch's transaction holds it), so it needs nothing; PostgreSQL locks the rows
    * so concurrent settlement processes serialize on them.
    */
-  readonly forUpdate: Fragment
+  readonly forUpdate: Statement.Fragment
   /** Binds an integer amount: SQLite takes a bigint natively; the pg driver takes int8 as text. */
   readonly money: (micros: bigint) => bigint | string
   /** Errors worth retrying the whole batch for: busy database, unique race, serialization failure, deadlock. */
@@ -44,7 +44,7 @@ export interface Dialect {
    * PostgreSQL, missing rows are created (balance 0) and locked too (see above). Ids
    * may repeat (padded lists); pass them sorted so locks are taken in one order.
    */
-  readonly selectAccountsForUpdate: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Row>, SqlError>
+  readonly selectAccountsForUpdate: (ids: ReadonlyArray<string>, run?: Run) => Effect.Effect<ReadonlyArray<Row>, SqlError>
   /**
    * Runs several reads on one snapshot. PostgreSQL: a REPEATABLE READ, READ ONLY
    * transaction, so `verify` on a live database shared by other processes never
@@ -54,6 +54,14 @@ export interface Dialect {
    */
   readonly consistentReads: <A, E, R>(reads: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
 }
+
+/**
+ * Executes a statement. By default through the client (a span, a pooled
+ * connection); the ledger's batches pass one that runs on their transaction's
+ * connection directly (see SqlLedger).
+ */
+export type Run = <A extends object>(statement: Statement.Statement<A>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+const throughClient: Run = (statement) => statement
 
 const codeOf = (cause: unknown): string => {
   const c = cause as { code?: unknown; cause?: { code?: unknown } } | undefined
@@ -71,24 +79,24 @@ export const pgTransientCodes: ReadonlyArray<string> = [
 export const make = (sql: SqlClient.SqlClient): Dialect =>
   sql.onDialectOrElse({
     pg: (): Dialect => {
-      const select = (ids: ReadonlyArray<string>) =>
-        sql<Row>`SELECT id, balance FROM accounts WHERE ${sql.in("id", ids)} ORDER BY id FOR UPDATE`
+      const select = (ids: ReadonlyArray<string>, run: Run) =>
+        run(sql<Row>`SELECT id, balance FROM accounts WHERE ${sql.in("id", ids)} ORDER BY id FOR UPDATE`)
       return {
         name: "pg",
         forUpdate: sql.literal("FOR UPDATE"),
         money: (micros) => micros.toString(),
         isTransient: (cause) => pgTransientCodes.includes(codeOf(cause)),
-        selectAccountsForUpdate: (ids) =>
+        selectAccountsForUpdate: (ids, run = throughClient) =>
           Effect.gen(function*() {
-            const rows = yield* select(ids)
+            const rows = yield* select(ids, run)
             const found = new Set(rows.map((row) => row.id as string))
             const missing = [...new Set(ids)].filter((id) => !found.has(id)).sort()
             if (missing.length === 0) return rows
             const nowMs = yield* Clock.currentTimeMillis
-            yield* sql`INSERT INTO accounts ${sql.insert(missing.map((id) => ({ id, balance: "0", updated_at_ms: nowMs })))}
-              ON CONFLICT (id) DO NOTHING`
+            yield* run(sql`INSERT INTO accounts ${sql.insert(missing.map((id) => ({ id, balance: "0", updated_at_ms: nowMs })))}
+              ON CONFLICT (id) DO NOTHING`)
             // A new statement, so a new snapshot: it sees rows a peer committed while we waited on its key.
-            return [...rows, ...(yield* select(missing))]
+            return [...rows, ...(yield* select(missing, run))]
           }),
         consistentReads: (reads) =>
           sql.withTransaction(Effect.zipRight(sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`, reads))
@@ -99,7 +107,7 @@ export const make = (sql: SqlClient.SqlClient): Dialect =>
       forUpdate: sql.literal(""),
       money: (micros) => micros,
       isTransient: (cause) => /^SQLITE_(BUSY|LOCKED|CONSTRAINT_UNIQUE|CONSTRAINT_PRIMARYKEY)/.test(codeOf(cause)),
-      selectAccountsForUpdate: (ids) => sql<Row>`SELECT id, balance FROM accounts WHERE ${sql.in("id", ids)} ORDER BY id`,
+      selectAccountsForUpdate: (ids, run = throughClient) => run(sql<Row>`SELECT id, balance FROM accounts WHERE ${sql.in("id", ids)} ORDER BY id`),
       consistentReads: (reads) => reads
     })
   })
