@@ -6,57 +6,110 @@
  * is measured too, and in the same run the floor: a bare `node:http` process
  * answering /health.
  *
- *   tsx bench/service-coldstart.ts [--runs 10]
+ * What runs is what `npm start` and the Docker image run: the bundle
+ * `dist/bundle/service.js`, rebuilt from the sources first (scripts/build-service.ts,
+ * as `prestart` does). `--baseline-tsc` also measures, in the same run, the service
+ * as `tsc` compiles it (one ESM file per module, what `npm start` ran before the bundle).
+ *
+ * Beside /health, the time to the first `/metrics` 200 on METRICS_PORT: the metrics
+ * exporter is loaded after the port opens (src/service/Telemetry.ts), so this is when
+ * the process is up in full.
+ *
+ *   tsx bench/service-coldstart.ts [--runs 10] [--baseline-tsc]
  */
-import { freePort, firstHealthy, loadAverage, median, serviceCommand, startProcess, stop, tempDir } from "./service-support.js"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { buildService } from "../scripts/build-service.js"
+import { freePort, firstHealthy, loadAverage, median, repoRoot, startProcess, stop, tempDir } from "./service-support.js"
 
 const argv = process.argv.slice(2)
-const runs = Number(argv[argv.indexOf("--runs") + 1] ?? 10) || 10
+const runsIndex = argv.indexOf("--runs")
+const runs = (runsIndex >= 0 ? Number(argv[runsIndex + 1]) : 10) || 10
+const baselineTsc = argv.includes("--baseline-tsc")
 
 const bare = `require("node:http").createServer((q, s) => { s.setHeader("content-type", "application/json"); s.end('{"ok":true,"region":"local"}') }).listen(Number(process.env.PORT), "127.0.0.1")`
 
-const measure = async (argvOf: () => ReadonlyArray<string>, env: () => Record<string, string>) => {
-  const times: Array<number> = []
+interface Run {
+  readonly healthMs: number
+  readonly metricsMs: number | undefined
+}
+
+/** Polls `url` until 200; the time since `startedAt`. */
+const firstOk = async (url: string, startedAt: number, timeoutMs = 60_000) => {
+  while (performance.now() - startedAt < timeoutMs) {
+    const status = await fetch(url).then(async (r) => (await r.arrayBuffer(), r.status), () => 0)
+    if (status === 200) return performance.now() - startedAt
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  throw new Error(`${url} not 200 within ${timeoutMs} ms`)
+}
+
+const measure = async (command: ReadonlyArray<string>, dataDir: () => string | undefined): Promise<Array<Run>> => {
+  const results: Array<Run> = []
   for (let i = 0; i < runs; i++) {
     const port = await freePort()
+    const metricsPort = await freePort()
+    const dir = dataDir()
+    const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1", METRICS_PORT: String(metricsPort), ...(dir ? { DATA_DIR: dir } : {}) }
     const startedAt = performance.now()
-    const child = startProcess(argvOf(), { PORT: String(port), HOST: "127.0.0.1", ...env() })
+    const child = startProcess(command, env)
     let stderr = ""
     child.stderr!.on("data", (c) => (stderr += c))
     try {
-      times.push(await firstHealthy(`http://127.0.0.1:${port}`, startedAt))
+      const healthMs = await firstHealthy(`http://127.0.0.1:${port}`, startedAt)
+      const metricsMs = dir === undefined ? undefined : await firstOk(`http://127.0.0.1:${metricsPort}/metrics`, startedAt)
+      results.push({ healthMs, metricsMs })
     } catch (error) {
       throw new Error(`${String(error)}\n${stderr}`)
     } finally {
       await stop(child)
     }
   }
-  return times
+  return results
+}
+
+/** `tsc -p tsconfig.build.json` into a temp dir inside the repo (so node_modules resolve). */
+const compileWithTsc = async () => {
+  const outDir = path.join(repoRoot, "node_modules", ".cache", "ringmaster-bench", "tsc")
+  fs.rmSync(outDir, { recursive: true, force: true })
+  const tsc = spawn(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", outDir], {
+    cwd: repoRoot,
+    stdio: "ignore"
+  })
+  await new Promise((resolve) => tsc.once("exit", resolve))
+  const entry = path.join(outDir, "service", "main.js")
+  if (!fs.existsSync(entry)) throw new Error(`tsc did not emit ${entry}`)
+  return entry
 }
 
 const main = async () => {
-  const command = serviceCommand()
-  console.log(`service command: ${command.argv.slice(1).join(" ")} (${command.kind}); node ${process.version}; load average ${loadAverage()}`)
-  if (command.kind === "tsx") console.log("  (no fresh dist/: run `npm run build` first to measure what `npm start` and the image run)")
-  const metrics = async () => ({ METRICS_PORT: String(await freePort()) })
+  const buildStart = performance.now()
+  await buildService()
+  const bundled = [process.execPath, path.join(repoRoot, "dist", "bundle", "service.js")]
+  console.log(`bundled in ${((performance.now() - buildStart) / 1000).toFixed(1)} s; node ${process.version}; load average ${loadAverage()}`)
+  const unbundled = baselineTsc ? [process.execPath, await compileWithTsc()] : undefined
 
-  const floor = await measure(() => [process.execPath, "-e", bare], () => ({}))
-  const freshEnv: Array<Record<string, string>> = []
-  for (let i = 0; i < runs; i++) freshEnv.push({ DATA_DIR: tempDir(), ...(await metrics()) })
-  let n = 0
-  const fresh = await measure(() => command.argv, () => freshEnv[n++]!)
+  const floor = await measure([process.execPath, "-e", bare], () => undefined)
+  const fresh = await measure(bundled, tempDir)
   const volume = tempDir()
-  const restartEnv: Array<Record<string, string>> = []
-  for (let i = 0; i < runs; i++) restartEnv.push({ DATA_DIR: volume, ...(await metrics()) })
-  let m = 0
-  const restart = await measure(() => command.argv, () => restartEnv[m++]!)
+  const restart = await measure(bundled, () => volume)
+  const tscFresh = unbundled ? await measure(unbundled, tempDir) : undefined
 
-  const row = (label: string, t: Array<number>) =>
-    console.log(`${label.padEnd(44)} median ${median(t).toFixed(0).padStart(5)} ms   min ${Math.min(...t).toFixed(0).padStart(5)} ms   max ${Math.max(...t).toFixed(0).padStart(5)} ms`)
+  const ms = (n: number) => n.toFixed(0).padStart(5)
+  const row = (label: string, results: Array<Run>) => {
+    const health = results.map((r) => r.healthMs)
+    const metrics = results.flatMap((r) => (r.metricsMs === undefined ? [] : [r.metricsMs]))
+    console.log(
+      `${label.padEnd(48)} median ${ms(median(health))} ms   min ${ms(Math.min(...health))}   max ${ms(Math.max(...health))}` +
+        (metrics.length > 0 ? `   first /metrics: median ${ms(median(metrics))} ms` : "")
+    )
+  }
   console.log(`\nprocess start → first /health 200, ${runs} runs each`)
   row("bare node:http (floor)", floor)
-  row("service, first start (fresh DATA_DIR)", fresh)
-  row("service, restart (existing DATA_DIR)", restart)
+  row("service bundle, first start (fresh DATA_DIR)", fresh)
+  row("service bundle, restart (existing DATA_DIR)", restart)
+  if (tscFresh) row("baseline: tsc output, first start (fresh DATA_DIR)", tscFresh)
   console.log(`target: ≤ 400 ms median; load average now ${loadAverage()}`)
 }
 
