@@ -9,7 +9,7 @@
  * timer; with another Clock (TestClock) it sleeps on that Clock, so tests still
  * control time.
  */
-import { Clock, Context, DefaultServices, Duration, Effect, FiberId, Tracer } from "effect"
+import { Clock, Context, DefaultServices, Duration, Effect, Exit, Fiber, FiberId, Tracer } from "effect"
 
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
@@ -34,3 +34,32 @@ export const deadlineTimer = (millis: number, onExpire: () => void): Effect.Effe
       (fiber) => ({ cancel: () => fiber.unsafeInterruptAsFork(FiberId.none) })
     )
   })
+
+/**
+ * `Effect.timeoutFail` for hot paths: `effect` runs in one child fiber that a
+ * `deadlineTimer` interrupts, where `timeoutFail` races two forked fibers and merges
+ * the winner's FiberRefs back (~80 µs against ~20, measured). The child's FiberRef
+ * changes (log annotations, say) stay in the child. Interrupting the caller
+ * interrupts the child and waits for it.
+ */
+export const timeoutFailWithin = <E1>(millis: number, onTimeout: () => E1) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E1, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.fork(restore(effect)), (child) => {
+      let expired = false
+      return Effect.flatMap(
+        deadlineTimer(millis, () => {
+          expired = true
+          child.unsafeInterruptAsFork(FiberId.none)
+        }),
+        (timer) =>
+          restore(Fiber.await(child)).pipe(
+            Effect.onInterrupt(() => Fiber.interrupt(child)),
+            Effect.ensuring(Effect.sync(timer.cancel)),
+            Effect.flatMap((exit): Effect.Effect<A, E | E1> =>
+              expired && Exit.isInterrupted(exit) ? Effect.fail(onTimeout()) : exit
+            )
+          )
+      )
+    })
+  )
