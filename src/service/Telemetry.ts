@@ -4,9 +4,9 @@
  * fly.toml), and traces to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT`
  * is set.
  *
- * The OpenTelemetry SDK (TelemetryExport.ts) is loaded with a dynamic `import()`:
- * loading it was about a tenth of the cold start, and serving a request does not
- * need it unless traces are exported. So the metrics port is bound at start (a port
+ * The OpenTelemetry SDK (TelemetryExport.ts, TelemetryTracing.ts) is loaded with
+ * a dynamic `import()`: loading it was about a tenth of the cold start, and serving
+ * a request does not need it unless traces are exported. So the metrics port is bound at start (a port
  * that cannot be bound still stops start-up), and the exporter behind it is loaded
  * once the service's port is open (`TelemetryExport.startInBackground`) or by the
  * first scrape, whichever comes first; a scrape waits for it. Nothing is lost in
@@ -78,6 +78,12 @@ export class Exporter extends Context.Tag("ringmaster/service/TelemetryExporter"
 
 const loadExport = Effect.promise(() => import("./TelemetryExport.js"))
 
+/** What every exported metric and span says about this process (OpenTelemetry resource attributes). */
+export const resourceOf = (config: ServiceConfigShape) => ({
+  serviceName: config.serviceName,
+  attributes: { "cloud.region": config.region, ...(config.flyAppName ? { "fly.app": config.flyAppName } : {}) }
+})
+
 /**
  * `METRICS_PORT` with a `node:http` server of our own rather than the exporter's
  * (`preventServerStart`), so the port is bound before the exporter is loaded; once
@@ -144,6 +150,7 @@ export const layer = (config: ServiceConfigShape): Layer.Layer<Exporter, Error> 
       yield* metricsServer(config, metrics)
       const exporter = Layer.succeed(Exporter, { startInBackground: Effect.asVoid(Effect.forkIn(Effect.ignore(metrics), scope)) })
       if (config.otlpEndpoint === undefined) return exporter
-      return Layer.merge(exporter, Layer.unwrapEffect(Effect.map(loadExport, (module) => module.layerTracing(config))))
+      const tracing = Effect.promise(() => import("./TelemetryTracing.js"))
+      return Layer.merge(exporter, Layer.unwrapEffect(Effect.map(tracing, (module) => module.layer(config))))
     })
   )

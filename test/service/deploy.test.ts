@@ -10,6 +10,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
+import { createServer } from "node:http"
 import * as path from "node:path"
 import { ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Effect, HashSet, Redacted } from "effect"
 import { parse } from "smol-toml"
@@ -126,7 +127,7 @@ describe("the Dockerfile's command", () => {
     expect(dockerfile).toMatch(/setpriv --reuid=node/)
   })
 
-  it("started with fly.toml's [env] (as on Fly), answers /health 200 with JSON logs, and stops on SIGTERM", async () => {
+  it("started with fly.toml's [env] (as on Fly), answers /health 200 with JSON logs, exports traces, and stops on SIGTERM", async () => {
     // Bundle as the image's build stage does, into a temp dir inside the repo (so the
     // native modules the bundle leaves out resolve from node_modules).
     const outDir = path.join(repoRoot, ".vitest-tmp", `docker-dist-${process.pid}`)
@@ -139,6 +140,18 @@ describe("the Dockerfile's command", () => {
     const cmd = dockerCmd()
     const entry = path.join(outDir, cmd[1]!.replace(/^dist\//, ""))
     expect(fs.existsSync(entry), `the build did not emit ${entry}: ${build.output()}`).toBe(true)
+
+    // An OTLP collector, as a Fly secret OTEL_EXPORTER_OTLP_ENDPOINT would name: the bundle
+    // loads the tracing SDK on demand (src/service/Telemetry.ts), which only the bundle shows works.
+    const traceExports: Array<string> = []
+    const collector = createServer((request, response) => {
+      request.resume().on("end", () => {
+        traceExports.push(`${request.method} ${request.url}`)
+        response.end("{}")
+      })
+    })
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve))
+    const collectorPort = (collector.address() as { port: number }).port
 
     // The machine-local resources are the only overrides: free ports instead of 8080/9091
     // (other processes may hold them here) and a temp dir standing in for the volume.
@@ -154,7 +167,8 @@ describe("the Dockerfile's command", () => {
         DATA_DIR: tempDir(),
         FLY_REGION: "iad",
         FLY_APP_NAME: "ringmaster-orchestrator",
-        FLY_MACHINE_ID: "test-machine"
+        FLY_MACHINE_ID: "test-machine",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}`
       }
     })
     try {
@@ -171,7 +185,10 @@ describe("the Dockerfile's command", () => {
       expect(logLines.length).toBeGreaterThan(0)
       const started = logLines.map((l) => JSON.parse(l)).find((l) => String(l.message).includes("service started"))
       expect(started?.annotations).toMatchObject({ region: "iad", fly_app: "ringmaster-orchestrator", fly_machine: "test-machine" })
+      // The spans of the requests above, flushed at shutdown at the latest.
+      expect(traceExports).toContain("POST /v1/traces")
     } finally {
+      collector.close()
       if (child.process.exitCode === null) child.process.kill("SIGKILL")
       fs.rmSync(outDir, { recursive: true, force: true })
     }
