@@ -12,7 +12,7 @@
  */
 import { HttpApiBuilder, HttpApiClient, HttpIncomingMessage, HttpServer, type HttpServerError } from "@effect/platform"
 import { FetchHttpClient } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Cause, Clock, Duration, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
 import { createServer } from "node:http"
 import { InvalidInput } from "../domain/errors.js"

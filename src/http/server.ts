@@ -12,7 +12,8 @@
  * - `layerSqlite`: the embedded production setup, ledger and keys in SQLite.
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpMiddleware, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+// The module, not the package index: the index also loads the HTTP client and undici, ~10% of a cold start.
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { createServer } from "node:http"
 import { Context, DefaultServices, Effect, Layer, Tracer } from "effect"
 import type { Ledger, LedgerConfigShape } from "../ledger/Ledger.js"

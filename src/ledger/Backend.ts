@@ -7,8 +7,11 @@ import type { SqlClient } from "@effect/sql"
 import { Config, type ConfigError, Effect, Layer, Option, Redacted } from "effect"
 import type { SettlementJournal } from "../escrow/EscrowLocal.js"
 import type { Ledger, LedgerConfig } from "./Ledger.js"
-import * as Postgres from "./Postgres.js"
+import type * as Postgres from "./Postgres.js"
 import * as SqlLedger from "./SqlLedger.js"
+
+/** PostgreSQL's client (and its driver) load only when `DATABASE_URL` asks for them: they are a cost on every embedded start. */
+const loadPostgres = Effect.promise(() => import("./Postgres.js"))
 
 export type Backend =
   | { readonly _tag: "Postgres"; readonly options: Postgres.PgOptions }
@@ -25,7 +28,8 @@ const databaseUrl: Config.Config<Option.Option<Redacted.Redacted>> = Config.opti
 export const fromEnv: Effect.Effect<Backend, ConfigError.ConfigError> = Effect.gen(function*() {
   const url = yield* databaseUrl
   if (Option.isNone(url)) return { _tag: "Sqlite", dataDir: yield* dataDir } as const
-  return { _tag: "Postgres", options: { ...(yield* Postgres.optionsFromEnv), url: url.value } } as const
+  const { optionsFromEnv } = yield* loadPostgres
+  return { _tag: "Postgres", options: { ...(yield* optionsFromEnv), url: url.value } } as const
 })
 
 /** Where the ledger lives, for logs and CLI output (the URL's password is never shown). */
@@ -36,7 +40,9 @@ export type LedgerLayer = Layer.Layer<Ledger | SettlementJournal | SqlClient.Sql
 
 /** The ledger on the chosen backend. Needs `LedgerConfig`. */
 export const layer = (backend: Backend): LedgerLayer =>
-  backend._tag === "Postgres" ? Postgres.layer(backend.options) : SqlLedger.layerSqlite({ dataDir: backend.dataDir })
+  backend._tag === "Postgres"
+    ? Layer.unwrapEffect(Effect.map(loadPostgres, (pg) => pg.layer(backend.options)))
+    : SqlLedger.layerSqlite({ dataDir: backend.dataDir })
 
 /** The ledger on the backend the environment names. */
 export const layerFromEnv: LedgerLayer = Layer.unwrapEffect(Effect.map(fromEnv, layer))
