@@ -16,7 +16,9 @@ import * as Usdc from "../src/domain/Usdc.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 
-const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1] || 5)
+const secondsAt = process.argv.indexOf("--seconds")
+const seconds = secondsAt >= 0 ? Number(process.argv[secondsAt + 1]) : 5
+if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds takes a number of seconds, 0 < N ≤ 60")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-bench-"))
 
 let peakRss = 0
