@@ -15,11 +15,12 @@ import { HttpApiBuilder, HttpApiSwagger, HttpMiddleware, HttpServer } from "@eff
 // The module, not the package index: the index also loads the HTTP client and undici, ~10% of a cold start.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { createServer } from "node:http"
-import { Context, DefaultServices, Effect, Layer, Tracer } from "effect"
+import { Effect, Layer } from "effect"
 import type { Ledger, LedgerConfigShape } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
 import * as MemoryLedger from "../ledger/MemoryLedger.js"
 import * as SqlLedger from "../ledger/SqlLedger.js"
+import { isUntraced } from "../observability/spans.js"
 import { SettlementApi } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
 import { edge } from "./edge.js"
@@ -52,8 +53,8 @@ export const layerRoutes = Layer.mergeAll(
  * part of `layerNodeServer`, which every composition of this server provides.
  */
 export const layerRequestSpans: Layer.Layer<never> = Layer.unwrapEffect(
-  Effect.map(Effect.tracer, (tracer) =>
-    tracer === Context.get(DefaultServices.liveServices, Tracer.Tracer)
+  Effect.map(isUntraced, (untraced) =>
+    untraced
       ? Layer.locallyScoped(HttpMiddleware.currentTracerDisabledWhen, () => true)
       : Layer.empty)
 )

@@ -14,10 +14,13 @@ import { Clock, Context, DefaultServices, Duration, Effect, Exit, Fiber, FiberId
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 
+/** Whether the tracer in place is Effect's default one, which records nothing. */
+export const isUntraced: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tracer) => tracer === defaultTracer)
+
 /** `Effect.withSpan`, skipped while the default tracer (which records nothing) is in place. */
 export const withSpanWhenTraced = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.tracer, (tracer) => tracer === defaultTracer ? effect : Effect.withSpan(effect, name, options))
+  Effect.flatMap(isUntraced, (untraced) => untraced ? effect : Effect.withSpan(effect, name, options))
 
 /**
  * Calls `onExpire` after `millis` unless the returned `cancel` ran first. On the

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, DefaultServices, Deferred, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream, TestClock, Tracer } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream, TestClock } from "effect"
 import { Accounts } from "../../src/agents/Accounts.js"
 import * as Agent from "../../src/agents/Agent.js"
 import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "../../src/agents/errors.js"
@@ -7,6 +7,7 @@ import { Orchestrator, RestartPolicy } from "../../src/agents/Orchestrator.js"
 import { BudgetExceeded, InvalidInput } from "../../src/domain/errors.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
+import { recordingTracer } from "../support/tracing.js"
 import { backends, failing, Facts, feeOf, fetcher, shareOf, Text, Topic, u, world, WriterBusy } from "./support.js"
 
 const balances = (...wallets: ReadonlyArray<string>) =>
@@ -36,9 +37,6 @@ const eventually = (check: Effect.Effect<boolean>) =>
     }
     return yield* Effect.dieMessage("condition not reached within 1,000 event-loop turns")
   })
-
-/** Effect's own tracer, which a recording tracer delegates to for the span objects. */
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 const verified = Effect.flatMap(Ledger, (ledger) => Effect.map(ledger.verify, (r) => expect(r.violations).toEqual([])))
 
@@ -154,16 +152,9 @@ for (const backend of backends) {
 
     it.effect("with a tracer installed, each paid task is a span and so is its settlement", () =>
       Effect.gen(function*() {
-        const names: Array<string> = []
-        const recording = Tracer.make({
-          span: (name, parent, context, links, startTime, kind, options) => {
-            names.push(name)
-            return nativeTracer.span(name, parent, context, links, startTime, kind, options)
-          },
-          context: (f) => f()
-        })
+        const { names, tracer } = recordingTracer()
         const handle = yield* Orchestrator.spawn(fetcher)
-        yield* Orchestrator.delegate(handle, { topic: "rates" }).pipe(Effect.withTracer(recording))
+        yield* Orchestrator.delegate(handle, { topic: "rates" }).pipe(Effect.withTracer(tracer))
         expect(names).toContain("Orchestrator.delegate")
         expect(names).toContain("Escrow.settle")
       }).pipe(Effect.provide(world(backend))))

@@ -3,10 +3,9 @@
  * outcomes as the originals, on the live clock and on TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, DefaultServices, Deferred, Effect, Exit, Fiber, TestClock, Tracer } from "effect"
+import { Deferred, Effect, Exit, Fiber, TestClock } from "effect"
 import { timeoutFailWithin, withSpanWhenTraced } from "../../src/observability/spans.js"
-
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+import { defaultTracer, recordingTracer } from "../support/tracing.js"
 
 describe("timeoutFailWithin", () => {
   it.live("fails with the timeout error when the deadline passes, and interrupts the work", () =>
@@ -59,17 +58,10 @@ describe("timeoutFailWithin", () => {
 describe("withSpanWhenTraced", () => {
   it.effect("opens the span under a recording tracer, and none under the default tracer", () =>
     Effect.gen(function*() {
-      const names: Array<string> = []
-      const recording = Tracer.make({
-        span: (name, parent, context, links, startTime, kind, options) => {
-          names.push(name)
-          return nativeTracer.span(name, parent, context, links, startTime, kind, options)
-        },
-        context: (f) => f()
-      })
+      const { names, tracer: recording } = recordingTracer()
       const inner = Effect.map(Effect.option(Effect.currentSpan), (span) => span._tag === "Some" ? span.value.name : null)
       expect(yield* inner.pipe(withSpanWhenTraced("work"), Effect.withTracer(recording))).toBe("work")
       expect(names).toEqual(["work"])
-      expect(yield* inner.pipe(withSpanWhenTraced("work"), Effect.withTracer(nativeTracer))).toBeNull()
+      expect(yield* inner.pipe(withSpanWhenTraced("work"), Effect.withTracer(defaultTracer))).toBeNull()
     }))
 })
