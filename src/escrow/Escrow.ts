@@ -71,9 +71,9 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
     options: ScopedOptions = {}
   ): Effect.Effect<ScopedEscrow, CreateError, Escrow | Scope.Scope> =>
     Effect.flatMap(Escrow, (escrow) =>
-      Effect.acquireRelease(escrow.create(terms), (created, exit) =>
-        settleOnExit(escrow, created.id, Exit.isSuccess(exit) ? "release" : "cancel", options.settlementRetry)
-      ).pipe(Effect.map((created) => heldEscrow(escrow, created)))
+      Effect.acquireRelease(escrow.create(terms), settleByExit(escrow, options)).pipe(
+        Effect.map((created) => heldEscrow(escrow, created))
+      )
     )
 
   /** `Escrow` over whatever `Ledger` is provided (journaling to `SettlementJournal` when one is). */
@@ -115,9 +115,13 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
       Effect.acquireUseRelease(
         escrow.create(terms),
         (created) => use(heldEscrow(escrow, created)) as Effect.Effect<A, E, Exclude<R, Scope.Scope>>,
-        (created, exit) => settleOnExit(escrow, created.id, Exit.isSuccess(exit) ? "release" : "cancel", options.settlementRetry)
+        settleByExit(escrow, options)
       ))
 }
+
+/** Released if what held the escrow succeeded, cancelled otherwise. */
+const settleByExit = (escrow: EscrowShape, options: ScopedOptions) => (created: EscrowRecord, exit: Exit.Exit<unknown, unknown>) =>
+  settleOnExit(escrow, created.id, Exit.isSuccess(exit) ? "release" : "cancel", options.settlementRetry)
 
 const heldEscrow = (escrow: EscrowShape, created: EscrowRecord): ScopedEscrow => ({
   id: created.id,
