@@ -16,7 +16,7 @@ import { Clock, Context, Deferred, Effect, Either, Exit, Layer, Option, Schedule
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
-import type { EscrowRecord, MandateRecord } from "../domain/Escrow.js"
+import type { AgentRecord, EscrowRecord, MandateRecord } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import { SystemAccount } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
@@ -72,9 +72,10 @@ interface Pending {
   readonly resume: (outcome: Effect.Effect<unknown, LedgerError | LedgerUnavailable>) => void
 }
 
-/** Bounds (TIGER_STYLE): queued commands, batch retries. */
+/** Bounds (TIGER_STYLE): queued commands, batch retries, remembered agent rows. */
 const QUEUE_CAPACITY = 16_384
 const BATCH_ATTEMPTS = 4
+const KNOWN_AGENTS_CAPACITY = 10_000
 
 const unavailable = (message: string, cause?: unknown) =>
   new LedgerUnavailable(cause === undefined ? { message } : { message, cause })
@@ -102,6 +103,18 @@ export const make = (config: LedgerConfigShape) =>
           const [text, params] = statement.compile()
           return held.value[0].execute(text, params, undefined) as Effect.Effect<ReadonlyArray<never>, SqlError>
         }))
+
+    /**
+     * Agents read from the database, by wallet. An agent row never changes once
+     * written, so a row read here stays true; a wallet not found is not remembered
+     * (another process may register it). Saves a batch one or two statements, most of
+     * its cost when it holds a single command. Bounded: the oldest entry goes first.
+     */
+    const knownAgents = new Map<string, AgentRecord>()
+    const rememberAgent = (agent: AgentRecord) => {
+      if (knownAgents.size >= KNOWN_AGENTS_CAPACITY) knownAgents.delete(knownAgents.keys().next().value!)
+      knownAgents.set(agent.wallet, agent)
+    }
 
     // ---- loading a batch's working set -------------------------------------------------
 
@@ -176,11 +189,18 @@ export const make = (config: LedgerConfigShape) =>
         let toLoad = [...wallets].filter((w) => !ws.agents.has(w))
         const accountIds = new Set<string>(wallets)
         for (let level = 0; level <= config.fees.referralTiersPpm.length && toLoad.length > 0; level++) {
-          const rows = yield* run(sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", padded(toLoad))}`)
-          const found = new Map(rows.map((row) => [row.wallet as string, toAgent(row)]))
+          const unknown = toLoad.filter((w) => !knownAgents.has(w))
+          const found = new Map<string, AgentRecord>()
+          if (unknown.length > 0) {
+            for (const row of yield* run(sql<Row>`SELECT * FROM agents WHERE ${sql.in("wallet", padded(unknown))}`)) {
+              const agent = toAgent(row)
+              found.set(agent.wallet, agent)
+              rememberAgent(agent)
+            }
+          }
           const next: Array<string> = []
           for (const wallet of toLoad) {
-            const agent = found.get(wallet) ?? null
+            const agent = knownAgents.get(wallet) ?? found.get(wallet) ?? null
             ws.agents.set(wallet, agent)
             if (agent?.referrer) {
               accountIds.add(agent.referrer)

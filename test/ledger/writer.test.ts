@@ -1,13 +1,14 @@
 /**
  * The SQL ledger's group-commit writer: its bounded queue applies backpressure rather
- * than dropping or failing commands, and closing the ledger commits what is queued
- * and refuses what comes after.
+ * than dropping or failing commands, closing the ledger commits what is queued and
+ * refuses what comes after, and the agent rows it remembers never hide a newer one.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { newWalletAddress } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
 import * as SqlLedger from "../../src/ledger/SqlLedger.js"
@@ -52,5 +53,25 @@ describe("SqlLedger writer", () => {
         return (yield* l.balance(agent.wallet)).available
       }).pipe(Effect.provide(SqlLedger.layerSqliteWith({ dataDir })))
       expect(reopened).toBe(Usdc.make("500"))
+    }), 60_000)
+
+  it.live("a wallet not found is not remembered: an agent another process registers later is found", () =>
+    Effect.gen(function*() {
+      const dataDir = freshDir()
+      const ledgerOf = (scope: Scope.Scope) =>
+        Effect.map(Layer.buildWithScope(SqlLedger.layerSqliteWith({ dataDir }), scope), (ctx) => Context.get(ctx, Ledger))
+      const scope = yield* Scope.make()
+      const [a, b] = [yield* ledgerOf(scope), yield* ledgerOf(scope)]
+      const payer = yield* a.registerAgent({ name: "payer" })
+      yield* a.deposit(payer.wallet, Usdc.make("10"))
+      const later = newWalletAddress()
+      const terms = { payer: payer.wallet, payee: later, amount: Usdc.make("1"), description: "to a newcomer" }
+      const refused = yield* Effect.flip(a.createEscrow(terms))
+      expect(refused._tag).toBe("AgentNotFound")
+      yield* b.registerAgent({ name: "newcomer", wallet: later })
+      const created = yield* a.createEscrow(terms)
+      expect(created.payee).toBe(later)
+      expect((yield* a.balance(payer.wallet)).locked).toBe(Usdc.make("1"))
+      yield* Scope.close(scope, Exit.void)
     }), 60_000)
 })
