@@ -174,6 +174,55 @@ describe("POST /inference: per-request billing", () => {
     expect(pending.escrows).toEqual([])
   })
 
+  it("a revoked mandate stops paying at the next request, its id remembered or not; a new mandate pays at once", async () => {
+    const payer = await payerWithMandate(svc.base, orchestrator)
+    const body = { payer_wallet: payer.wallet, prompt: "hello" }
+    // Two requests: the second uses the mandate id the first looked up.
+    for (let i = 0; i < 2; i++) expect((await request(svc.base, "POST", "/inference", { body })).status).toBe(200)
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
+
+    const revoked = await request(svc.base, "DELETE", `/api/mandates/${payer.mandateId}`, { key: payer.key })
+    expect(revoked.status).toBe(200)
+    const refused = await request(svc.base, "POST", "/inference", { body })
+    expect({ status: refused.status, error: refused.body.error }).toEqual({ status: 403, error: "no_mandate" })
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
+    const mandate = await run(ledger.getMandate(payer.mandateId as any))
+    expect({ revoked: mandate.revoked, remaining: mandate.remaining }).toEqual({ revoked: true, remaining: micros("0.998") })
+
+    const grant = async () => {
+      const granted = await request(svc.base, "POST", "/api/mandates", {
+        key: payer.key,
+        body: { payee_wallet: orchestrator, max_amount_usdc: "0.5", budget_usdc: "0.5" }
+      })
+      expect(granted.status).toBe(201)
+      return granted.body.mandate_id as string
+    }
+    const second = await grant()
+    const paid = await request(svc.base, "POST", "/inference", { body })
+    expect(paid.status).toBe(200)
+    expect((await run(ledger.getEscrow(paid.body.escrow_id))).mandateId).toBe(second)
+
+    // Revoked and replaced between two requests, well within the id's refresh period:
+    // the create under the remembered (revoked) id is refused, and the lookup finds the new one.
+    expect((await request(svc.base, "DELETE", `/api/mandates/${second}`, { key: payer.key })).status).toBe(200)
+    const third = await grant()
+    const paidAgain = await request(svc.base, "POST", "/inference", { body })
+    expect(paidAgain.status).toBe(200)
+    expect((await run(ledger.getEscrow(paidAgain.body.escrow_id))).mandateId).toBe(third)
+    expect((await run(ledger.getMandate(second as any))).remaining).toBe(micros("0.499"))
+    expect((await run(ledger.getMandate(third as any))).remaining).toBe(micros("0.499"))
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.996000", locked: "0.000000" })
+  })
+
+  it("an exhausted mandate is refused with nothing charged, its id remembered", async () => {
+    const payer = await payerWithMandate(svc.base, orchestrator, { budget: "0.002" })
+    const body = { payer_wallet: payer.wallet, prompt: "hello" }
+    for (let i = 0; i < 2; i++) expect((await request(svc.base, "POST", "/inference", { body })).status).toBe(200)
+    const refused = await request(svc.base, "POST", "/inference", { body })
+    expect({ status: refused.status, error: refused.body.error }).toEqual({ status: 403, error: "mandate_exceeded" })
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
+  })
+
   it("a failing, dying or timed-out pipeline cancels the escrow: the payer is refunded in full", async () => {
     const payer = await payerWithMandate(svc.base, orchestrator)
     const orchBefore = await balanceOf(orchestrator)
