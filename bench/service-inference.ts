@@ -2,7 +2,8 @@
  * `/inference` end to end under load: 64 concurrent keep-alive loopback connections
  * (undici `Pool`), each a client in a loop, for `--seconds` after a 2 s warm-up.
  * Prints paid requests/s and p50/p99 latency, and in the same run the same figures
- * for `GET /health` on the same process (the transport's ceiling for this service).
+ * for `GET /health` on the same process (the transport's ceiling for this service),
+ * with the service's CPU time per request (what a busy shared machine disturbs least).
  * Target: ≥ 1,500 paid requests/s with p99 < 100 ms on the 2-core machine.
  *
  * Every paid request is the real thing: mandate lookup, escrow create (journaled),
@@ -10,9 +11,17 @@
  * (synchronous=FULL), group-committed. The payer is funded through a large faucet
  * amount (FAUCET_AMOUNT) and grants the orchestrator a mandate over HTTP.
  *
- *   tsx bench/service-inference.ts [--seconds 10] [--concurrency 64]
+ *   tsx bench/service-inference.ts [--seconds 10] [--concurrency 64] [--bundle FILE]...
+ *
+ * `--bundle FILE` (repeatable) runs that built bundle instead of `npm start`'s, one
+ * after the other in the same run: a baseline build and a changed one, back to back,
+ * unaffected by sources others are editing meanwhile. Build one with
+ * `tsx scripts/build-service.ts --dist node_modules/.cache/NAME` (inside the repo, so
+ * the native addons still resolve from node_modules).
  */
 import { Pool } from "undici"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { freePort, firstHealthy, loadAverage, percentile, serviceCommand, startProcess, stop, tempDir } from "./service-support.js"
 
 const argv = process.argv.slice(2)
@@ -23,6 +32,7 @@ const option = (name: string, fallback: number) => {
 const seconds = option("seconds", 10)
 const concurrency = option("concurrency", 64)
 const WARMUP_MS = 2_000
+const bundles = argv.flatMap((a, i) => (a === "--bundle" && argv[i + 1] !== undefined ? [path.resolve(argv[i + 1]!)] : []))
 
 const json = async (pool: Pool, method: "GET" | "POST", path: string, body?: unknown, key?: string) => {
   const headers: Record<string, string> = { "content-type": "application/json" }
@@ -32,7 +42,29 @@ const json = async (pool: Pool, method: "GET" | "POST", path: string, body?: unk
   return { status: response.statusCode, body: text.length > 0 ? JSON.parse(text) : null }
 }
 
+/**
+ * CPU time (user + system) the service process has used, in ms, from /proc (Linux; 0
+ * elsewhere). Per request it is the figure that other work on a shared machine
+ * disturbs least: throughput falls when a neighbour takes a core, CPU per request
+ * hardly moves.
+ */
+const cpuMsOf = (pid: number | undefined): number => {
+  if (pid === undefined) return 0
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND
+  } catch {
+    return 0
+  }
+}
+/** `getconf CLK_TCK` on Linux. */
+const CLOCK_TICKS_PER_SECOND = 100
+
 interface Result {
+  /** Service CPU time per measured request, µs. */
+  readonly cpuUsPerRequest: number
   readonly requests: number
   readonly errors: number
   readonly perSecond: number
@@ -41,8 +73,10 @@ interface Result {
 }
 
 /** `concurrency` clients in a loop for the window; latencies of the measured part only. */
-const drive = async (request: () => Promise<number>): Promise<Result> => {
+const drive = async (request: () => Promise<number>, servicePid: number | undefined): Promise<Result> => {
   const latencies: Array<number> = []
+  let cpuAtStart = 0
+  const startCpuClock = setTimeout(() => (cpuAtStart = cpuMsOf(servicePid)), WARMUP_MS)
   let errors = 0
   const start = performance.now()
   const measureFrom = start + WARMUP_MS
@@ -59,12 +93,13 @@ const drive = async (request: () => Promise<number>): Promise<Result> => {
     }
   }
   await Promise.all(Array.from({ length: concurrency }, client))
+  clearTimeout(startCpuClock)
+  const cpuMs = cpuMsOf(servicePid) - cpuAtStart
   latencies.sort((a, b) => a - b)
-  return { requests: latencies.length, errors, perSecond: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+  return { cpuUsPerRequest: latencies.length === 0 ? 0 : (cpuMs * 1000) / latencies.length, requests: latencies.length, errors, perSecond: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
 }
 
-const main = async () => {
-  const command = serviceCommand()
+const measure = async (command: { readonly argv: ReadonlyArray<string>; readonly kind: string }) => {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const child = startProcess(command.argv, {
@@ -90,14 +125,14 @@ const main = async () => {
     if (claim.status !== 200 || mandate.status !== 201) throw new Error(`setup: ${JSON.stringify([claim, mandate])}`)
 
     console.log(`service: ${command.argv.slice(1).join(" ")} (${command.kind}); ${concurrency} connections; ${seconds} s after ${WARMUP_MS / 1000} s warm-up; load average ${loadAverage()}`)
-    const health = await drive(async () => (await json(pool, "GET", "/health")).status)
+    const health = await drive(async () => (await json(pool, "GET", "/health")).status, child.pid)
     const body = { payer_wallet: payer.wallet_address, prompt: "Summarise the escrow settlement for region iad, please." }
-    const inference = await drive(async () => (await json(pool, "POST", "/inference", body)).status)
+    const inference = await drive(async () => (await json(pool, "POST", "/inference", body)).status, child.pid)
     const wallet = await json(pool, "GET", `/api/wallets/${payer.wallet_address}`, undefined, payer.api_key)
     await pool.close()
 
     const row = (label: string, r: Result) =>
-      console.log(`${label.padEnd(28)} ${r.perSecond.toFixed(0).padStart(6)} req/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms   (${r.requests} requests, ${r.errors} not 200)`)
+      console.log(`${label.padEnd(28)} ${r.perSecond.toFixed(0).padStart(6)} req/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(6)} ms   CPU ${r.cpuUsPerRequest.toFixed(0).padStart(5)} µs/req   (${r.requests} requests, ${r.errors} not 200)`)
     row("GET /health (baseline)", health)
     row("POST /inference (paid)", inference)
     console.log(`payer after the run: available ${wallet.body.balance_usdc}, locked ${wallet.body.locked_usdc} USDC`)
@@ -105,6 +140,11 @@ const main = async () => {
   } finally {
     await stop(child)
   }
+}
+
+const main = async () => {
+  if (bundles.length === 0) return measure(serviceCommand())
+  for (const bundle of bundles) await measure({ argv: [process.execPath, bundle], kind: "bundle" })
 }
 
 main().catch((error) => {
