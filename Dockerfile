@@ -12,7 +12,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 
 # All dependencies, then the build: the library into dist/ (tsc) and the service's
-# bundle into dist/bundle/ (scripts/build-service.ts, esbuild).
+# bundle into dist/bundle/ (scripts/build-service.ts, esbuild), with V8's code cache
+# for it, made by starting the bundle once here on loopback: this stage's node is the
+# runtime's (same NODE_VERSION), else the service ignores the cache and compiles.
 FROM toolchain AS build
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./

@@ -7,9 +7,15 @@
  * answering /health.
  *
  * What runs is what `npm start` and the Docker image run: the bundle
- * `dist/bundle/service.js`, rebuilt from the sources first (scripts/build-service.ts,
- * as `prestart` does). `--baseline-tsc` also measures, in the same run, the service
- * as `tsc` compiles it (one ESM file per module, what `npm start` ran before the bundle).
+ * `dist/bundle/service.js`, rebuilt from the sources first with its code cache
+ * (scripts/build-service.ts, as `prestart` does). In the same run, the same bundle
+ * with its code cache moved aside (compiled from source at each start). `--baseline-tsc`
+ * also measures the service as `tsc` compiles it (one ESM file per module, what
+ * `npm start` ran before the bundle).
+ *
+ * Beside the wall time, the CPU time the service process had used when its first
+ * /health 200 arrived (user + system, from /proc; Linux only): less noisy than the
+ * wall time on a machine shared with other work.
  *
  * Beside /health, the time to the first `/metrics` 200 on METRICS_PORT: the metrics
  * exporter is loaded after the port opens (src/service/Telemetry.ts), so this is when
@@ -32,7 +38,20 @@ const bare = `require("node:http").createServer((q, s) => { s.setHeader("content
 
 interface Run {
   readonly healthMs: number
+  readonly cpuMs: number | undefined
   readonly metricsMs: number | undefined
+}
+
+const clockTicksPerSecond = 100
+
+/** User + system CPU time of a live process, from /proc (undefined where there is none). */
+const cpuTimeMs = (pid: number | undefined): number | undefined => {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond
+  } catch {
+    return undefined
+  }
 }
 
 /** Polls `url` until 200; the time since `startedAt`. */
@@ -58,8 +77,9 @@ const measure = async (command: ReadonlyArray<string>, dataDir: () => string | u
     child.stderr!.on("data", (c) => (stderr += c))
     try {
       const healthMs = await firstHealthy(`http://127.0.0.1:${port}`, startedAt)
+      const cpuMs = cpuTimeMs(child.pid)
       const metricsMs = dir === undefined ? undefined : await firstOk(`http://127.0.0.1:${metricsPort}/metrics`, startedAt)
-      results.push({ healthMs, metricsMs })
+      results.push({ healthMs, cpuMs, metricsMs })
     } catch (error) {
       throw new Error(`${String(error)}\n${stderr}`)
     } finally {
@@ -94,14 +114,20 @@ const main = async () => {
   const fresh = await measure(bundled, tempDir)
   const volume = tempDir()
   const restart = await measure(bundled, () => volume)
+  const cacheFile = path.join(repoRoot, "dist", "bundle", "service.cjs.codecache")
+  if (!fs.existsSync(cacheFile)) throw new Error(`the build wrote no code cache (${cacheFile}): see its warning above`)
+  fs.renameSync(cacheFile, `${cacheFile}.aside`)
+  const uncached = await measure(bundled, tempDir).finally(() => fs.renameSync(`${cacheFile}.aside`, cacheFile))
   const tscFresh = unbundled ? await measure(unbundled, tempDir) : undefined
 
   const ms = (n: number) => n.toFixed(0).padStart(5)
   const row = (label: string, results: Array<Run>) => {
     const health = results.map((r) => r.healthMs)
     const metrics = results.flatMap((r) => (r.metricsMs === undefined ? [] : [r.metricsMs]))
+    const cpu = results.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs]))
     console.log(
-      `${label.padEnd(48)} median ${ms(median(health))} ms   min ${ms(Math.min(...health))}   max ${ms(Math.max(...health))}` +
+      `${label.padEnd(52)} median ${ms(median(health))} ms   min ${ms(Math.min(...health))}   max ${ms(Math.max(...health))}` +
+        (cpu.length > 0 ? `   CPU median ${ms(median(cpu))} ms` : "") +
         (metrics.length > 0 ? `   first /metrics: median ${ms(median(metrics))} ms` : "")
     )
   }
@@ -109,6 +135,7 @@ const main = async () => {
   row("bare node:http (floor)", floor)
   row("service bundle, first start (fresh DATA_DIR)", fresh)
   row("service bundle, restart (existing DATA_DIR)", restart)
+  row("same bundle without its code cache, first start", uncached)
   if (tscFresh) row("baseline: tsc output, first start (fresh DATA_DIR)", tscFresh)
   console.log(`target: ≤ 400 ms median; load average now ${loadAverage()}`)
 }
