@@ -12,7 +12,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Clock, Context, Deferred, Effect, Either, Exit, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Exit, Layer, Option, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
@@ -23,6 +23,7 @@ import type { Usdc } from "../domain/Usdc.js"
 import type { UnsettledEscrow } from "../escrow/Escrow.js"
 import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
 import { withSpanWhenTraced } from "../observability/spans.js"
+import * as GroupCommit from "../sql/GroupCommit.js"
 import * as Dialect from "./dialect.js"
 import { apply, type Command, commandMethods, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
@@ -66,11 +67,6 @@ const padded = <A>(keys: ReadonlyArray<A>): ReadonlyArray<A> => {
   return size === keys.length ? keys : [...keys, ...Array.from({ length: size - keys.length }, () => keys[keys.length - 1]!)]
 }
 
-interface Pending {
-  readonly command: Command
-  /** Completes the submitting fiber with the command's outcome. */
-  readonly resume: (outcome: Effect.Effect<unknown, LedgerError | LedgerUnavailable>) => void
-}
 
 /** Bounds (TIGER_STYLE): queued commands, batch retries, remembered agent rows. */
 const QUEUE_CAPACITY = 16_384
@@ -363,103 +359,37 @@ export const make = (config: LedgerConfigShape) =>
       Schedule.whileInput((error: SqlError) => dialect.isTransient(error.cause))
     )
 
-    const complete = (batch: ReadonlyArray<Pending>, outcomes: ReadonlyArray<Outcome>) =>
-      Effect.sync(() => {
-        batch.forEach((pending, i) => {
-          const outcome = outcomes[i]!
-          pending.resume(Either.isRight(outcome) ? Exit.succeed(outcome.right) : Exit.fail(outcome.left))
-        })
-      })
+    type CommandExit = Exit.Exit<unknown, LedgerError | LedgerUnavailable>
 
-    const processBatch = (batch: ReadonlyArray<Pending>): Effect.Effect<void> =>
-      safe(runBatch(batch.map((p) => p.command))).pipe(
+    /** One batch, retried on transient errors; a batch that still fails is split so one bad command sinks only itself. */
+    const commitCommands = (commands: ReadonlyArray<Command>): Effect.Effect<ReadonlyArray<CommandExit>> =>
+      safe(runBatch(commands)).pipe(
         Effect.retry(retryTransient),
         Effect.exit,
-        Effect.flatMap((exit) => {
-          if (Exit.isSuccess(exit)) return complete(batch, exit.value)
-          if (batch.length > 1) {
-            // Isolate: a command that breaks the transaction must not take its batch-mates with it.
-            return Effect.forEach(batch, (pending) => processBatch([pending]), { discard: true })
+        Effect.flatMap((exit): Effect.Effect<ReadonlyArray<CommandExit>> => {
+          if (Exit.isSuccess(exit)) {
+            return Effect.succeed(exit.value.map((outcome) => Either.isRight(outcome) ? Exit.succeed(outcome.right) : Exit.fail(outcome.left)))
           }
-          const error = Exit.isFailure(exit) ? exit.cause : undefined
-          return Effect.logError("ledger command failed", batch[0]!.command._tag, error).pipe(
-            Effect.zipRight(Effect.sync(() => batch[0]!.resume(Exit.fail(unavailable("the ledger could not apply the command", error)))))
+          if (commands.length > 1) {
+            // Isolate: a command that breaks the transaction must not take its batch-mates with it.
+            return Effect.map(Effect.forEach(commands, (command) => commitCommands([command])), (outcomes) => outcomes.flat())
+          }
+          return Effect.logError("ledger command failed", commands[0]!._tag, exit.cause).pipe(
+            Effect.as([Exit.fail(unavailable("the ledger could not apply the command", exit.cause))])
           )
-        }),
-        Effect.uninterruptible
+        })
       )
 
-    // The command queue. A plain array and callbacks rather than `Queue` + one `Deferred`
-    // per command: this is the hottest path of every escrow, and the profile showed the
-    // generic machinery (a Deferred, its observers, the queue's strategy) costing more
-    // per command than deciding the command. Only this module touches these, and all on
-    // the one JS thread, so no synchronisation is needed.
-    const queued: Array<Pending> = []
-    /** Submitters waiting for room when the queue is full (backpressure, as a bounded Queue gives). */
-    const waitingForRoom: Array<() => void> = []
-    /** Set while the writer sleeps on an empty queue. */
-    let wakeWriter: (() => void) | null = null
-    let inFlight = 0
-    let closing = false
-    const drained = yield* Deferred.make<void>()
-
-    const enqueue = (pending: Pending) => {
-      queued.push(pending)
-      if (wakeWriter !== null) {
-        const wake = wakeWriter
-        wakeWriter = null
-        wake()
-      }
-    }
-    // Let the requests already readable on other sockets queue their commands first: the
-    // writer otherwise wakes in the microtask after the first I/O callback and commits alone
-    // (better-sqlite3 is synchronous), so over HTTP group commit degenerated to one command
-    // per fsync. One macrotask of delay per batch buys batches of ~48 there.
-    const takeBatch = Effect.async<Array<Pending>>((resume) => {
-      let handle: NodeJS.Immediate | undefined
-      const afterMacrotask = () => {
-        handle = setImmediate(() => {
-          const batch = queued.splice(0, config.maxBatchSize)
-          for (let room = QUEUE_CAPACITY - queued.length; room > 0 && waitingForRoom.length > 0; room--) waitingForRoom.shift()!()
-          resume(Effect.succeed(batch))
-        })
-      }
-      if (queued.length > 0) afterMacrotask()
-      else wakeWriter = afterMacrotask
-      return Effect.sync(() => {
-        wakeWriter = null
-        if (handle !== undefined) clearImmediate(handle)
-      })
+    // Group commit (src/sql/GroupCommit.ts): commands submitted within one event-loop
+    // turn go into one batch; on shutdown the queued ones commit, later ones are refused.
+    const submitCommand = yield* GroupCommit.make({
+      maxBatchSize: config.maxBatchSize,
+      queueCapacity: QUEUE_CAPACITY,
+      commit: commitCommands,
+      closed: () => Exit.fail(unavailable("the ledger is shutting down"))
     })
-    yield* takeBatch.pipe(
-      Effect.flatMap((batch) =>
-        Effect.zipRight(
-          processBatch(batch),
-          Effect.suspend(() => {
-            inFlight -= batch.length
-            return closing && inFlight === 0 ? Deferred.succeed(drained, undefined) : Effect.void
-          })
-        )
-      ),
-      Effect.forever,
-      Effect.forkScoped
-    )
-    // On shutdown, refuse new commands and let the queued ones commit before the writer stops.
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        closing = true
-        return inFlight === 0 ? Effect.void : Deferred.await(drained)
-      })
-    )
-
-    const submit = <C extends Command>(command: C): Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable> =>
-      Effect.async<unknown, LedgerError | LedgerUnavailable>((resume) => {
-        if (closing) return resume(Effect.fail(unavailable("the ledger is shutting down")))
-        inFlight++
-        const pending: Pending = { command, resume }
-        if (queued.length < QUEUE_CAPACITY) enqueue(pending)
-        else waitingForRoom.push(() => enqueue(pending))
-      }) as Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable>
+    const submit = <C extends Command>(command: C) =>
+      submitCommand(command) as Effect.Effect<ResultOf<C>, LedgerError | LedgerUnavailable>
 
     // ---- first start: fund the faucet treasury once ------------------------------------
 

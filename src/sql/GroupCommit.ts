@@ -4,8 +4,8 @@
  * own outcome once its batch has committed.
  *
  * Why not `Queue` + a `Deferred` per write: this sits on the hottest path of every
- * paid request, and the ledger's profile (SqlLedger's writer, which this follows)
- * showed that generic machinery costing more per write than the write. A plain array
+ * paid request, and the ledger's profile showed that generic machinery costing more
+ * per write than deciding the write. A plain array
  * and callbacks, touched only on the one JS thread, need no synchronisation.
  *
  * Bounded (TIGER_STYLE): at most `queueCapacity` writes wait in the queue, a submitter
@@ -16,9 +16,8 @@
  * Nothing is dropped silently: `commit` returns one outcome per write, and a commit
  * that dies or returns too few outcomes completes every write it held with that defect.
  *
- * The ledger (src/ledger/SqlLedger.ts) has the same writer inline, with its own retry
- * and isolation inside its batch; it could move onto this one (its `processBatch`
- * becomes `commit`).
+ * Used by the ledger (src/ledger/SqlLedger.ts: its `commit` retries a batch and splits
+ * one that keeps failing) and the service's journal (src/service/Journal.ts).
  */
 import { Cause, Deferred, Effect, Exit, type Scope } from "effect"
 
