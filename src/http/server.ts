@@ -11,7 +11,7 @@
  * - `layerMemory`: a self-contained server on the in-memory ledger and key store.
  * - `layerSqlite`: the embedded production setup, ledger and keys in SQLite.
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpMiddleware, HttpServer } from "@effect/platform"
+import { HttpApi, HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
 // The module, not the package index: the index also loads the HTTP client and undici, ~10% of a cold start.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { createServer } from "node:http"
@@ -35,12 +35,34 @@ export const layerEdge = HttpApiBuilder.middleware(Effect.map(SettlementConfig, 
 /** The API implementation (`HttpApi.Api`): the contract with its handlers. */
 export const layerApi = HttpApiBuilder.api(SettlementApi).pipe(Layer.provide(HandlersLive))
 
+/**
+ * `GET /openapi.json`: the document `HttpApiBuilder.middlewareOpenApi` serves, built on
+ * the first request rather than at start (a service that nobody asks for it never builds it).
+ */
+export const layerOpenApi = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const { api } = yield* HttpApi.Api
+    const response = yield* Effect.cached(Effect.orDie(Effect.suspend(() => HttpServerResponse.json(OpenApi.fromApi(api)))))
+    yield* router.get("/openapi.json", response)
+  })
+)
+
+/**
+ * `GET /docs`: `HttpApiSwagger.layer`'s page, whose module (Swagger UI's 1.9 MB of
+ * script and style) is loaded and whose page is built on the first request (apiDocs.ts).
+ */
+export const layerDocs = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const api = yield* HttpApi.Api
+    const docs = yield* Effect.cached(
+      Effect.flatMap(Effect.promise(() => import("./apiDocs.js")), (module) => module.swaggerRouter(api, "/docs"))
+    )
+    yield* router.get("/docs", Effect.flatten(docs))
+  })
+)
+
 /** Routes, docs and middleware; binds no port. Provides `HttpApi.Api` for `HttpApiBuilder.serve()`. */
-export const layerRoutes = Layer.mergeAll(
-  HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
-  HttpApiSwagger.layer({ path: "/docs" }),
-  layerEdge
-).pipe(Layer.provideMerge(layerApi))
+export const layerRoutes = Layer.mergeAll(layerOpenApi, layerDocs, layerEdge).pipe(Layer.provideMerge(layerApi))
 
 /**
  * The platform opens a server span for every request (it parses the URL, copies and

@@ -4,9 +4,11 @@
  * error code and field, and that no balance, posting or escrow changed.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { OpenApi } from "@effect/platform"
 import { Effect, TestClock } from "effect"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { SystemAccount } from "../../src/domain/ids.js"
+import { SettlementApi } from "../../src/http/Api.js"
 import { agent, available, type Harness, serve, snapshot } from "./harness.js"
 
 const u = Usdc.make
@@ -232,9 +234,16 @@ describe("settlement REST API: happy paths", () => {
       expect(create.parameters.map((p: any) => p.name)).toContain("idempotency-key")
       expect(spec.body.components.schemas["HttpApiDecodeError"]).toBeUndefined()
       expect(spec.body.components.securitySchemes).toMatchObject({ bearer: { type: "http", scheme: "bearer" } })
+      // Built on the first request (server.ts), and the document the platform's middlewareOpenApi builds.
+      expect(spec.body).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(SettlementApi))))
       const docs = yield* h.http("GET", "/docs")
       expect(docs.status).toBe(200)
       expect(docs.headers.get("content-type")).toContain("text/html")
+      // HttpApiSwagger's page, loaded on demand: Swagger UI with this API's document embedded.
+      expect(docs.body).toContain("SwaggerUIBundle")
+      expect(docs.body).toContain(`<title>${spec.body.info.title} Documentation</title>`)
+      expect(docs.body).toContain(`"/api/escrow/create"`)
+      expect((yield* h.http("GET", "/docs")).body).toBe(docs.body)
     }))
 })
 

@@ -20,7 +20,7 @@ import { Settlement } from "../Settlement.js"
 import type { SettlementConfig } from "../SettlementConfig.js"
 import { DashboardAccess } from "./Access.js"
 import { CurrentViewer, DashboardApi, DashboardAuthorization, type Viewer } from "./Api.js"
-import * as Assets from "./assets.js"
+import type * as Assets from "./assets.js"
 import { Dashboard } from "./Dashboard.js"
 import { DashboardConfig, type DashboardConfigShape } from "./DashboardConfig.js"
 import { DashboardQueries } from "./Queries.js"
@@ -135,26 +135,42 @@ const pageHeaders = {
   "x-frame-options": "DENY"
 }
 
-const asset = (body: string, contentType: string) => {
-  const etag = `"${Assets.digest(body)}"`
-  return Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
-    request.headers["if-none-match"] === etag
-      ? HttpServerResponse.empty({ status: 304, headers: { etag, "cache-control": "no-cache" } })
-      : HttpServerResponse.text(body, {
-        contentType,
-        headers: { ...pageHeaders, etag, "cache-control": "no-cache" }
-      }))
+/**
+ * The handler of one of the page's files, served with its digest as ETag. The files (assets.ts) are
+ * loaded, and their digests computed, on the first request for the page rather than
+ * at start: the service answers /health sooner (bench:coldstart) and a service whose
+ * dashboard nobody opens never loads them.
+ */
+const asset = (
+  loaded: Effect.Effect<typeof Assets>,
+  pick: (assets: typeof Assets) => string,
+  contentType: string
+) => {
+  const file = Effect.cached(Effect.map(loaded, (assets) => {
+    const body = pick(assets)
+    return { body, etag: `"${assets.digest(body)}"` }
+  }))
+  return Effect.map(file, (file) =>
+    Effect.zipWith(file, HttpServerRequest.HttpServerRequest, ({ body, etag }, request) =>
+      request.headers["if-none-match"] === etag
+        ? HttpServerResponse.empty({ status: 304, headers: { etag, "cache-control": "no-cache" } })
+        : HttpServerResponse.text(body, {
+          contentType,
+          headers: { ...pageHeaders, etag, "cache-control": "no-cache" }
+        })))
 }
 
 /** `GET /dashboard`, its script and stylesheet, and the data API's OpenAPI document. */
 export const layerPage: Layer.Layer<never> = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
+    const assets = yield* Effect.cached(Effect.promise(() => import("./assets.js")))
     // The router ignores a trailing slash: this serves `/dashboard/` too.
-    yield* router.get("/dashboard", asset(Assets.html, "text/html; charset=utf-8"))
-    yield* router.get("/dashboard/app.js", asset(Assets.script, "text/javascript; charset=utf-8"))
-    yield* router.get("/dashboard/app.css", asset(Assets.css, "text/css; charset=utf-8"))
-    const spec = OpenApi.fromApi(DashboardApi)
-    yield* router.get("/api/dashboard/openapi.json", Effect.succeed(HttpServerResponse.unsafeJson(spec)))
+    yield* router.get("/dashboard", yield* asset(assets, (a) => a.html, "text/html; charset=utf-8"))
+    yield* router.get("/dashboard/app.js", yield* asset(assets, (a) => a.script, "text/javascript; charset=utf-8"))
+    yield* router.get("/dashboard/app.css", yield* asset(assets, (a) => a.css, "text/css; charset=utf-8"))
+    // Built on the first request, like the settlement API's document (server.ts).
+    const spec = yield* Effect.cached(Effect.sync(() => HttpServerResponse.unsafeJson(OpenApi.fromApi(DashboardApi))))
+    yield* router.get("/api/dashboard/openapi.json", spec)
   })
 )
 
