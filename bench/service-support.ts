@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { freePort } from "../scripts/freePort.js"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -31,15 +31,7 @@ export const serviceCommand = (): { readonly argv: ReadonlyArray<string>; readon
   return { argv: [process.execPath, "--import", "tsx", path.join(repoRoot, "src", "service", "main.ts")], kind: "tsx" }
 }
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+export { freePort }
 
 export const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-bench-"))
 

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Redacted, Schedule } from "effect"
 import * as net from "node:net"
+import { freePort as freePortNow } from "../../scripts/freePort.js"
 import type { EscrowId } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { Escrow } from "../../src/escrow/Escrow.js"
@@ -245,16 +246,7 @@ describe("EscrowHttp against a real server", () => {
 })
 
 /** A port nothing listens on. */
-const freePort = Effect.promise(
-  () =>
-    new Promise<number>((resolve) => {
-      const server = net.createServer()
-      server.listen(0, "127.0.0.1", () => {
-        const port = (server.address() as net.AddressInfo).port
-        server.close(() => resolve(port))
-      })
-    })
-)
+const freePort = Effect.promise(freePortNow)
 
 /** Accepts connections and never writes a byte; closed with the scope. */
 const silentServer = Effect.acquireRelease(

@@ -7,7 +7,6 @@
 import { HttpServer } from "@effect/platform"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
@@ -17,18 +16,11 @@ import { Ledger, type LedgerShape } from "../../src/ledger/Ledger.js"
 import * as Service from "../../src/service/Service.js"
 import * as ServiceSettings from "../../src/service/ServiceConfig.js"
 import type { ServiceConfigShape } from "../../src/service/ServiceConfig.js"
+import { freePort } from "../../scripts/freePort.js"
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..")
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+export { freePort }
 
 export const tempDir = (prefix = "ringmaster-service-") => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
 
