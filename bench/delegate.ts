@@ -25,6 +25,7 @@ import { Escrow } from "../src/escrow/Escrow.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as MemoryLedger from "../src/ledger/MemoryLedger.js"
+import { type Measured, measure as measureLoop } from "./measure.js"
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -40,41 +41,8 @@ const Input = Schema.Struct({ n: Schema.Number })
 const Output = Schema.Struct({ n: Schema.Number })
 const noop = Agent.make({ name: "noop", input: Input, output: Output, price: Usdc.make("0.01"), run: ({ n }) => Effect.succeed({ n }) })
 
-interface Result {
-  /** CPU time of the whole process per task: less sensitive to other load on the machine than wall time. */
-  readonly cpuUsPerTask: number
-  readonly perSecond: number
-  readonly p50Ms: number
-  readonly p99Ms: number
-  readonly tasks: number
-}
-
 const measure = (concurrency: number, task: Effect.Effect<unknown, unknown>) =>
-  Effect.gen(function*() {
-    const latencies: Array<number> = []
-    const deadline = performance.now() + seconds * 1000
-    const worker = Effect.gen(function*() {
-      while (performance.now() < deadline && latencies.length < MAX_TASKS) {
-        const start = performance.now()
-        yield* task
-        latencies.push(performance.now() - start)
-      }
-    })
-    const start = performance.now()
-    const cpuStart = process.cpuUsage()
-    yield* Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded", discard: true })
-    const cpu = process.cpuUsage(cpuStart)
-    const elapsedS = (performance.now() - start) / 1000
-    latencies.sort((a, b) => a - b)
-    const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
-    return {
-      cpuUsPerTask: (cpu.user + cpu.system) / Math.max(latencies.length, 1),
-      perSecond: latencies.length / elapsedS,
-      p50Ms: pct(0.5),
-      p99Ms: pct(0.99),
-      tasks: latencies.length
-    } satisfies Result
-  })
+  measureLoop(concurrency, task, { seconds, maxOperations: MAX_TASKS })
 
 const bench = Effect.gen(function*() {
   const orchestrator = yield* Orchestrator
@@ -101,7 +69,7 @@ const bench = Effect.gen(function*() {
   // Warm up every path (JIT, statement cache, pool).
   yield* measure(8, paid).pipe(Effect.zipRight(measure(8, floor)), Effect.zipRight(measure(1, direct)))
 
-  const rows: Array<[string, Result, Result, Result]> = []
+  const rows: Array<[string, Measured, Measured, Measured]> = []
   for (const concurrency of [1, 64]) {
     const d = yield* measure(concurrency, direct)
     const l = yield* measure(concurrency, floor)
@@ -140,7 +108,7 @@ const program = Effect.gen(function*() {
       console.log(
         `       tasks/s ${rate(d.perSecond)} ${rate(l.perSecond)}  ${rate(p.perSecond)}   ${fmt(d.perSecond / Math.max(p.perSecond, 1e-6), 0)}x slower`
       )
-      console.log(`       cpu µs  ${fmt(d.cpuUsPerTask, 1)}  ${fmt(l.cpuUsPerTask, 1)}  ${fmt(p.cpuUsPerTask, 1)}   (CPU per task)`)
+      console.log(`       cpu µs  ${fmt(d.cpuUsPerOperation, 1)}  ${fmt(l.cpuUsPerOperation, 1)}  ${fmt(p.cpuUsPerOperation, 1)}   (CPU per task)`)
     }
     const [c1, c64] = [rows[0]!, rows[1]!]
     console.log(

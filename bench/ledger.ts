@@ -15,6 +15,7 @@ import * as path from "node:path"
 import * as Usdc from "../src/domain/Usdc.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
+import { measure as measureLoop } from "./measure.js"
 
 const secondsAt = process.argv.indexOf("--seconds")
 const seconds = secondsAt >= 0 ? Number(process.argv[secondsAt + 1]) : 5
@@ -26,25 +27,7 @@ const sampleRss = () => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss)
 }
 
-/** Runs `lifecycle` on `concurrency` fibers for the time budget; lifecycles/s and latency percentiles. */
-const measure = (concurrency: number, lifecycle: Effect.Effect<void, unknown>) =>
-  Effect.gen(function*() {
-    const latencies: Array<number> = []
-    const deadline = performance.now() + seconds * 1000
-    const worker = Effect.gen(function*() {
-      while (performance.now() < deadline) {
-        const start = performance.now()
-        yield* lifecycle
-        latencies.push(performance.now() - start)
-      }
-    })
-    const start = performance.now()
-    yield* Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded", discard: true })
-    const elapsedS = (performance.now() - start) / 1000
-    latencies.sort((a, b) => a - b)
-    const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
-    return { perSecond: latencies.length / elapsedS, p50: pct(0.5), p99: pct(0.99) }
-  })
+const measure = (concurrency: number, lifecycle: Effect.Effect<void, unknown>) => measureLoop(concurrency, lifecycle, { seconds })
 
 const ledgerBench = Effect.gen(function*() {
   const ledger = yield* Ledger
@@ -149,8 +132,8 @@ const main = Effect.gen(function*() {
   const figures = yield* Effect.provide(ledgerBench, ledgerLayer(tmp()))
   row("raw better-sqlite3, 1 lifecycle per transaction", `${fmt(rawUnbatched)} lifecycles/s`)
   row("raw better-sqlite3, 64 lifecycles per transaction", `${fmt(rawBatched)} lifecycles/s`)
-  row("ringmaster Ledger (Effect, group commit), 1 fiber", `${fmt(figures.one.perSecond)} lifecycles/s  p50 ${figures.one.p50.toFixed(2)} ms  p99 ${figures.one.p99.toFixed(2)} ms`)
-  row("ringmaster Ledger (Effect, group commit), 64 fibers", `${fmt(figures.many.perSecond)} lifecycles/s  p50 ${figures.many.p50.toFixed(2)} ms  p99 ${figures.many.p99.toFixed(2)} ms`)
+  row("ringmaster Ledger (Effect, group commit), 1 fiber", `${fmt(figures.one.perSecond)} lifecycles/s  p50 ${figures.one.p50Ms.toFixed(2)} ms  p99 ${figures.one.p99Ms.toFixed(2)} ms`)
+  row("ringmaster Ledger (Effect, group commit), 64 fibers", `${fmt(figures.many.perSecond)} lifecycles/s  p50 ${figures.many.p50Ms.toFixed(2)} ms  p99 ${figures.many.p99Ms.toFixed(2)} ms`)
   row("ratio: 64 fibers / raw batched 64", `${((figures.many.perSecond / rawBatched) * 100).toFixed(1)}% (target ≥ 50%)`)
   const memory = yield* Effect.provide(memoryBench, ledgerLayer(tmp()))
   row("RSS before / peak while 10,000 escrows are pending", `${memory.beforeMb.toFixed(0)} MB / ${memory.peakMb.toFixed(0)} MB`)
