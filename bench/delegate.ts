@@ -112,7 +112,8 @@ const program = Effect.gen(function*() {
     }
     const [c1, c64] = [rows[0]!, rows[1]!]
     console.log(
-      `\ntargets: median overhead < 1 ms at c=1: ${(c1[3].p50Ms - c1[1].p50Ms).toFixed(3)} ms (delegate − direct); ` +
+      `\ntargets: median overhead < 1 ms at c=1: ${(c1[3].p50Ms - c1[1].p50Ms).toFixed(3)} ms delegate − direct ` +
+        `(${(c1[3].p50Ms - c1[2].p50Ms).toFixed(3)} ms over the ledger floor); ` +
         `≥ 5,000 paid tasks/s at c=64: ${Math.round(c64[3].perSecond).toLocaleString("en-US")}/s; ledger invariant violations: ${violations}`
     )
   } finally {

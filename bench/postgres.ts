@@ -26,6 +26,9 @@ import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as Postgres from "../src/ledger/Postgres.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 
+/** A child runs this same file: through tsx when it is the TypeScript source, directly when compiled (bench/compiled.ts). */
+const selfExecArgv = import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []
+
 const arg = (name: string) => {
   const i = process.argv.indexOf(name)
   return i < 0 ? undefined : process.argv[i + 1]
@@ -106,7 +109,7 @@ const multiProcess = async (url: string, processes: number): Promise<Array<Figur
   await Effect.runPromise(Effect.void.pipe(Effect.provide(pgLedger(url))))
   const self = fileURLToPath(import.meta.url)
   const children = Array.from({ length: processes }, () =>
-    fork(self, ["--worker"], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] }))
+    fork(self, ["--worker"], { execArgv: selfExecArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }))
   const bounded = <A>(what: string, promise: Promise<A>) =>
     Promise.race([
       promise,
