@@ -1,132 +1,19 @@
 /**
- * The source of `dist/bundle/service.js`, what `npm start` and the Docker image run:
- * it runs the bundled service (`service.cjs`, one CommonJS file written by
- * scripts/build-service.ts) with V8's code cache, so a start does not parse and
- * compile the bundle again.
+ * The source of `dist/bundle/service.js`: starts the bundled service (`service.cjs`)
+ * from V8's code cache (scripts/service-program.ts). `npm start` and the Docker image
+ * run `dist/bundle/start.sh` (scripts/service-start.sh), which starts the service from
+ * its startup snapshot when this Node can use it and runs this launcher otherwise; the
+ * snapshot passes this file's path as the main script's, so `process.argv` is the same
+ * both ways.
  *
- * Why by hand, with `vm.Script`: compiling the bundle was the largest part of the
- * cold start (bench:coldstart), and Node 20 caches no compiled code for ES modules
- * (`module.enableCompileCache()` only exists from Node 22.1). A `vm.Script` takes V8's
- * `cachedData` on every Node version, which is what v8-compile-cache does. That
- * library (and Node 22's compile cache) produce the cache right after compiling,
- * when V8 has compiled only the top-level code; here the cache is produced once the
- * service answers `/health` (`createCachedData()` after the run), so it holds every
- * function a start runs. One mechanism on both Node lines: the image's Node 22 uses
- * this too.
- *
- * The cache (`service.cjs.codecache`) is written by the build: scripts/build-service.ts
- * starts the service once with `RINGMASTER_CODE_CACHE_WRITE` and asks for it over IPC
- * once `/health` answers (`npm start`'s prestart and the image's build stage both run
- * that build). It is never needed: a missing, stale or rejected cache means the
- * bundle is compiled from its source, as without one. It is used only when its header
- * names this bundle's SHA-256, this Node version and this architecture, and V8's data
- * in it is intact (V8 itself checks only the source's length, its version and its
- * flags, and says so in `cachedDataRejected`).
+ * The cache is written by the build: scripts/build-service.ts starts the service once
+ * with `RINGMASTER_CODE_CACHE_WRITE` and asks for it over IPC once `/health` answers
+ * (`npm start`'s prestart and the image's build stage both run that build).
  */
-import { createHash } from "node:crypto"
-import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as vm from "node:vm"
-
-/** Where a program's cache lives: next to it. */
-export const cachePathOf = (programPath: string) => `${programPath}.codecache`
-
-const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex")
-
-/**
- * What a cache is valid for: the runtime it was made by and the exact file it was made
- * from. Hashed as the file's bytes: hashing the 7 MB source as a string (converted to
- * UTF-8 first) took ~30 ms of every start, the bytes ~6 ms.
- */
-const keyOf = (programBytes: Buffer) => ({ source: sha256(programBytes), node: process.version, v8: process.versions.v8, arch: process.arch })
-
-/**
- * A cache file: a 4-byte length, a JSON header (the key, and the SHA-256 of V8's data),
- * then V8's data. The data's own hash is checked because V8 does not check it: data
- * damaged on disk crashes the process in V8's deserializer rather than being rejected.
- */
-const encode = (key: ReturnType<typeof keyOf>, data: Buffer) => {
-  const header = Buffer.from(JSON.stringify({ ...key, data: sha256(data) }), "utf8")
-  const length = Buffer.alloc(4)
-  length.writeUInt32BE(header.length)
-  return Buffer.concat([length, header, data])
-}
-
-/** V8's data from a cache file, if the file is for this key and intact. */
-const decode = (file: Buffer, key: ReturnType<typeof keyOf>): Buffer | undefined => {
-  try {
-    const headerEnd = 4 + file.readUInt32BE(0)
-    const header = JSON.parse(file.toString("utf8", 4, headerEnd))
-    if (header.node !== key.node || header.v8 !== key.v8 || header.arch !== key.arch || header.source !== key.source) {
-      return undefined
-    }
-    const data = file.subarray(headerEnd)
-    return sha256(data) === header.data ? data : undefined
-  } catch {
-    return undefined
-  }
-}
-
-const readIfExists = (file: string): Buffer | undefined => {
-  try {
-    return fs.readFileSync(file)
-  } catch {
-    return undefined
-  }
-}
-
-/** How the program was compiled: with the cache, or from source (no cache, a stale one, or one V8 refused). */
-export type CacheUse = "accepted" | "absent" | "stale" | "rejected"
-
-export interface Compiled {
-  readonly script: vm.Script
-  readonly cacheUse: CacheUse
-  /** Writes V8's cache of what has been compiled so far, atomically (temp file, then rename). */
-  readonly writeCache: () => number
-}
-
-/** Compiles a CommonJS file as Node's loader would (same wrapper), with its cache when that is valid. */
-export const compile = (programPath: string): Compiled => {
-  const programBytes = fs.readFileSync(programPath)
-  const key = keyOf(programBytes)
-  // The bundle is ASCII apart from a few comments: latin1 reads it without decoding.
-  const source = programBytes.toString("latin1").replace(/^#!.*/, "")
-  const cacheFile = readIfExists(cachePathOf(programPath))
-  const cachedData = cacheFile === undefined ? undefined : decode(cacheFile, key)
-  // No `importModuleDynamically`: Node 20 forgets it for a script from the cache, so
-  // the build leaves no dynamic `import()` in the program (scripts/build-service.ts).
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n});`, {
-    filename: programPath,
-    ...(cachedData === undefined ? {} : { cachedData })
-  })
-  const cacheUse: CacheUse = cacheFile === undefined
-    ? "absent"
-    : cachedData === undefined
-    ? "stale"
-    : script.cachedDataRejected === true
-    ? "rejected"
-    : "accepted"
-  const writeCache = () => {
-    const target = cachePathOf(programPath)
-    const temp = `${target}.${process.pid}.tmp`
-    const data = encode(key, script.createCachedData())
-    fs.writeFileSync(temp, data)
-    fs.renameSync(temp, target)
-    return data.length
-  }
-  return { script, cacheUse, writeCache }
-}
-
-/** Runs a compiled CommonJS program as the main module would run; its `module.exports`. */
-export const run = (programPath: string, compiled: Compiled): unknown => {
-  const wrapper = compiled.script.runInThisContext() as (...args: Array<unknown>) => void
-  const require = createRequire(programPath)
-  const module = { exports: {}, require, filename: programPath, id: ".", loaded: false }
-  wrapper.call(module.exports, module.exports, require, module, programPath, path.dirname(programPath))
-  return module.exports
-}
+import { type Compiled, compile, run, type ServiceProgram } from "./service-program.js"
 
 /**
  * Under the build (`RINGMASTER_CODE_CACHE_WRITE=1` and an IPC channel): on the
@@ -149,7 +36,8 @@ const serveCacheWrites = (compiled: Compiled) => {
 export const main = (programPath: string) => {
   const compiled = compile(programPath)
   serveCacheWrites(compiled)
-  run(programPath, compiled)
+  const program = run(programPath, compiled, createRequire(programPath)) as ServiceProgram
+  program.runMain()
 }
 
 // Run as `node dist/bundle/service.js`: the program is `service.cjs` beside it.

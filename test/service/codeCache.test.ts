@@ -1,7 +1,7 @@
 /**
- * The launcher of the bundled service (scripts/service-launcher.ts) compiles its
- * program with V8's code cache only when the cache was made from that exact source
- * by this Node, and runs the program the same with or without it.
+ * The bundled service's program (scripts/service-program.ts) is compiled with V8's
+ * code cache only when the cache was made from that exact source by this Node, and
+ * runs the same with or without it.
  *
  * Each compile is in a fresh process: within one process V8 finds a source it has
  * compiled before in its own compilation cache and never looks at the cached data.
@@ -11,7 +11,7 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import { cachePathOf } from "../../scripts/service-launcher.js"
+import { cachePathOf } from "../../scripts/service-program.js"
 import { repoRoot, tempDir } from "./support.js"
 
 /** A CommonJS program with enough functions for V8 to cache, answering from its source. */
@@ -30,9 +30,10 @@ const expected = (answer: string, file: string) => ({ answer, sum: 200 + (199 * 
 
 /** Compiles and runs `file` in a new node process (and writes its cache after the run when `write`). */
 const launch = async (file: string, write = false, nodeFlags: Array<string> = []): Promise<{ cacheUse: string; exports: unknown; written?: number }> => {
-  const code = `import { compile, run } from ${JSON.stringify(path.join(repoRoot, "scripts/service-launcher.ts"))}
+  const code = `import { createRequire } from "node:module"
+import { compile, run } from ${JSON.stringify(path.join(repoRoot, "scripts/service-program.ts"))}
 const compiled = compile(${JSON.stringify(file)})
-const exports = run(${JSON.stringify(file)}, compiled)
+const exports = run(${JSON.stringify(file)}, compiled, createRequire(${JSON.stringify(file)}))
 const written = ${write} ? compiled.writeCache() : undefined
 console.log(JSON.stringify({ cacheUse: compiled.cacheUse, exports, written }))`
   const { stdout } = await promisify(execFile)(process.execPath, [...nodeFlags, "--import", "tsx", "--input-type=module", "-e", code], { cwd: repoRoot })

@@ -4,9 +4,9 @@
  * the Dockerfile's command really starts the service with fly.toml's `[env]`.
  *
  * There is no Docker engine on the build machines: the image build itself is not
- * tested here. The last test compiles `src/` exactly as the image's build stage
- * does (`tsc -p tsconfig.build.json`, into a temp dir) and runs the image's `CMD`
- * on that output.
+ * tested here. The last test builds the service as the image's build stage does
+ * (scripts/build-service.ts: the bundle, its code cache and its startup snapshot,
+ * into a temp dir) and runs the image's `CMD` on that output.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
@@ -117,10 +117,17 @@ describe("configuration layers", () => {
 })
 
 describe("the Dockerfile's command", () => {
-  it("is the bundled service run by node, like `npm start`", () => {
-    expect(dockerCmd()).toEqual(["node", "dist/bundle/service.js"])
+  it("is the bundle's start script, like `npm start`", () => {
+    expect(dockerCmd()).toEqual(["sh", "dist/bundle/start.sh"])
     const scripts = JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).scripts
     expect(scripts.start).toBe(dockerCmd().join(" "))
+    // The build stage makes the snapshot with the runtime's node: the same image.
+    expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS toolchain$/m)
+    expect(dockerfile).toMatch(/^FROM toolchain AS build$/m)
+    expect(dockerfile).toMatch(/^RUN npm run build$/m)
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m)
+    // NODE_OPTIONS would send every start to the code cache (scripts/service-start.sh).
+    expect(dockerfile.split("\n").filter((line) => !line.startsWith("#")).join("\n")).not.toMatch(/NODE_OPTIONS/)
     expect(dockerfile).toMatch(/^COPY scripts \.\/scripts$/m)
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim AS runtime$/m)
     expect(dockerfile).toMatch(/npm ci --omit=dev/)
@@ -128,8 +135,9 @@ describe("the Dockerfile's command", () => {
   })
 
   it("started with fly.toml's [env] (as on Fly), answers /health 200 with JSON logs, exports traces, and stops on SIGTERM", async () => {
-    // Bundle as the image's build stage does, into a temp dir inside the repo (so the
-    // native modules the bundle leaves out resolve from node_modules).
+    // Bundle as the image's build stage does (code cache and startup snapshot), into a
+    // temp dir inside the repo (so the native modules the bundle leaves out resolve
+    // from node_modules).
     const outDir = path.join(repoRoot, ".vitest-tmp", `docker-dist-${process.pid}`)
     // Asynchronously: a blocking spawn would starve the test worker's RPC for the whole build.
     const build = spawnService({
@@ -177,6 +185,8 @@ describe("the Dockerfile's command", () => {
         throw new Error(`${String(e)}\n${child.output()}`)
       })
       expect(health.body).toEqual({ ok: true, region: "iad" })
+      // start.sh exec'd node on the snapshot the build made for this node (the process is the child itself).
+      expect(fs.readFileSync(`/proc/${child.process.pid}/cmdline`, "utf8").split("\0")).toContain("--snapshot-blob")
       expect((await request(base, "GET", "/info")).body.region).toBe("iad")
       expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200)
       child.process.kill("SIGTERM")
