@@ -36,7 +36,8 @@
  * better-sqlite3, and the optional ones of msgpackr, pg and ws (loaded only when
  * installed).
  *
- *   tsx scripts/build-service.ts [--dist DIR]     (default: dist; writes DIR/bundle/)
+ *   tsx scripts/build-service.ts [--dist DIR] [--entry FILE]
+ *     (defaults: dist, writing dist/bundle/; scripts/service-entry.ts)
  */
 import * as esbuild from "esbuild"
 import { spawn } from "node:child_process"
@@ -285,9 +286,9 @@ export const reviewedSnapshotReads: ReadonlyArray<{ readonly what: string; reado
 /** The module each line of a bundle belongs to, from esbuild's `// path` comments. */
 const modulesByLine = (bundle: string): Array<string> => {
   const byLine: Array<string> = []
-  let current = "(bundle preamble)"
+  let current = "(esbuild's helpers)"
   bundle.split("\n").forEach((line, index) => {
-    const comment = /^\/\/ ((?:node_modules|src|scripts)\/\S+)$/.exec(line)
+    const comment = /^\/\/ ([\w@.-]+\/\S+\.[cm]?[jt]sx?)$/.exec(line)
     if (comment !== null) current = comment[1]!
     byLine[index + 1] = current
   })
@@ -428,13 +429,17 @@ export const writeSnapshot = async (outdir: string): Promise<number> => {
   }
 }
 
-/** The service bundle under `distDir/bundle/`, with its code cache and its startup snapshot. */
-export const buildService = async (distDir = path.join(repoRoot, "dist")) => {
+/**
+ * The service bundle under `distDir/bundle/`, with its code cache and its startup
+ * snapshot. `entry` is the program's entry point (the tests build small programs the
+ * same way): it exports `runMain` and, optionally, `afterSnapshotRestore`.
+ */
+export const buildService = async (distDir = path.join(repoRoot, "dist"), entry = "scripts/service-entry.ts") => {
   const outdir = path.join(distDir, "bundle")
   // Remove a previous build's files (the ESM build's chunks/, an older cache or blob).
   fs.rmSync(outdir, { recursive: true, force: true })
   const [program] = await Promise.all([
-    esbuild.build(programOptions("scripts/service-entry.ts", outdir)),
+    esbuild.build(programOptions(entry, outdir)),
     esbuild.build(launcherOptions(outdir)),
     esbuild.build(snapshotBuilderOptions(outdir))
   ])
@@ -459,9 +464,13 @@ export const buildService = async (distDir = path.join(repoRoot, "dist")) => {
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const i = process.argv.indexOf("--dist")
-  const distDir = i > 0 ? path.resolve(process.argv[i + 1]!) : undefined
-  buildService(distDir).catch((error) => {
+  const option = (name: string) => {
+    const i = process.argv.indexOf(name)
+    return i > 0 ? process.argv[i + 1] : undefined
+  }
+  const distDir = option("--dist")
+  const entry = option("--entry")
+  buildService(distDir === undefined ? undefined : path.resolve(distDir), entry === undefined ? undefined : path.resolve(entry)).catch((error) => {
     console.error(error)
     process.exit(1)
   })
