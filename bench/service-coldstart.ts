@@ -6,12 +6,16 @@
  * is measured too, and in the same run the floor: a bare `node:http` process
  * answering /health.
  *
- * What runs is what `npm start` and the Docker image run: the bundle
- * `dist/bundle/service.js`, rebuilt from the sources first with its code cache
- * (scripts/build-service.ts, as `prestart` does). In the same run, the same bundle
- * with its code cache moved aside (compiled from source at each start). `--baseline-tsc`
- * also measures the service as `tsc` compiles it (one ESM file per module, what
- * `npm start` ran before the bundle).
+ * What runs is what `npm start` and the Docker image run: `sh dist/bundle/start.sh`,
+ * rebuilt from the sources first (scripts/build-service.ts, as `prestart` does), which
+ * starts from the startup snapshot (the bench checks it did). Beside it, in the same
+ * rounds: the same bundle from its code cache alone (`node dist/bundle/service.js`,
+ * what `npm start` ran before the snapshot), and a copy of the bundle without the code
+ * cache, from a snapshot built without it and from source. `--baseline-tsc` also
+ * measures the service as `tsc` compiles it (one ESM file per module).
+ *
+ * The variants take turns, one start each per round, so a change in the machine's
+ * load (other work on its 2 cores) falls on all of them alike.
  *
  * Beside the wall time, the CPU time the service process had used when its first
  * /health 200 arrived (user + system, from /proc; Linux only): less noisy than the
@@ -26,7 +30,7 @@
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { buildService } from "../scripts/build-service.js"
+import { buildService, snapshotPaths, writeSnapshot } from "../scripts/build-service.js"
 import { freePort, firstHealthy, loadAverage, median, repoRoot, startProcess, stop, tempDir } from "./service-support.js"
 
 const argv = process.argv.slice(2)
@@ -40,6 +44,7 @@ interface Run {
   readonly healthMs: number
   readonly cpuMs: number | undefined
   readonly metricsMs: number | undefined
+  readonly fromSnapshot: boolean
 }
 
 const clockTicksPerSecond = 100
@@ -64,29 +69,64 @@ const firstOk = async (url: string, startedAt: number, timeoutMs = 60_000) => {
   throw new Error(`${url} not 200 within ${timeoutMs} ms`)
 }
 
-const measure = async (command: ReadonlyArray<string>, dataDir: () => string | undefined): Promise<Array<Run>> => {
-  const results: Array<Run> = []
-  for (let i = 0; i < runs; i++) {
-    const port = await freePort()
-    const metricsPort = await freePort()
-    const dir = dataDir()
-    const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1", METRICS_PORT: String(metricsPort), ...(dir ? { DATA_DIR: dir } : {}) }
-    const startedAt = performance.now()
-    const child = startProcess(command, env)
-    let stderr = ""
-    child.stderr!.on("data", (c) => (stderr += c))
-    try {
-      const healthMs = await firstHealthy(`http://127.0.0.1:${port}`, startedAt)
-      const cpuMs = cpuTimeMs(child.pid)
-      const metricsMs = dir === undefined ? undefined : await firstOk(`http://127.0.0.1:${metricsPort}/metrics`, startedAt)
-      results.push({ healthMs, cpuMs, metricsMs })
-    } catch (error) {
-      throw new Error(`${String(error)}\n${stderr}`)
-    } finally {
-      await stop(child)
+/** One start of `command`: until /health (and /metrics) answer; then SIGTERM. */
+const measureOnce = async (command: ReadonlyArray<string>, dir: string | undefined): Promise<Run> => {
+  const port = await freePort()
+  const metricsPort = await freePort()
+  const env: Record<string, string> = { PORT: String(port), HOST: "127.0.0.1", METRICS_PORT: String(metricsPort), ...(dir ? { DATA_DIR: dir } : {}) }
+  const startedAt = performance.now()
+  const child = startProcess(command, env)
+  let stderr = ""
+  child.stderr!.on("data", (c) => (stderr += c))
+  try {
+    const healthMs = await firstHealthy(`http://127.0.0.1:${port}`, startedAt)
+    const cpuMs = cpuTimeMs(child.pid)
+    // start.sh exec's node: the child is node, and its command line says whether it runs on a blob.
+    const fromSnapshot = fs.readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0").includes("--snapshot-blob")
+    const metricsMs = dir === undefined ? undefined : await firstOk(`http://127.0.0.1:${metricsPort}/metrics`, startedAt)
+    return { healthMs, cpuMs, metricsMs, fromSnapshot }
+  } catch (error) {
+    throw new Error(`${String(error)}\n${stderr}`)
+  } finally {
+    await stop(child)
+  }
+}
+
+interface Variant {
+  readonly label: string
+  readonly command: ReadonlyArray<string>
+  /** The DATA_DIR of each start (none for the floor). */
+  readonly dataDir: () => string | undefined
+  /** Whether it must run on a startup snapshot: the bench stops if it does not (a build without one). */
+  readonly snapshot: boolean | undefined
+}
+
+/** `runs` rounds, each starting every variant once, in turn. */
+const measure = async (variants: ReadonlyArray<Variant>): Promise<Map<Variant, Array<Run>>> => {
+  const results = new Map(variants.map((variant) => [variant, [] as Array<Run>]))
+  for (let round = 0; round < runs; round++) {
+    for (const variant of variants) {
+      const run = await measureOnce(variant.command, variant.dataDir())
+      if (variant.snapshot !== undefined && run.fromSnapshot !== variant.snapshot) {
+        throw new Error(`${variant.label}: started ${run.fromSnapshot ? "from" : "without"} a startup snapshot (see the build's warnings)`)
+      }
+      results.get(variant)!.push(run)
     }
   }
   return results
+}
+
+/**
+ * A copy of the bundle without its code cache, and a startup snapshot built from it
+ * (so without the cache's bytecode), inside node_modules (so its packages resolve).
+ */
+const copyWithoutCodeCache = async (bundle: string) => {
+  const copy = path.join(repoRoot, "node_modules", ".cache", "ringmaster-bench", "bundle-without-code-cache")
+  fs.rmSync(copy, { recursive: true, force: true })
+  fs.cpSync(bundle, copy, { recursive: true })
+  for (const file of ["service.cjs.codecache", "service.blob", "service.blob.node"]) fs.rmSync(path.join(copy, file), { force: true })
+  await writeSnapshot(copy)
+  return copy
 }
 
 /** `tsc -p tsconfig.build.json` into a temp dir inside the repo (so node_modules resolve). */
@@ -106,19 +146,24 @@ const compileWithTsc = async () => {
 const main = async () => {
   const buildStart = performance.now()
   await buildService()
-  const bundled = [process.execPath, path.join(repoRoot, "dist", "bundle", "service.js")]
-  console.log(`bundled in ${((performance.now() - buildStart) / 1000).toFixed(1)} s; node ${process.version}; load average ${loadAverage()}`)
+  const bundle = path.join(repoRoot, "dist", "bundle")
+  const blobBytes = fs.existsSync(snapshotPaths(bundle).blob) ? fs.statSync(snapshotPaths(bundle).blob).size : 0
+  console.log(`built in ${((performance.now() - buildStart) / 1000).toFixed(1)} s (snapshot ${(blobBytes / 1e6).toFixed(1)} MB); node ${process.version}; load average ${loadAverage()}`)
+  const withoutCache = await copyWithoutCodeCache(bundle)
   const unbundled = baselineTsc ? [process.execPath, await compileWithTsc()] : undefined
 
-  const floor = await measure([process.execPath, "-e", bare], () => undefined)
-  const fresh = await measure(bundled, tempDir)
   const volume = tempDir()
-  const restart = await measure(bundled, () => volume)
-  const cacheFile = path.join(repoRoot, "dist", "bundle", "service.cjs.codecache")
-  if (!fs.existsSync(cacheFile)) throw new Error(`the build wrote no code cache (${cacheFile}): see its warning above`)
-  fs.renameSync(cacheFile, `${cacheFile}.aside`)
-  const uncached = await measure(bundled, tempDir).finally(() => fs.renameSync(`${cacheFile}.aside`, cacheFile))
-  const tscFresh = unbundled ? await measure(unbundled, tempDir) : undefined
+  const variants: Array<Variant> = [
+    { label: "bare node:http (floor)", command: [process.execPath, "-e", bare], dataDir: () => undefined, snapshot: undefined },
+    { label: "npm start: snapshot + code cache, first start", command: ["sh", path.join(bundle, "start.sh")], dataDir: tempDir, snapshot: true },
+    { label: "npm start: snapshot + code cache, restart", command: ["sh", path.join(bundle, "start.sh")], dataDir: () => volume, snapshot: true },
+    { label: "snapshot built without the code cache", command: ["sh", path.join(withoutCache, "start.sh")], dataDir: tempDir, snapshot: true },
+    { label: "code cache alone (service.js, npm start before)", command: [process.execPath, path.join(bundle, "service.js")], dataDir: tempDir, snapshot: false },
+    { label: "neither (service.js, no code cache)", command: [process.execPath, path.join(withoutCache, "service.js")], dataDir: tempDir, snapshot: false },
+    ...(unbundled ? [{ label: "baseline: tsc output (no bundle)", command: unbundled, dataDir: tempDir, snapshot: false }] : [])
+  ]
+  const loadBefore = loadAverage()
+  const results = await measure(variants)
 
   const ms = (n: number) => n.toFixed(0).padStart(5)
   const row = (label: string, results: Array<Run>) => {
@@ -126,17 +171,13 @@ const main = async () => {
     const metrics = results.flatMap((r) => (r.metricsMs === undefined ? [] : [r.metricsMs]))
     const cpu = results.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs]))
     console.log(
-      `${label.padEnd(52)} median ${ms(median(health))} ms   min ${ms(Math.min(...health))}   max ${ms(Math.max(...health))}` +
+      `${label.padEnd(50)} median ${ms(median(health))} ms   min ${ms(Math.min(...health))}   max ${ms(Math.max(...health))}` +
         (cpu.length > 0 ? `   CPU median ${ms(median(cpu))} ms` : "") +
         (metrics.length > 0 ? `   first /metrics: median ${ms(median(metrics))} ms` : "")
     )
   }
-  console.log(`\nprocess start → first /health 200, ${runs} runs each`)
-  row("bare node:http (floor)", floor)
-  row("service bundle, first start (fresh DATA_DIR)", fresh)
-  row("service bundle, restart (existing DATA_DIR)", restart)
-  row("same bundle without its code cache, first start", uncached)
-  if (tscFresh) row("baseline: tsc output, first start (fresh DATA_DIR)", tscFresh)
+  console.log(`\nprocess start → first /health 200, ${runs} rounds (one start of each per round); load average before ${loadBefore}`)
+  for (const [variant, runs] of results) row(variant.label, runs)
   console.log(`target: ≤ 400 ms median; load average now ${loadAverage()}`)
 }
 
