@@ -324,7 +324,7 @@ const unreviewed = (reads: ReadonlyArray<SnapshotRead>) =>
  * a separate process of the same node (loading them here would load them into the
  * build, and `http` cannot be loaded in the builder at all).
  */
-const describeModules = async (programPath: string): Promise<Pick<SnapshotConfig, "builtins" | "externals">> => {
+export const describeModules = async (programPath: string): Promise<Pick<SnapshotConfig, "builtins" | "externals">> => {
   const code = `
 const { builtinModules, createRequire } = require("node:module")
 const [safe, externals] = JSON.parse(process.argv[1])

@@ -92,9 +92,10 @@ const notFound = (id: string): never => {
 
 /**
  * A stand-in for a module that may only be loaded at run time: the same export keys,
- * each read (or call, or `new`) loading the real module through `load`.
+ * each read (or call, or `new`) loading the real module through `load`, which throws
+ * while the snapshot is being built (`atRunTime()` false).
  */
-const standIn = (shape: ModuleShape, load: () => any): unknown => {
+const standIn = (shape: ModuleShape, load: () => any, atRunTime: () => boolean): unknown => {
   const keys = new Set(shape.keys)
   if (shape.kind === "object") {
     const target: Record<string, unknown> = {}
@@ -118,8 +119,10 @@ const standIn = (shape: ModuleShape, load: () => any): unknown => {
   const proxy: any = new Proxy(target, {
     apply: (_, self, args) => Reflect.apply(load(), self, args),
     construct: (_, args, newTarget) => Reflect.construct(load(), args, newTarget === proxy ? load() : newTarget),
-    // A key the module does not have is answered without loading it (bundler helpers probe `__esModule`).
-    get: (_, key) => (typeof key === "string" && !keys.has(key) && key !== "prototype" ? Reflect.get(target, key) : load()[key]),
+    // While building, a key the module does not have is answered without loading it
+    // (bundler helpers probe `__esModule`); at run time every read goes to the module.
+    get: (_, key) =>
+      atRunTime() || key === "prototype" || (typeof key === "string" && keys.has(key)) ? load()[key] : Reflect.get(target, key),
     set: (_, key, value) => Reflect.set(load(), key, value)
   })
   return proxy
@@ -167,11 +170,30 @@ const installAudit = (record: (what: string) => void): (() => void) => {
   wrap(process, "hrtime", "process.hrtime")
   for (const key of ["uptime", "cwd", "memoryUsage", "cpuUsage", "on", "once", "addListener", "prependListener"]) wrap(process, key, `process.${key}`)
   const crypto = require("node:crypto")
-  for (const key of ["randomBytes", "randomFillSync", "randomFill", "randomUUID", "randomInt", "getRandomValues"]) wrap(crypto, key, `crypto.${key}`)
+  for (const key of ["randomBytes", "randomFillSync", "randomFill", "randomUUID", "randomInt", "getRandomValues", "generateKeySync", "generateKeyPairSync", "generatePrimeSync"]) {
+    wrap(crypto, key, `crypto.${key}`)
+  }
   const webcrypto = Object.getPrototypeOf(crypto.webcrypto)
   for (const key of ["getRandomValues", "randomUUID"]) wrap(webcrypto, key, `crypto.webcrypto.${key}`)
   const os = require("node:os")
-  for (const key of ["hostname", "cpus", "networkInterfaces", "userInfo", "homedir", "tmpdir", "uptime", "totalmem", "freemem", "loadavg"]) wrap(os, key, `os.${key}`)
+  for (const key of ["hostname", "cpus", "availableParallelism", "networkInterfaces", "userInfo", "homedir", "tmpdir", "uptime", "totalmem", "freemem", "loadavg"]) {
+    wrap(os, key, `os.${key}`)
+  }
+  // An own property over the prototype's getter, removed again (or put back as it was).
+  const timeOrigin = performance.timeOrigin
+  const ownTimeOrigin = Object.getOwnPropertyDescriptor(performance, "timeOrigin")
+  Object.defineProperty(performance, "timeOrigin", {
+    get: () => {
+      record("performance.timeOrigin")
+      return timeOrigin
+    },
+    configurable: true
+  })
+  undo.push(() =>
+    ownTimeOrigin === undefined
+      ? delete (performance as { timeOrigin?: number }).timeOrigin
+      : Object.defineProperty(performance, "timeOrigin", ownTimeOrigin)
+  )
   for (const key of ["setTimeout", "setInterval", "setImmediate"]) wrap(globalThis, key, key)
   const env = process.env
   replace(process, "env", new Proxy(env, {
@@ -214,14 +236,51 @@ const installAudit = (record: (what: string) => void): (() => void) => {
   }
 }
 
-/** `file:line` of the frames of the current stack below the hooks. */
+/**
+ * Formats the stack of every error in the heap. Node 22's builder dies writing a heap
+ * that holds an error whose stack is not formatted yet ("std::length_error,
+ * vector::_M_range_insert"; Node 20's does not), and every Effect `Context.Tag` keeps
+ * one (its definition site, read when a service is missing). No JavaScript API lists
+ * a heap's objects; the inspector's `Runtime.queryObjects` does, and its session is
+ * closed again before the heap is written. The stacks are the same text they would
+ * have become on first read.
+ */
+const formatErrorStacks = (builderRequire: (id: string) => unknown) => {
+  const inspector = builderRequire("inspector") as typeof import("node:inspector")
+  const session = new inspector.Session()
+  session.connect()
+  try {
+    // The main thread's session answers synchronously.
+    const post = (method: string, params: object): any => {
+      let outcome: { error: Error | null; result: any } | undefined
+      session.post(method, params, (error, result) => (outcome = { error, result }))
+      if (outcome === undefined) throw new Error(`the inspector did not answer ${method} synchronously`)
+      if (outcome.error !== null) throw outcome.error
+      return outcome.result
+    }
+    const errorPrototype = post("Runtime.evaluate", { expression: "Error.prototype", objectGroup: "snapshot" }).result.objectId
+    const errors = post("Runtime.queryObjects", { prototypeObjectId: errorPrototype, objectGroup: "snapshot" }).objects.objectId
+    post("Runtime.callFunctionOn", { objectId: errors, functionDeclaration: "function () { for (const error of this) void error.stack }", objectGroup: "snapshot" })
+    post("Runtime.releaseObjectGroup", { objectGroup: "snapshot" })
+  } finally {
+    session.disconnect()
+  }
+}
+
+/**
+ * `file:line` of the frames of the current stack below the hooks. A data property for
+ * the limit, for this capture only (Node 20's builder has none); the stack is formatted
+ * at once and the holder dropped, so no unformatted stack stays in the heap.
+ */
 const callerFrames = (): Array<string> => {
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 16
+  const limit = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")
+  Object.defineProperty(Error, "stackTraceLimit", { value: 16, writable: true, configurable: true })
   const holder: { stack?: string } = {}
   Error.captureStackTrace(holder)
-  Error.stackTraceLimit = limit
-  return String(holder.stack ?? "")
+  const stack = String(holder.stack ?? "")
+  if (limit === undefined) delete (Error as { stackTraceLimit?: number }).stackTraceLimit
+  else Object.defineProperty(Error, "stackTraceLimit", limit)
+  return stack
     .split("\n")
     .flatMap((line) => {
       const match = /\(?([^()\s]+):(\d+):\d+\)?$/.exec(line.trim())
@@ -259,7 +318,7 @@ export const build = (config: SnapshotConfig, builderRequire: (id: string) => un
     const shape = builtin ?? config.externals[id]
     if (shape === undefined) throw new Error(`the service's program required ${id}, which the build did not describe (scripts/build-service.ts)`)
     if (shape === null) return notFound(id)
-    if (!standIns.has(id)) standIns.set(id, standIn(shape, loadAtRunTime(id)))
+    if (!standIns.has(id)) standIns.set(id, standIn(shape, loadAtRunTime(id), () => !building))
     return standIns.get(id)
   }
 
@@ -267,20 +326,24 @@ export const build = (config: SnapshotConfig, builderRequire: (id: string) => un
   const warnings: Array<string> = []
   const onWarning = (warning: Error) => warnings.push(warning.message)
   process.on("warning", onWarning)
+  // Referenced by no closure: the script holds a handle of Node's that V8 cannot put
+  // in a snapshot (the build dies with "global handle not serialized" if it is kept).
   const compiled = compile(config.program)
+  const cacheUse = compiled.cacheUse
   const removeAudit = config.audit ? installAudit(record) : () => {}
-  let program: ServiceProgram
-  try {
-    program = run(config.program, compiled, programRequire) as ServiceProgram
-  } finally {
-    removeAudit()
-  }
-  process.off("warning", onWarning)
-  for (const message of warnings.filter((m) => /snapshot/i.test(m))) record(`warning: ${message}`)
-  building = false
-  const report: SnapshotReport = { cacheUse: compiled.cacheUse, audit }
-  fs.writeFileSync(config.report, JSON.stringify(report, null, 1))
+  const program = run(config.program, compiled, programRequire) as ServiceProgram
   if (typeof program.runMain !== "function") throw new Error(`${config.program} exports no runMain`)
+  // Node writes the heap once the event loop is empty: what the evaluation's promises
+  // did afterwards is in it too, so the audit ends only then.
+  v8.startupSnapshot.addSerializeCallback(() => {
+    removeAudit()
+    process.off("warning", onWarning)
+    // After the warnings are collected: Node warns of the builder's own use of the inspector.
+    if (Number(process.versions.node.split(".")[0]) >= 22) formatErrorStacks(builderRequire)
+    for (const message of warnings.filter((m) => /snapshot/i.test(m))) record(`warning: ${message}`)
+    const report: SnapshotReport = { cacheUse, audit }
+    fs.writeFileSync(config.report, JSON.stringify(report, null, 1))
+  })
 
   v8.startupSnapshot.setDeserializeMainFunction(() => {
     // Node gives a snapshot's main function [node, ...arguments] (newer versions [node, node, ...]);
@@ -292,6 +355,7 @@ export const build = (config: SnapshotConfig, builderRequire: (id: string) => un
     const programPath = launcher === undefined ? config.program : path.join(path.dirname(launcher), path.basename(config.program))
     const { createRequire } = process.getBuiltinModule("node:module")
     runtimeRequire = createRequire(programPath)
+    building = false
     program.afterSnapshotRestore?.()
     program.runMain()
   })
