@@ -26,7 +26,8 @@
  * The cache is made by starting the bundle once (fresh DATA_DIR, loopback ports) and
  * asking it, once `/health` answers, to write what V8 has compiled by then. The
  * snapshot is built after it, from the program compiled with that cache (so it holds
- * the bytecode of what a start runs), in two runs of its builder: an audit of what the
+ * the bytecode of what a start runs; Node 22's builder rejects it, and gets one written
+ * by a builder process that started the service: writeBuilderCache), in two runs of its builder: an audit of what the
  * program's evaluation reads that must differ per process (compared with
  * `reviewedSnapshotReads`), then the blob; the blob is kept only once a start from it
  * has answered `/health`. A build where the cache or the snapshot fails still succeeds
@@ -356,13 +357,20 @@ process.stdout.write(JSON.stringify({ builtins, externals: resolved }))`
 }
 
 /** Runs the snapshot's builder once; its report. */
-const runSnapshotBuilder = async (builder: string, blob: string, config: SnapshotConfig, workDir: string): Promise<SnapshotReport> => {
-  const configFile = path.join(workDir, `config-${config.audit ? "audit" : "blob"}.json`)
+const runSnapshotBuilder = async (
+  builder: string,
+  blob: string,
+  config: SnapshotConfig,
+  workDir: string,
+  env: Record<string, string> = {}
+): Promise<SnapshotReport> => {
+  const configFile = path.join(workDir, `config-${config.writeCache !== undefined ? "cache" : config.audit ? "audit" : "blob"}.json`)
   fs.writeFileSync(configFile, JSON.stringify(config))
-  // No NODE_OPTIONS (nor any flag) reaches it: V8 refuses a blob at run time unless its flags were the same.
+  // No NODE_OPTIONS (nor any flag) reaches it: V8 refuses a blob at run time unless its
+  // flags were the same, and a code cache unless made under the same flags.
   const child = spawn(process.execPath, ["--snapshot-blob", blob, "--build-snapshot", builder], {
     cwd: repoRoot,
-    env: buildEnv({ RINGMASTER_SNAPSHOT_CONFIG: configFile }),
+    env: buildEnv({ ...env, RINGMASTER_SNAPSHOT_CONFIG: configFile }),
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""
@@ -371,6 +379,34 @@ const runSnapshotBuilder = async (builder: string, blob: string, config: Snapsho
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve))
   if (code !== 0 || !fs.existsSync(config.report)) throw new Error(`the snapshot's builder failed (${code}): ${output.trim()}`)
   return JSON.parse(fs.readFileSync(config.report, "utf8"))
+}
+
+/**
+ * Starts the service once in a snapshot builder process (loopback ports, temp
+ * DATA_DIR) and has it write a code cache the builder accepts; the cache's path.
+ */
+const writeBuilderCache = async (
+  builder: string,
+  program: string,
+  modules: Pick<SnapshotConfig, "builtins" | "externals">,
+  workDir: string,
+  timeoutMs = 120_000
+): Promise<string> => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-build-"))
+  try {
+    const port = await freePort()
+    const file = path.join(workDir, "builder.codecache")
+    await runSnapshotBuilder(builder, path.join(workDir, "cache-run.blob"), {
+      program,
+      ...modules,
+      audit: false,
+      report: path.join(workDir, "cache-run.json"),
+      writeCache: { file, healthUrl: `http://127.0.0.1:${port}/health`, timeoutMs }
+    }, workDir, { NODE_ENV: "production", PORT: String(port), METRICS_PORT: String(await freePort()), HOST: "127.0.0.1", DATA_DIR: dataDir })
+    return file
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
 }
 
 /** Where the snapshot's files are, beside the program in `outdir`. */
@@ -407,8 +443,10 @@ export const writeSnapshot = async (outdir: string): Promise<number> => {
     if (unreviewed(reads).length > 0) {
       throw new Error(`the program's evaluation reads what must differ per process (review, then list in reviewedSnapshotReads):\n  ${unreviewed(reads).join("\n  ")}`)
     }
+    // Node 22's builder rejects the launcher's cache (scripts/service-snapshot.ts, writeBuilderCache): one made by a builder process instead.
+    const cache = auditReport.cacheUse === "rejected" ? await writeBuilderCache(paths.builder, program, modules, workDir) : undefined
     const candidate = path.join(workDir, "service.blob")
-    const report = await runSnapshotBuilder(paths.builder, candidate, { program, ...modules, audit: false, report: path.join(workDir, "blob.json") }, workDir)
+    const report = await runSnapshotBuilder(paths.builder, candidate, { program, ...(cache === undefined ? {} : { cache }), ...modules, audit: false, report: path.join(workDir, "blob.json") }, workDir)
     const unreviewedInBlob = unreviewed(snapshotReads(report, program))
     if (unreviewedInBlob.length > 0) throw new Error(`building the blob: ${unreviewedInBlob.join("; ")}`)
     if (report.cacheUse !== "accepted") console.warn(`build-service: the snapshot was built without the code cache (${report.cacheUse}): its starts compile more`)

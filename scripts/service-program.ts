@@ -93,22 +93,26 @@ export interface Compiled {
   readonly writeCache: () => number
 }
 
-/** Compiles a CommonJS file as Node's loader would (same wrapper), with its cache when that is valid. */
-export const compile = (programPath: string): Compiled => {
+/**
+ * Compiles a CommonJS file as Node's loader would (same wrapper), with its cache when
+ * that is valid. `cacheFile` is where the cache is read and written: beside the
+ * program, except for the snapshot's builder on Node 22 (scripts/service-snapshot.ts).
+ */
+export const compile = (programPath: string, cacheFile = cachePathOf(programPath)): Compiled => {
   const programBytes = fs.readFileSync(programPath)
   const key = keyOf(programBytes)
   // The bundle is ASCII apart from a few comments: latin1 reads it without decoding,
   // and keeps it a one-byte string (half the memory, and half the snapshot, of UTF-16).
   const source = programBytes.toString("latin1").replace(/^#!.*/, "")
-  const cacheFile = readIfExists(cachePathOf(programPath))
-  const cachedData = cacheFile === undefined ? undefined : decode(cacheFile, key)
+  const cache = readIfExists(cacheFile)
+  const cachedData = cache === undefined ? undefined : decode(cache, key)
   // No `importModuleDynamically`: Node 20 forgets it for a script from the cache, so
   // the build leaves no dynamic `import()` in the program (scripts/build-service.ts).
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n});`, {
     filename: programPath,
     ...(cachedData === undefined ? {} : { cachedData })
   })
-  const cacheUse: CacheUse = cacheFile === undefined
+  const cacheUse: CacheUse = cache === undefined
     ? "absent"
     : cachedData === undefined
     ? "stale"
@@ -116,11 +120,10 @@ export const compile = (programPath: string): Compiled => {
     ? "rejected"
     : "accepted"
   const writeCache = () => {
-    const target = cachePathOf(programPath)
-    const temp = `${target}.${process.pid}.tmp`
+    const temp = `${cacheFile}.${process.pid}.tmp`
     const data = encode(key, script.createCachedData())
     fs.writeFileSync(temp, data)
-    fs.renameSync(temp, target)
+    fs.renameSync(temp, cacheFile)
     return data.length
   }
   return { script, cacheUse, writeCache }

@@ -48,8 +48,12 @@ export interface SnapshotConfig {
   readonly builtins: Readonly<Record<string, ModuleShape>>
   /** Packages the program may require (the bundle's externals): their shape, or null when they do not resolve. */
   readonly externals: Readonly<Record<string, ModuleShape | null>>
+  /** The code cache to compile the program with, when not the one beside it (see `writeBuilderCache`). */
+  readonly cache?: string
   /** The audit run: record what the evaluation reads (see `installAudit`); its blob is thrown away. */
   readonly audit: boolean
+  /** The cache-writing run instead of a build (see `writeBuilderCache`): no blob is written. */
+  readonly writeCache?: { readonly file: string; readonly healthUrl: string; readonly timeoutMs: number }
   /** Where to write the `SnapshotReport`. */
   readonly report: string
 }
@@ -328,7 +332,7 @@ export const build = (config: SnapshotConfig, builderRequire: (id: string) => un
   process.on("warning", onWarning)
   // Referenced by no closure: the script holds a handle of Node's that V8 cannot put
   // in a snapshot (the build dies with "global handle not serialized" if it is kept).
-  const compiled = compile(config.program)
+  const compiled = compile(config.program, config.cache)
   const cacheUse = compiled.cacheUse
   const removeAudit = config.audit ? installAudit(record) : () => {}
   const program = run(config.program, compiled, programRequire) as ServiceProgram
@@ -361,8 +365,54 @@ export const build = (config: SnapshotConfig, builderRequire: (id: string) => un
   })
 }
 
+/**
+ * A code cache this builder's V8 accepts, for Node 22. V8 (from 11.x) accepts a cache
+ * only in an isolate made from the same read-only snapshot as the one that wrote it
+ * (`--profile-deserialization` says "Cached code failed check: read-only snapshot
+ * checksum mismatch"): the builder's isolate is made from V8's own snapshot, every
+ * other node process's from Node's, so it rejects the cache the launcher wrote, and a
+ * blob built without it holds only the bytecode of the evaluation. (Node 20's V8 does
+ * not check this.) So this run starts the service in a builder process, as the build
+ * starts the launcher for the launcher's cache: the real modules (no stand-ins, no
+ * snapshot is written), its `/health` asked until it answers, then V8's cache of what
+ * it compiled by then is written to `file` and the process exits before any heap is
+ * serialized. Only the bytecode reaches the blob, never this run's state.
+ */
+const writeBuilderCache = (config: SnapshotConfig, target: NonNullable<SnapshotConfig["writeCache"]>) => {
+  const { createRequire } = process.getBuiltinModule("node:module")
+  const runtimeRequire = createRequire(config.program)
+  // From source: a cache already at `file` is not this run's to reuse.
+  fs.rmSync(target.file, { force: true })
+  const compiled = compile(config.program, target.file)
+  const program = run(config.program, compiled, runtimeRequire) as ServiceProgram
+  program.runMain()
+  const http = runtimeRequire("node:http") as typeof import("node:http")
+  const deadline = Date.now() + target.timeoutMs
+  const finish = (error?: string) => {
+    if (error !== undefined) {
+      process.stderr.write(`${error}\n`)
+      process.exit(1)
+    }
+    compiled.writeCache()
+    const report: SnapshotReport = { cacheUse: compiled.cacheUse, audit: [] }
+    fs.writeFileSync(config.report, JSON.stringify(report))
+    process.exit(0)
+  }
+  const ask = (): void => {
+    if (Date.now() > deadline) return finish(`no /health 200 from ${target.healthUrl} within ${target.timeoutMs} ms`)
+    const retry = () => void setTimeout(ask, 10)
+    http.get(target.healthUrl, (response) => {
+      response.resume()
+      response.on("end", () => (response.statusCode === 200 ? finish() : retry()))
+    }).on("error", retry)
+  }
+  ask()
+}
+
 if (v8.startupSnapshot.isBuildingSnapshot()) {
   const configFile = process.env["RINGMASTER_SNAPSHOT_CONFIG"]
   if (configFile === undefined) throw new Error("RINGMASTER_SNAPSHOT_CONFIG names no snapshot config")
-  build(JSON.parse(fs.readFileSync(configFile, "utf8")) as SnapshotConfig, require)
+  const config = JSON.parse(fs.readFileSync(configFile, "utf8")) as SnapshotConfig
+  if (config.writeCache !== undefined) writeBuilderCache(config, config.writeCache)
+  else build(config, require)
 }

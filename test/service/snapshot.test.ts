@@ -176,6 +176,11 @@ describe("the service started from its snapshot", () => {
   }, 240_000)
   afterAll(() => service?.dispose())
 
+  it("holds the bytecode a start runs: its builder compiled the service with a code cache it accepted (Node 22 rejects the launcher's)", () => {
+    expect(service.output).not.toMatch(/built without the code cache/)
+    expect(fs.existsSync(path.join(service.bundle, "service.blob.node"))).toBe(true)
+  })
+
   it("two services from one blob mint different escrow, agent and wallet ids, and drain on SIGTERM", async () => {
     const minted = async (started: Started) => {
       const orchestrator = (await request(started.base, "GET", "/info")).body.wallet_address as string
