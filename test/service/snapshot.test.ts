@@ -181,6 +181,12 @@ describe("the service started from its snapshot", () => {
     expect(fs.existsSync(path.join(service.bundle, "service.blob.node"))).toBe(true)
   })
 
+  it("did not evaluate the @effect/platform modules the service does not use (the package's index runs them all)", () => {
+    const reads = JSON.parse(fs.readFileSync(path.join(service.bundle, "service.blob.audit.json"), "utf8")) as Array<{ modules: Array<string> }>
+    expect(reads.length).toBeGreaterThan(0)
+    expect(reads.flatMap((read) => read.modules).filter((module) => /msgpackr|platform\/dist\/esm\/index\.js/.test(module))).toEqual([])
+  })
+
   it("two services from one blob mint different escrow, agent and wallet ids, and drain on SIGTERM", async () => {
     const minted = async (started: Started) => {
       const orchestrator = (await request(started.base, "GET", "/info")).body.wallet_address as string
