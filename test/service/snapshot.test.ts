@@ -144,7 +144,9 @@ describe("a program started from its startup snapshot", () => {
     }
   }, 60_000)
 
-  it("is refused by node under other V8 flags, before anything runs (why start.sh checks NODE_OPTIONS)", async () => {
+  // Node 22 (the image's) runs a blob under other V8 flags (even --no-lazy, checked with
+  // 22.23.3); start.sh keeps the check for both: it is Node 20's refusal that would be fatal.
+  it.runIf(Number(process.versions.node.split(".")[0]) < 22)("is refused by node 20 under other V8 flags, before anything runs (why start.sh checks NODE_OPTIONS)", async () => {
     const refused = await promisify(execFile)("node", ["--max-old-space-size=512", "--snapshot-blob", path.join(probe.bundle, "service.blob")])
       .then(() => undefined, (error: { code?: number; stderr?: string }) => error)
     expect(refused?.code).toBe(14)
