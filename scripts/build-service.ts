@@ -122,40 +122,49 @@ const clockOriginOnFirstUse: esbuild.Plugin = {
 }
 
 /**
- * `import { HttpApi, ... } from "@effect/platform"` in the repo's TypeScript, as one
- * `import * as HttpApi from "@effect/platform/HttpApi"` per name. The package's index
- * re-exports each of its modules as a namespace of that name (its only exports), so
- * the same modules are imported. Why: in this bundle the index is among the modules
- * esbuild wraps to run on first use (it is also reached from a dynamic `import()`),
- * and a wrapped module runs every module it imports: the start ran all 58 modules of
- * @effect/platform (msgpackr, Worker, Terminal, KeyValueStore, ..., none used by the
- * service). Measured (Node 20, in turns, load ~2): snapshot 21.8 -> 17.9 MB, code
- * cache 7.0 -> 3.3 MB, first /health 417 -> 401 ms from the snapshot and 524 -> 490 ms
- * from the code cache alone. Written in the sources themselves this needs no plugin;
- * here it covers every file, present and future. Lines are kept (source maps).
+ * `import { Effect, Layer } from "effect"` (or from "@effect/platform") in the repo's
+ * TypeScript, as one `import * as Effect from "effect/Effect"` per name. Each of these
+ * indexes re-exports its package's modules as namespaces of the same name (effect's
+ * also a few functions of effect/Function), so the same modules are imported. Why: in
+ * this bundle an index is among the modules esbuild wraps to run on first use (it is
+ * also reached from a dynamic `import()`), and a wrapped module runs every module it
+ * imports: each start ran all 175 modules of effect and all 58 of @effect/platform
+ * (msgpackr, Worker, Terminal, KeyValueStore, ..., none used by the service).
+ * Measured (Node 20, in turns, load ~2), @effect/platform alone: snapshot 21.8 ->
+ * 17.9 MB, code cache 7.0 -> 3.3 MB, first /health 417 -> 401 ms from the snapshot
+ * and 524 -> 490 ms from the code cache alone. Written in the sources themselves this
+ * needs no plugin; here it covers every file, present and future. Lines are kept (source maps).
  */
-const platformIndexImport = /import\s+(type\s+)?\{([^}]*)\}\s+from\s+"@effect\/platform"/g
+const indexNamedExports: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  "effect": { absurd: "Function", flow: "Function", hole: "Function", identity: "Function", pipe: "Function", unsafeCoerce: "Function" },
+  "@effect/platform": {}
+}
 
-export const deepPlatformImports = (source: string) =>
-  source.replace(platformIndexImport, (match, allTypes: string | undefined, names: string) =>
+const indexImport = /import\s+(type\s+)?\{([^}]*)\}\s+from\s+"(effect|@effect\/platform)"/g
+
+export const deepIndexImports = (source: string) =>
+  source.replace(indexImport, (match, allTypes: string | undefined, names: string, pkg: string) =>
     names
       .split(",")
       .map((spec) => spec.trim())
       .filter((spec) => spec !== "")
       .map((spec) => {
         const typeOnly = allTypes !== undefined || spec.startsWith("type ")
-        const [name, alias = name] = spec.replace(/^type\s+/, "").split(/\s+as\s+/)
-        return `import ${typeOnly ? "type " : ""}* as ${alias} from "@effect/platform/${name}"`
+        const [name, alias = name] = spec.replace(/^type\s+/, "").split(/\s+as\s+/) as [string, string?]
+        const named = indexNamedExports[pkg]![name]
+        return named === undefined
+          ? `import ${typeOnly ? "type " : ""}* as ${alias} from "${pkg}/${name}"`
+          : `import ${typeOnly ? "type " : ""}{ ${name} as ${alias} } from "${pkg}/${named}"`
       })
       .join("; ") + "\n".repeat(match.split("\n").length - 1))
 
-const platformModulesNotIndex: esbuild.Plugin = {
-  name: "effect-platform-modules-not-its-index",
+const modulesNotIndexes: esbuild.Plugin = {
+  name: "effect-modules-not-indexes",
   setup(build) {
     build.onLoad({ filter: /\.tsx?$/ }, async (args) => {
       if (/[\\/]node_modules[\\/]/.test(args.path)) return undefined
       const source = await fs.promises.readFile(args.path, "utf8")
-      return { contents: deepPlatformImports(source), loader: args.path.endsWith("x") ? "tsx" : "ts" }
+      return { contents: deepIndexImports(source), loader: args.path.endsWith("x") ? "tsx" : "ts" }
     })
   }
 }
@@ -168,7 +177,7 @@ export const programOptions = (entry: string, outdir: string): esbuild.BuildOpti
   outExtension: { ".js": ".cjs" },
   format: "cjs",
   external: nativeExternals,
-  plugins: [builtinImportsAsRequire, clockOriginOnFirstUse, platformModulesNotIndex],
+  plugins: [builtinImportsAsRequire, clockOriginOnFirstUse, modulesNotIndexes],
   metafile: true
 })
 

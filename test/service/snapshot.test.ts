@@ -183,10 +183,12 @@ describe("the service started from its snapshot", () => {
     expect(fs.existsSync(path.join(service.bundle, "service.blob.node"))).toBe(true)
   })
 
-  it("did not evaluate the @effect/platform modules the service does not use (the package's index runs them all)", () => {
+  it("did not evaluate the effect and @effect/platform modules the service does not use (their indexes run them all)", () => {
     const reads = JSON.parse(fs.readFileSync(path.join(service.bundle, "service.blob.audit.json"), "utf8")) as Array<{ modules: Array<string> }>
     expect(reads.length).toBeGreaterThan(0)
-    expect(reads.flatMap((read) => read.modules).filter((module) => /msgpackr|platform\/dist\/esm\/index\.js/.test(module))).toEqual([])
+    expect(reads.flatMap((read) => read.modules).filter((module) => /msgpackr/.test(module))).toEqual([])
+    const bundled = fs.readFileSync(path.join(service.bundle, "service.cjs"), "utf8")
+    expect(bundled.match(/^\/\/ node_modules\/(effect|@effect\/platform)\/dist\/esm\/index\.js$/gm)).toBeNull()
   })
 
   it("two services from one blob mint different escrow, agent and wallet ids, and drain on SIGTERM", async () => {
