@@ -14,7 +14,9 @@ COPY package.json package-lock.json ./
 # All dependencies, then the build: the library into dist/ (tsc) and the service's
 # bundle into dist/bundle/ (scripts/build-service.ts, esbuild), with V8's code cache
 # for it, made by starting the bundle once here on loopback, and V8's startup snapshot
-# of it (service.blob), kept once a start from it has answered /health here. Both are
+# of it (service.blob), kept once a start from it has answered /health here (Node 22's
+# snapshot builder refuses that cache: it gets its own, made the same way by a builder
+# process, so the blob holds the bytecode a start runs). Both are
 # only valid for the node that made them: this stage's node is the runtime's (the same
 # node:${NODE_VERSION}-slim image), which start.sh checks (service.blob.node) before
 # using the blob; with another node it starts from the bundle and the code cache.
