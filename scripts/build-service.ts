@@ -492,7 +492,13 @@ export const writeSnapshot = async (outdir: string): Promise<number> => {
       throw new Error(`the program's evaluation reads what must differ per process (review, then list in reviewedSnapshotReads):\n  ${unreviewed(reads).join("\n  ")}`)
     }
     // Node 22's builder rejects the launcher's cache (scripts/service-snapshot.ts, writeBuilderCache): one made by a builder process instead.
-    const cache = auditReport.cacheUse === "rejected" ? await writeBuilderCache(paths.builder, program, modules, workDir) : undefined
+    // Without it the blob still starts faster than the code cache alone, so a failure here only warns.
+    const cache = auditReport.cacheUse !== "rejected"
+      ? undefined
+      : await writeBuilderCache(paths.builder, program, modules, workDir).catch((error) => {
+        console.warn(`build-service: no code cache for the snapshot's builder: ${String(error)}`)
+        return undefined
+      })
     const candidate = path.join(workDir, "service.blob")
     const report = await runSnapshotBuilder(paths.builder, candidate, { program, ...(cache === undefined ? {} : { cache }), ...modules, audit: false, report: path.join(workDir, "blob.json") }, workDir)
     const unreviewedInBlob = unreviewed(snapshotReads(report, program))
