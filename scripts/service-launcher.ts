@@ -37,7 +37,7 @@ export const main = (programPath: string) => {
   const compiled = compile(programPath)
   serveCacheWrites(compiled)
   const program = run(programPath, compiled, createRequire(programPath)) as ServiceProgram
-  program.runMain()
+  program.runMain({ startedFrom: `code cache (${compiled.cacheUse})` })
 }
 
 // Run as `node dist/bundle/service.js`: the program is `service.cjs` beside it.

@@ -31,7 +31,7 @@ import * as vm from "node:vm"
 
 /** What the program (scripts/service-entry.ts) exports. */
 export interface ServiceProgram {
-  readonly runMain: () => void
+  readonly runMain: (options?: { readonly startedFrom?: string }) => void
   /** Resets what the program's modules made per process, once restored from a startup snapshot. */
   readonly afterSnapshotRestore?: () => void
 }

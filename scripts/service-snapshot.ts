@@ -361,7 +361,7 @@ export const build = (config: SnapshotConfig, builderRequire: (id: string) => un
     runtimeRequire = createRequire(programPath)
     building = false
     program.afterSnapshotRestore?.()
-    program.runMain()
+    program.runMain({ startedFrom: "snapshot" })
   })
 }
 

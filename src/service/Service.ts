@@ -64,6 +64,12 @@ export type PipelineRequirements = Escrow | Identity.Identity | ServiceConfig | 
 export interface ServiceOptions {
   /** Your agents (see Pipeline.ts); the deterministic demo pipeline by default. */
   readonly pipeline?: Layer.Layer<Pipeline.Pipeline, unknown, PipelineRequirements> | undefined
+  /**
+   * How this process was started, for the start log line: the bundle's launchers say
+   * "snapshot" or "code cache (accepted|absent|stale|rejected)" (scripts/). An operator
+   * who set `NODE_OPTIONS` or changed node sees there why a start took the slower path.
+   */
+  readonly startedFrom?: string | undefined
 }
 
 /** Log format, level and the annotations every line carries (region, Fly app, machine). */
@@ -193,7 +199,8 @@ export const layer = (options: ServiceOptions = {}): Layer.Layer<Provided, unkno
             settlement: config.settlement._tag === "Embedded" ? "embedded" : config.settlement.baseUrl,
             wallet: Context.get(withIdentity, Identity.Identity).wallet,
             metricsPort: config.metricsPort,
-            bootId
+            bootId,
+            startedFrom: options.startedFrom ?? "source"
           })
           return Context.merge(all, http) as Context.Context<Provided>
         })

@@ -195,6 +195,7 @@ describe("the Dockerfile's command", () => {
       expect(logLines.length).toBeGreaterThan(0)
       const started = logLines.map((l) => JSON.parse(l)).find((l) => String(l.message).includes("service started"))
       expect(started?.annotations).toMatchObject({ region: "iad", fly_app: "ringmaster-orchestrator", fly_machine: "test-machine" })
+      expect(JSON.stringify(started?.message)).toContain(`"startedFrom":"snapshot"`)
       // The spans of the requests above, flushed at shutdown at the latest.
       expect(traceExports).toContain("POST /v1/traces")
     } finally {

@@ -214,6 +214,8 @@ describe("the service started from its snapshot", () => {
       const exits = await Promise.all([a.stop(), b.stop()])
       expect(exits.map((exit) => exit.code)).toEqual([0, 0])
       expect(a.child.output()).toMatch(/drained/)
+      // The start line says how the process started: an operator sees a fallback there.
+      expect(a.child.output()).toMatch(/startedFrom: 'snapshot'/)
     }
   }, 120_000)
 })
