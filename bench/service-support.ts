@@ -1,7 +1,7 @@
 /**
- * Shared by the service benchmarks: which command starts the service (the bundle
- * `dist/bundle/service.js`, as `npm start` and the image run it, when it is there and
- * newer than the sources; otherwise the sources through tsx, which is slower to
+ * Shared by the service benchmarks: which command starts the service (the bundle's
+ * `start.sh`, as `npm start` and the image run it, when it is there and newer than the
+ * sources; otherwise the sources through tsx, which is slower to
  * start and says so), free ports, waiting for /health, and percentiles.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -13,6 +13,9 @@ import { freePort } from "../scripts/freePort.js"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
+/** `BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p"` profiles the service process. */
+const extraNodeArgs = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter((a) => a.length > 0)
+
 const newestMtime = (dir: string): number => {
   let newest = 0
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -22,11 +25,20 @@ const newestMtime = (dir: string): number => {
   return newest
 }
 
-/** `node dist/bundle/service.js` (`npm start`) when built and fresh, else `node --import tsx src/service/main.ts`. */
-export const serviceCommand = (): { readonly argv: ReadonlyArray<string>; readonly kind: "bundle" | "tsx" } => {
-  const built = path.join(repoRoot, "dist", "bundle", "service.js")
+/**
+ * What `npm start` runs when the bundle is built and fresh: `sh dist/bundle/start.sh` (the
+ * startup snapshot), or `node dist/bundle/service.js` (the code cache) when
+ * `BENCH_NODE_ARGS` asks for node flags, which keep node off the snapshot. Else
+ * `node --import tsx src/service/main.ts`.
+ */
+export const serviceCommand = (): { readonly argv: ReadonlyArray<string>; readonly kind: "snapshot" | "bundle" | "tsx" } => {
+  const bundle = path.join(repoRoot, "dist", "bundle")
+  const built = path.join(bundle, "service.js")
   if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestMtime(path.join(repoRoot, "src"))) {
-    return { argv: [process.execPath, built], kind: "bundle" }
+    const startScript = path.join(bundle, "start.sh")
+    return extraNodeArgs.length === 0 && fs.existsSync(startScript)
+      ? { argv: ["sh", startScript], kind: "snapshot" }
+      : { argv: [process.execPath, built], kind: "bundle" }
   }
   return { argv: [process.execPath, "--import", "tsx", path.join(repoRoot, "src", "service", "main.ts")], kind: "tsx" }
 }
@@ -35,8 +47,6 @@ export { freePort }
 
 export const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-bench-"))
 
-/** `BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p"` profiles the service process. */
-const extraNodeArgs = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter((a) => a.length > 0)
 
 export const startProcess = (argv: ReadonlyArray<string>, env: Record<string, string>): ChildProcess =>
   spawn(argv[0]!, [...(argv[0] === process.execPath ? extraNodeArgs : []), ...argv.slice(1)], {
