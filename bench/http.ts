@@ -33,9 +33,6 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Pool } from "undici"
 
-/** A child runs this same file: through tsx when it is the TypeScript source, directly when compiled (bench/compiled.ts). */
-const selfExecArgv = import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []
-
 const argv = process.argv.slice(2)
 const option = (name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`)
@@ -233,8 +230,8 @@ interface Child {
 
 const spawnChild = (childRole: string): Promise<Child> =>
   new Promise((resolve, reject) => {
+    // No execArgv: the child inherits this process's (tsx's loader under tsx, none when compiled by bench/compiled.ts).
     const child = fork(fileURLToPath(import.meta.url), ["--role", childRole, "--ledger", ledgerKind], {
-      execArgv: selfExecArgv,
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
     const timer = setTimeout(() => reject(new Error(`${childRole} did not start within 30 s`)), 30_000)

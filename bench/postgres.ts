@@ -26,9 +26,6 @@ import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as Postgres from "../src/ledger/Postgres.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 
-/** A child runs this same file: through tsx when it is the TypeScript source, directly when compiled (bench/compiled.ts). */
-const selfExecArgv = import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []
-
 const arg = (name: string) => {
   const i = process.argv.indexOf(name)
   return i < 0 ? undefined : process.argv[i + 1]
@@ -108,8 +105,9 @@ const multiProcess = async (url: string, processes: number): Promise<Array<Figur
   // Migrate and fund once before the workers start, so the figure excludes first-start work.
   await Effect.runPromise(Effect.void.pipe(Effect.provide(pgLedger(url))))
   const self = fileURLToPath(import.meta.url)
+  // No execArgv: the workers inherit this process's (tsx's loader under tsx, none when compiled by bench/compiled.ts).
   const children = Array.from({ length: processes }, () =>
-    fork(self, ["--worker"], { execArgv: selfExecArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }))
+    fork(self, ["--worker"], { stdio: ["ignore", "inherit", "inherit", "ipc"] }))
   const bounded = <A>(what: string, promise: Promise<A>) =>
     Promise.race([
       promise,
