@@ -12,7 +12,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Clock, Context, Effect, Either, Exit, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Exit, Layer, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { AgentNotFound, EscrowNotFound, type LedgerError, LedgerUnavailable, MandateNotFound } from "../domain/errors.js"
@@ -24,6 +24,7 @@ import type { UnsettledEscrow } from "../escrow/Escrow.js"
 import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
 import { withSpanWhenTraced } from "../observability/spans.js"
 import * as GroupCommit from "../sql/GroupCommit.js"
+import { inTransaction } from "../sql/Transaction.js"
 import * as Dialect from "./dialect.js"
 import { apply, type Command, commandMethods, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
@@ -84,21 +85,6 @@ export const make = (config: LedgerConfigShape) =>
     const safe = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, SqlClient.SafeIntegers, true)
     const orUnavailable = <A, R>(effect: Effect.Effect<A, SqlError, R>) =>
       safe(effect).pipe(Effect.mapError((error) => unavailable(`ledger storage failed: ${error.message}`, error.cause)))
-
-    /**
-     * Inside a batch's transaction, statements go straight to its connection. Through
-     * the client, each statement also opens a span and a Scope to acquire the
-     * connection it already holds: ~60 µs apiece, measured, against tens of µs of
-     * SQLite work; a batch runs ten of them whatever its size, so a lone command paid
-     * more for that machinery than for its fsync. The batch as a whole is one span.
-     */
-    const onTransactionConnection = Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (held) =>
-      Option.isNone(held)
-        ? Effect.dieMessage("a ledger batch ran outside its transaction")
-        : Effect.succeed<Dialect.Run>((statement) => {
-          const [text, params] = statement.compile()
-          return held.value[0].execute(text, params, undefined) as Effect.Effect<ReadonlyArray<never>, SqlError>
-        }))
 
     /**
      * Agents read from the database, by wallet. An agent row never changes once
@@ -341,17 +327,15 @@ export const make = (config: LedgerConfigShape) =>
 
     /** One transaction for the whole batch; returns each command's outcome. */
     const runBatch = (commands: ReadonlyArray<Command>) =>
-      sql.withTransaction(
+      inTransaction(sql, (run) =>
         Effect.gen(function*() {
-          const run = yield* onTransactionConnection
           const nowMs = yield* Clock.currentTimeMillis
           const ws = yield* loadWorkingSet(commands, run)
           // A throw here is a broken invariant in the engine: the batch must not commit.
           const outcomes = commands.map((command): Outcome => apply(ws, command, config, nowMs))
           yield* writeChanges(ws, nowMs, run)
           return outcomes
-        })
-      ).pipe(withSpanWhenTraced("Ledger.batch", { attributes: { "ledger.commands": commands.length }, captureStackTrace: false }))
+        })).pipe(withSpanWhenTraced("Ledger.batch", { attributes: { "ledger.commands": commands.length }, captureStackTrace: false }))
 
     const retryTransient = Schedule.exponential("2 millis").pipe(
       Schedule.jittered,
@@ -395,17 +379,15 @@ export const make = (config: LedgerConfigShape) =>
 
     const funded = yield* safe(sql<Row>`SELECT value FROM ledger_meta WHERE key = 'treasury_funded'`).pipe(Effect.orDie)
     if (funded.length === 0) {
-      yield* sql.withTransaction(
+      yield* inTransaction(sql, (run) =>
         Effect.gen(function*() {
           const nowMs = yield* Clock.currentTimeMillis
           // The meta row's primary key makes a concurrent first start of another instance fail here and retry.
-          yield* sql`INSERT INTO ledger_meta ${sql.insert({ key: "treasury_funded", value: String(nowMs) })}`
-          const run = yield* onTransactionConnection
+          yield* run(sql`INSERT INTO ledger_meta ${sql.insert({ key: "treasury_funded", value: String(nowMs) })}`)
           const ws = yield* loadWorkingSet([], run)
           apply(ws, { _tag: "FundTreasury", amount: config.faucetTreasuryInitial }, config, nowMs)
           yield* writeChanges(ws, nowMs, run)
-        })
-      ).pipe(safe, Effect.catchAll((error) =>
+        })).pipe(safe, Effect.catchAll((error) =>
         dialect.isTransient(error.cause) ? Effect.void : Effect.die(error)
       ))
     }

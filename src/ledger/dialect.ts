@@ -24,6 +24,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Clock, Effect } from "effect"
+import type { Run } from "../sql/Transaction.js"
 
 type Row = Record<string, unknown>
 
@@ -58,9 +59,9 @@ export interface Dialect {
 /**
  * Executes a statement. By default through the client (a span, a pooled
  * connection); the ledger's batches pass one that runs on their transaction's
- * connection directly (see SqlLedger).
+ * connection directly (src/sql/Transaction.ts).
  */
-export type Run = <A extends object>(statement: Statement.Statement<A>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+export type { Run }
 const throughClient: Run = (statement) => statement
 
 const codeOf = (cause: unknown): string => {

@@ -21,11 +21,12 @@ import { Migrator, SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Context, Effect, Exit, Layer, Option } from "effect"
+import { Context, Effect, Exit, Layer } from "effect"
 import type { Metadata } from "../domain/Escrow.js"
 import type { EscrowId, MandateId, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import * as GroupCommit from "../sql/GroupCommit.js"
+import { inTransaction } from "../sql/Transaction.js"
 
 export type JournalStatus = "open" | "released" | "cancelled" | "expired" | "refused"
 
@@ -153,14 +154,13 @@ export const make = (bootId: string) =>
     yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "service_migrations" })
 
     const inOneTransaction = (writes: ReadonlyArray<Write>) =>
-      sql.withTransaction(
-        // Straight to the transaction's connection: through the client each statement
-        // would also open a span and a Scope to acquire the connection it already holds.
-        Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (held) =>
-          Option.isNone(held)
-            ? Effect.dieMessage("a journal batch ran outside its transaction")
-            : Effect.forEach(writes, (write) => held.value[0].execute(write.text, write.params, undefined), { discard: true }))
-      ).pipe(Effect.orDie, Effect.exit)
+      // Straight to the transaction's connection: through the client each statement
+      // would also open a span and a Scope to acquire the connection it already holds.
+      inTransaction(sql, (_run, connection) =>
+        Effect.forEach(writes, (write) => connection.execute(write.text, write.params, undefined), { discard: true })).pipe(
+          Effect.orDie,
+          Effect.exit
+        )
 
     const write = yield* GroupCommit.make<Write, void, never>({
       maxBatchSize: JOURNAL_BATCH_MAX,
