@@ -26,6 +26,7 @@ import { split } from "../src/ledger/FeeSchedule.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
+import { chunks, padded } from "../src/sql/statementShapes.js"
 
 /** The parties of every benchmarked lifecycle: the payee referred by the payer, so each release pays a referral share. */
 export const benchParties = Effect.gen(function*() {
@@ -40,25 +41,6 @@ export const benchParties = Effect.gen(function*() {
 export const benchTerms = { amount: Usdc.make("0.01"), description: "bench" } as const
 
 type Row = Record<string, unknown>
-
-// SqlLedger's statement shapes (its `chunks` and `padded`, which it does not export).
-const MAX_ROWS_PER_STATEMENT = 256
-const chunks = <A>(items: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  let i = 0
-  while (i < items.length) {
-    let size = MAX_ROWS_PER_STATEMENT
-    while (size > items.length - i) size >>= 1
-    out.push(items.slice(i, i + size))
-    i += size
-  }
-  return out
-}
-const padded = <A>(keys: ReadonlyArray<A>): ReadonlyArray<A> => {
-  let size = 1
-  while (size < keys.length) size <<= 1
-  return size === keys.length ? keys : [...keys, ...Array.from({ length: size - keys.length }, () => keys[keys.length - 1]!)]
-}
 
 /** `INSERT INTO table ("a","b") VALUES (?,?),(?,?)…suffix` as `sql.insert` compiles it, prepared once per row count. */
 const multiRowInsert = (db: Database.Database, table: string, columns: ReadonlyArray<string>, suffix = "") => {

@@ -24,6 +24,7 @@ import type { UnsettledEscrow } from "../escrow/Escrow.js"
 import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
 import { withSpanWhenTraced } from "../observability/spans.js"
 import * as GroupCommit from "../sql/GroupCommit.js"
+import { chunks, padded } from "../sql/statementShapes.js"
 import { inTransaction } from "../sql/Transaction.js"
 import * as Dialect from "./dialect.js"
 import { apply, type Command, commandMethods, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
@@ -40,34 +41,6 @@ import * as LedgerConfigLayers from "./LedgerConfig.js"
 import * as Migrations from "./migrations/index.js"
 
 import { big, num, type Row, toAgent, toEscrow, toEvent, toMandate, usdc } from "./rows.js"
-
-/**
- * Statement shapes. A multi-row INSERT or an IN list of a new length is new SQL text,
- * so it misses the prepared-statement cache and is parsed again; batches vary in size
- * all the time. Splitting rows into power-of-two chunks (42 rows → 32 + 8 + 2) and
- * padding IN lists to a power of two keeps the number of distinct statements small
- * (a few per table), so they stay prepared. 256 rows stay far below SQLite's 32,766
- * and PostgreSQL's 65,535 parameters.
- */
-const MAX_ROWS_PER_STATEMENT = 256
-const chunks = <A>(items: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  let i = 0
-  while (i < items.length) {
-    let size = MAX_ROWS_PER_STATEMENT
-    while (size > items.length - i) size >>= 1
-    out.push(items.slice(i, i + size))
-    i += size
-  }
-  return out
-}
-/** Repeats the last key up to the next power of two: same rows, one of few statement shapes. */
-const padded = <A>(keys: ReadonlyArray<A>): ReadonlyArray<A> => {
-  let size = 1
-  while (size < keys.length) size <<= 1
-  return size === keys.length ? keys : [...keys, ...Array.from({ length: size - keys.length }, () => keys[keys.length - 1]!)]
-}
-
 
 /** Bounds (TIGER_STYLE): queued commands, batch retries, remembered agent rows. */
 const QUEUE_CAPACITY = 16_384
