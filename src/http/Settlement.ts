@@ -120,6 +120,18 @@ export class Settlement extends Context.Tag("ringmaster/Settlement")<Settlement,
   )
 }
 
+/** Escrows whose parties an instance remembers, at most (~250 bytes each). */
+const KNOWN_ESCROWS_CAPACITY = 16_384
+
+/** What authorizing a settlement reads of an escrow: fixed when it is opened. */
+interface EscrowParties {
+  readonly payer: WalletAddress
+  readonly payee: WalletAddress
+  readonly mandateId: MandateId | null
+}
+
+const isParty = (parties: EscrowParties, caller: Caller) => parties.payer === caller.wallet || parties.payee === caller.wallet
+
 const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthorized> =>
   Effect.fail(new NotAuthorized(field === undefined ? { message } : { message, field }))
 
@@ -138,13 +150,69 @@ export const make = Effect.gen(function*() {
     new Unauthenticated({ message: "missing or invalid API key: send `Authorization: Bearer <api_key>`" })
   )
 
+  /**
+   * The parties of the escrows this instance opened or read. An escrow's payer, payee
+   * and mandate never change, and escrows are never deleted, so a remembered entry
+   * stays true: a release authorizes from it without first reading the escrow, a
+   * read that, through the client, cost ~11% of a lifecycle's CPU over HTTP
+   * (bench:http, 64 connections). An escrow not remembered (opened through another
+   * instance, or evicted: the oldest entry goes first) is read, as before.
+   */
+  const knownParties = new Map<string, EscrowParties>()
+  const rememberParties = (escrow: EscrowRecord) => {
+    if (knownParties.has(escrow.id)) return
+    if (knownParties.size >= KNOWN_ESCROWS_CAPACITY) knownParties.delete(knownParties.keys().next().value!)
+    knownParties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId })
+  }
+
+  const notYours = (id: EscrowId) => refuse(`escrow ${id} is not yours: only its payer and payee may see or settle it`, "escrow_id")
+
   /** The escrow, if the caller is one of its parties. */
   const partyEscrow = (caller: Caller, id: EscrowId) =>
-    Effect.flatMap(ledger.getEscrow(id), (escrow) =>
-      escrow.payer === caller.wallet || escrow.payee === caller.wallet
-        ? Effect.succeed(escrow)
-        : refuse(`escrow ${id} is not yours: only its payer and payee may see or settle it`, "escrow_id")
+    Effect.flatMap(ledger.getEscrow(id), (escrow) => {
+      rememberParties(escrow)
+      return isParty(escrow, caller) ? Effect.succeed(escrow) : notYours(id)
+    })
+
+  /** The payer may release; the payee too when the escrow was opened under a mandate. */
+  const releaseAs = (caller: Caller, id: EscrowId, amount: Usdc | undefined, parties: EscrowParties) =>
+    !isParty(parties, caller)
+      ? notYours(id)
+      : parties.payer === caller.wallet || parties.mandateId !== null
+      ? ledger.releaseEscrow(id, { amount })
+      : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate)`, "escrow_id")
+
+  const createEscrow = (
+    caller: Caller,
+    input: CreateEscrowInput,
+    idempotencyKey: string | undefined
+  ): Effect.Effect<EscrowRecord, NotAuthorized | CreateError> => {
+    const terms = {
+      payer: input.payer,
+      payee: input.payee,
+      amount: input.amount,
+      description: input.description,
+      metadata: input.metadata,
+      idempotencyKey,
+      timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
+    }
+    if (caller.wallet === input.payer) {
+      return input.mandateId === undefined
+        ? ledger.createEscrow(terms)
+        : refuse("mandate_id is for a payee's create; the payer opens escrows directly", "mandate_id")
+    }
+    if (caller.wallet !== input.payee) {
+      return refuse(`wallet ${input.payer} is not yours: only the payer, or the payee under a mandate, may open this escrow`, "payer_wallet")
+    }
+    // The payee's create: the ledger re-checks the mandate (parties, liveness,
+    // maximum, budget) and decrements its budget in the same transaction as the lock.
+    if (input.mandateId !== undefined) return ledger.createEscrow({ ...terms, mandateId: input.mandateId })
+    return Effect.flatMap(ledger.findLiveMandate(input.payer, input.payee), (mandate): Effect.Effect<EscrowRecord, NotAuthorized | CreateError> =>
+      mandate === null
+        ? refuse(`no live mandate from ${input.payer} lets you open escrows against that wallet`, "payer_wallet")
+        : ledger.createEscrow({ ...terms, mandateId: mandate.id })
     )
+  }
 
   const service: SettlementShape = {
     authenticate: (apiKey) =>
@@ -183,40 +251,17 @@ export const make = Effect.gen(function*() {
 
     revokeMandate: (caller, id) => ledger.revokeMandate(id, caller.wallet),
 
-    createEscrow: (caller, input, idempotencyKey) => {
-      const terms = {
-        payer: input.payer,
-        payee: input.payee,
-        amount: input.amount,
-        description: input.description,
-        metadata: input.metadata,
-        idempotencyKey,
-        timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
-      }
-      if (caller.wallet === input.payer) {
-        return input.mandateId === undefined
-          ? ledger.createEscrow(terms)
-          : refuse("mandate_id is for a payee's create; the payer opens escrows directly", "mandate_id")
-      }
-      if (caller.wallet !== input.payee) {
-        return refuse(`wallet ${input.payer} is not yours: only the payer, or the payee under a mandate, may open this escrow`, "payer_wallet")
-      }
-      // The payee's create: the ledger re-checks the mandate (parties, liveness,
-      // maximum, budget) and decrements its budget in the same transaction as the lock.
-      if (input.mandateId !== undefined) return ledger.createEscrow({ ...terms, mandateId: input.mandateId })
-      return Effect.flatMap(ledger.findLiveMandate(input.payer, input.payee), (mandate): Effect.Effect<EscrowRecord, NotAuthorized | CreateError> =>
-        mandate === null
-          ? refuse(`no live mandate from ${input.payer} lets you open escrows against that wallet`, "payer_wallet")
-          : ledger.createEscrow({ ...terms, mandateId: mandate.id })
-      )
-    },
+    createEscrow: (caller, input, idempotencyKey) => Effect.tap(createEscrow(caller, input, idempotencyKey), rememberParties),
 
-    release: (caller, id, amount) =>
-      Effect.flatMap(partyEscrow(caller, id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> =>
-        escrow.payer === caller.wallet || escrow.mandateId !== null
-          ? ledger.releaseEscrow(id, { amount })
-          : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate)`, "escrow_id")
-      ),
+    release: (caller, id, amount) => {
+      const parties = knownParties.get(id)
+      return parties !== undefined
+        ? releaseAs(caller, id, amount, parties)
+        : Effect.flatMap(ledger.getEscrow(id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> => {
+          rememberParties(escrow)
+          return releaseAs(caller, id, amount, escrow)
+        })
+    },
 
     cancel: (caller, id) =>
       Effect.flatMap(partyEscrow(caller, id), (escrow) => {

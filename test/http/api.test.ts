@@ -194,6 +194,44 @@ describe("settlement REST API: happy paths", () => {
       expect(yield* available(h, payer.wallet)).toBe("20.000000")
     }))
 
+  it.scoped("release authorizes alike whether the service opened the escrow (parties remembered) or not (read)", () =>
+    Effect.gen(function*() {
+      const h = yield* serve()
+      const payer = yield* agent(h, "payer", "20")
+      const payee = yield* agent(h, "payee")
+      const stranger = yield* agent(h, "stranger")
+      const terms = { payer: payer.wallet, payee: payee.wallet, amount: u("2"), description: "x" }
+      const openedHere = (yield* h.http("POST", "/api/escrow/create", {
+        key: payer.key,
+        body: { payer_wallet: payer.wallet, payee_wallet: payee.wallet, amount_usdc: "2", description: "x" }
+      })).body.escrow_id
+      // Opened on the ledger directly, as another instance of the service would: this one never saw it.
+      const openedElsewhere = (yield* h.ledger.createEscrow(terms)).id
+      const mandate = yield* h.ledger.createMandate({ payer: payer.wallet, payee: payee.wallet, maxAmount: u("5"), budget: u("5") })
+      const underMandateElsewhere = (yield* h.ledger.createEscrow({ ...terms, mandateId: mandate.id })).id
+
+      for (const id of [openedHere, openedElsewhere]) {
+        const release = (key: string) => h.http("POST", "/api/escrow/release", { key, body: { escrow_id: id } })
+        expect(yield* release(stranger.key), id).toMatchObject({
+          status: 403,
+          body: { error: "forbidden", field: "escrow_id", message: expect.stringContaining("is not yours") }
+        })
+        expect(yield* release(payee.key), id).toMatchObject({ status: 403, body: { error: "forbidden", field: "escrow_id" } })
+        expect((yield* h.ledger.getEscrow(id as never)).status).toBe("pending")
+        expect(yield* release(payer.key), id).toMatchObject({ status: 200, body: { status: "released", released_usdc: "2.000000" } })
+      }
+      // A mandate lets its payee release, nobody else: not a stranger.
+      const byStranger = yield* h.http("POST", "/api/escrow/release", { key: stranger.key, body: { escrow_id: underMandateElsewhere } })
+      expect(byStranger).toMatchObject({ status: 403, body: { error: "forbidden", message: expect.stringContaining("is not yours") } })
+      const byPayee = yield* h.http("POST", "/api/escrow/release", { key: payee.key, body: { escrow_id: underMandateElsewhere } })
+      expect(byPayee).toMatchObject({ status: 200, body: { status: "released" } })
+      // Three releases of 2 USDC, each net of the 1% fee.
+      expect(yield* available(h, payee.wallet)).toBe("5.940000")
+      expect(yield* available(h, payer.wallet)).toBe("14.000000")
+      expect(yield* available(h, stranger.wallet)).toBe("0.000000")
+      expect((yield* h.ledger.verify).violations).toEqual([])
+    }))
+
   it.scoped("payerMayCancelBeforeDeadline lets an orchestrating payer refund early", () =>
     Effect.gen(function*() {
       const h = yield* serve({ settlement: { payerMayCancelBeforeDeadline: true } })
