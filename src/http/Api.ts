@@ -91,6 +91,17 @@ export const RegisteredAgent = Schema.Struct({
   referral_code: ReferralCode
 }).annotations(HttpApiSchema.annotations({ status: 201 }))
 
+/** An agent's public card: who it is, the code that refers others to it, and who referred it. */
+export const AgentCard = Schema.Struct({
+  agent_id: AgentId,
+  agent_name: Schema.String,
+  wallet_address: WalletAddress,
+  referral_code: ReferralCode,
+  /** The agent whose referral code it registered with; null if none. */
+  referrer_wallet: Schema.NullOr(WalletAddress),
+  created_at: Timestamp
+}).annotations({ identifier: "AgentCard" })
+
 export const RotatedKey = Schema.Struct({
   agent_id: AgentId,
   api_key: Schema.Redacted(Schema.String),
@@ -111,6 +122,23 @@ export const Wallet = Schema.Struct({
   /** Held by pending escrows this wallet pays for; not in `balance_usdc`. */
   locked_usdc: AmountOut
 })
+
+const ActivityTotals = {
+  /** Gross paid out of this wallet's escrows (released parts, as payer). */
+  spent_usdc: AmountOut,
+  /** Net received as payee, after fees. */
+  revenue_usdc: AmountOut,
+  /** Fees borne as payee. */
+  fees_paid_usdc: AmountOut,
+  referral_income_usdc: AmountOut
+}
+
+/** Money in and out of one wallet by kind, in total and per region; reconciles with its postings. */
+export const Activity = Schema.Struct({
+  wallet_address: WalletAddress,
+  ...ActivityTotals,
+  by_region: Schema.Record({ key: Schema.String, value: Schema.Struct(ActivityTotals) })
+}).annotations({ identifier: "Activity" })
 
 export const CreateMandateRequest = Schema.Struct({
   payee_wallet: WalletAddress,
@@ -192,6 +220,8 @@ export const EscrowCreated = Escrow.annotations(HttpApiSchema.annotations({ stat
 
 export const ListEscrowsParams = Schema.Struct({
   status: Schema.optional(EscrowStatus),
+  /** Only escrows tagged with this region (`fly_region`). */
+  region: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))),
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 500))),
   cursor: Schema.optional(EscrowId)
 })
@@ -205,7 +235,14 @@ export const EscrowPage = Schema.Struct({
 export const Referrals = Schema.Struct({
   referral_code: ReferralCode,
   referred_agents: Schema.Array(
-    Schema.Struct({ agent_id: AgentId, agent_name: Schema.String, wallet_address: WalletAddress, earned_usdc: AmountOut })
+    Schema.Struct({
+      agent_id: AgentId,
+      agent_name: Schema.String,
+      wallet_address: WalletAddress,
+      referral_code: ReferralCode,
+      created_at: Timestamp,
+      earned_usdc: AmountOut
+    })
   ),
   earned_usdc: AmountOut,
   by_region: Schema.Record({ key: Schema.String, value: AmountOut })
@@ -267,6 +304,12 @@ export class AgentsGroup extends HttpApiGroup.make("agents")
       .annotate(OpenApi.Description, "Issue a new API key; the old one works for a grace period, then stops.")
   )
   .add(
+    HttpApiEndpoint.get("agent")`/api/agents/${addressParam}`
+      .addSuccess(AgentCard)
+      .middleware(Authorization)
+      .annotate(OpenApi.Description, "An agent's public card, for any authenticated agent")
+  )
+  .add(
     HttpApiEndpoint.get("referrals", "/api/referrals")
       .addSuccess(Referrals)
       .middleware(Authorization)
@@ -284,6 +327,11 @@ export class WalletsGroup extends HttpApiGroup.make("wallets")
     HttpApiEndpoint.get("balance")`/api/wallets/${addressParam}`
       .addSuccess(Wallet)
       .annotate(OpenApi.Description, "The caller's own wallet: available and locked")
+  )
+  .add(
+    HttpApiEndpoint.get("activity")`/api/wallets/${addressParam}/activity`
+      .addSuccess(Activity)
+      .annotate(OpenApi.Description, "The caller's own wallet: spent, revenue, fees and referral income, in total and per region")
   )
   .middleware(Authorization) {}
 

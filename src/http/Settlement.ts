@@ -19,6 +19,7 @@ import type { AgentRecord, EscrowRecord, EscrowStatus, MandateRecord, Metadata, 
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import {
+  type ActivityReport,
   type CancelError,
   type CreateError,
   type EscrowPage,
@@ -107,9 +108,18 @@ export interface SettlementShape {
   readonly get: (caller: Caller, id: EscrowId) => Effect.Effect<EscrowRecord, NotAuthorized | Errors.EscrowNotFound | Errors.LedgerUnavailable>
   readonly list: (
     caller: Caller,
-    query: { readonly status?: EscrowStatus | undefined; readonly limit?: number | undefined; readonly cursor?: EscrowId | undefined }
+    query: {
+      readonly status?: EscrowStatus | undefined
+      readonly region?: string | undefined
+      readonly limit?: number | undefined
+      readonly cursor?: EscrowId | undefined
+    }
   ) => Effect.Effect<EscrowPage, Errors.LedgerUnavailable>
   readonly referralStats: (caller: Caller) => Effect.Effect<ReferralReport, Errors.AgentNotFound | Errors.LedgerUnavailable>
+  /** Any agent's public card (name, referral code, referrer), for any authenticated agent. */
+  readonly agentCard: (caller: Caller, wallet: WalletAddress) => Effect.Effect<AgentRecord, Errors.AgentNotFound | Errors.LedgerUnavailable>
+  /** The caller's own wallet's money in and out, per region. */
+  readonly activity: (caller: Caller, wallet: WalletAddress) => Effect.Effect<ActivityReport, NotAuthorized | Errors.LedgerUnavailable>
 }
 
 export class Settlement extends Context.Tag("ringmaster/Settlement")<Settlement, SettlementShape>() {
@@ -283,7 +293,14 @@ export const make = Effect.gen(function*() {
 
     list: (caller, query) => ledger.listEscrows({ ...query, wallet: caller.wallet }),
 
-    referralStats: (caller) => ledger.referrals(caller.wallet)
+    referralStats: (caller) => ledger.referrals(caller.wallet),
+
+    agentCard: (_caller, wallet) => ledger.getAgent(wallet),
+
+    activity: (caller, wallet) =>
+      wallet === caller.wallet
+        ? ledger.activity(wallet)
+        : refuse(`wallet ${wallet} is not yours: only its owner may read its activity`, "address")
   }
   return service
 })

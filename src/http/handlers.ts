@@ -70,6 +70,9 @@ const AgentsLive = HttpApiBuilder.group(SettlementApi, "agents", (handlers) =>
             })),
             wire
           )))
+      .handle("agent", ({ path }) =>
+        Effect.flatMap(CurrentCaller, (caller) =>
+          settlement.agentCard(caller, path.address).pipe(Effect.map(View.agentCardView), wire)))
       .handle("referrals", () =>
         Effect.flatMap(CurrentCaller, (caller) => settlement.referralStats(caller).pipe(Effect.map(View.referralsView), wire)))
   }))
@@ -85,7 +88,10 @@ const WalletsLive = HttpApiBuilder.group(SettlementApi, "wallets", (handlers) =>
           )))
       .handle("balance", ({ path }) =>
         Effect.flatMap(CurrentCaller, (caller) =>
-          settlement.balance(caller, path.address).pipe(Effect.map(View.walletView), wire)))))
+          settlement.balance(caller, path.address).pipe(Effect.map(View.walletView), wire)))
+      .handle("activity", ({ path }) =>
+        Effect.flatMap(CurrentCaller, (caller) =>
+          settlement.activity(caller, path.address).pipe(Effect.map(View.activityView), wire)))))
 
 const MandatesLive = HttpApiBuilder.group(SettlementApi, "mandates", (handlers) =>
   Effect.map(Settlement, (settlement) =>

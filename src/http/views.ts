@@ -3,10 +3,10 @@
  * handlers, the MCP tools (same JSON as the matching route) and the HTTP `Escrow`
  * client (which turns a view back into the `EscrowRecord` its callers expect).
  */
-import type { EscrowRecord, MandateRecord, WalletBalance } from "../domain/Escrow.js"
+import type { AgentRecord, EscrowRecord, MandateRecord, WalletBalance } from "../domain/Escrow.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { type FeeSchedule, feeOf } from "../ledger/FeeSchedule.js"
-import type { FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
+import type { ActivityReport, ActivityTotals, FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
 import type * as Api from "./Api.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
@@ -100,8 +100,71 @@ export const referralsView = (r: ReferralReport): Type<typeof Api.Referrals> => 
     agent_id: x.agent.agentId,
     agent_name: x.agent.name,
     wallet_address: x.agent.wallet,
+    referral_code: x.agent.referralCode,
+    created_at: x.agent.createdAtMs,
     earned_usdc: x.earned
   })),
   earned_usdc: r.earned,
   by_region: r.byRegion
+})
+
+/** The report behind a view, given the agent it is about (whose card the view does not carry). */
+export const referralsFromView = (agent: AgentRecord, v: Type<typeof Api.Referrals>): ReferralReport => ({
+  agent,
+  referred: v.referred_agents.map((x) => ({
+    agent: {
+      agentId: x.agent_id,
+      wallet: x.wallet_address,
+      name: x.agent_name,
+      referralCode: x.referral_code,
+      referrer: agent.wallet,
+      createdAtMs: x.created_at
+    },
+    earned: x.earned_usdc
+  })),
+  earned: v.earned_usdc,
+  byRegion: v.by_region
+})
+
+export const agentCardView = (a: AgentRecord): Type<typeof Api.AgentCard> => ({
+  agent_id: a.agentId,
+  agent_name: a.name,
+  wallet_address: a.wallet,
+  referral_code: a.referralCode,
+  referrer_wallet: a.referrer,
+  created_at: a.createdAtMs
+})
+
+export const agentFromCard = (v: Type<typeof Api.AgentCard>): AgentRecord => ({
+  agentId: v.agent_id,
+  wallet: v.wallet_address,
+  name: v.agent_name,
+  referralCode: v.referral_code,
+  referrer: v.referrer_wallet,
+  createdAtMs: v.created_at
+})
+
+const totalsView = (t: ActivityTotals) => ({
+  spent_usdc: t.spent,
+  revenue_usdc: t.revenue,
+  fees_paid_usdc: t.feesPaid,
+  referral_income_usdc: t.referralIncome
+})
+const totalsFromView = (v: ReturnType<typeof totalsView>): ActivityTotals => ({
+  spent: v.spent_usdc,
+  revenue: v.revenue_usdc,
+  feesPaid: v.fees_paid_usdc,
+  referralIncome: v.referral_income_usdc
+})
+
+export const activityView = (a: ActivityReport): Type<typeof Api.Activity> => ({
+  wallet_address: a.wallet,
+  ...totalsView(a),
+  by_region: Object.fromEntries(Object.entries(a.byRegion).map(([region, t]) => [region, totalsView(t)]))
+})
+
+export const activityFromView = (v: Type<typeof Api.Activity>): ActivityReport => ({
+  wallet: v.wallet_address,
+  ...totalsFromView(v),
+  byRegion: Object.fromEntries(Object.entries(v.by_region).map(([region, t]) => [region, totalsFromView(t)]))
 })

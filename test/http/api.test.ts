@@ -159,10 +159,32 @@ describe("settlement REST API: happy paths", () => {
         status: 200,
         body: {
           referral_code: alice.referralCode,
-          referred_agents: [{ agent_id: bob.agentId, agent_name: "bob", wallet_address: bob.wallet, earned_usdc: "0.018000" }],
+          referred_agents: [
+            { agent_id: bob.agentId, agent_name: "bob", wallet_address: bob.wallet, referral_code: bob.referralCode, earned_usdc: "0.018000" }
+          ],
           earned_usdc: "0.018000",
           by_region: { ams: "0.015000", "test-region": "0.003000" }
         }
+      })
+
+      // An agent's public card, for any authenticated agent: carol reads bob's, referred by alice.
+      const card = yield* http("GET", `/api/agents/${bob.wallet}`, { key: carol.key })
+      expect(card).toMatchObject({
+        status: 200,
+        body: { agent_id: bob.agentId, agent_name: "bob", wallet_address: bob.wallet, referral_code: bob.referralCode, referrer_wallet: alice.wallet }
+      })
+      expect(card.body.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      expect((yield* http("GET", `/api/agents/${alice.wallet}`, { key: carol.key })).body.referrer_wallet).toBeNull()
+
+      // Activity, the owner's only: alice spent and earned nothing but her referral shares, per region.
+      const activity = yield* http("GET", `/api/wallets/${alice.wallet}/activity`, { key: alice.key })
+      const zero = { spent_usdc: "0.000000", revenue_usdc: "0.000000", fees_paid_usdc: "0.000000" }
+      expect(activity.status).toBe(200)
+      expect(activity.body).toEqual({
+        wallet_address: alice.wallet,
+        ...zero,
+        referral_income_usdc: "0.018000",
+        by_region: { ams: { ...zero, referral_income_usdc: "0.015000" }, "test-region": { ...zero, referral_income_usdc: "0.003000" } }
       })
 
       // Key rotation: a new key that works at once.
@@ -254,6 +276,7 @@ describe("settlement REST API: happy paths", () => {
       expect(Object.keys(spec.body.paths).sort()).toEqual([
         "/api/agents",
         "/api/agents/rotate-key",
+        "/api/agents/{address}",
         "/api/escrow/cancel",
         "/api/escrow/create",
         "/api/escrow/release",
@@ -264,6 +287,7 @@ describe("settlement REST API: happy paths", () => {
         "/api/mandates/{id}",
         "/api/referrals",
         "/api/wallets/{address}",
+        "/api/wallets/{address}/activity",
         "/health"
       ])
       const create = spec.body.paths["/api/escrow/create"].post
@@ -356,6 +380,7 @@ describe("settlement REST API: every refusal changes nothing", () => {
         ["payee without a mandate", 403, "forbidden", "payer_wallet", h.http("POST", "/api/escrow/create", { key: payee.key, body: escrowBody() })],
         ["faucet for another wallet", 403, "forbidden", "wallet_address", h.http("POST", "/api/faucet/claim", { key: stranger.key, body: { wallet_address: payer.wallet, agent_name: "x" } })],
         ["another's wallet", 403, "forbidden", "wallet_address", h.http("GET", `/api/wallets/${payer.wallet}`, { key: stranger.key })],
+        ["another's activity", 403, "forbidden", "address", h.http("GET", `/api/wallets/${payer.wallet}/activity`, { key: stranger.key })],
         ["another's escrow", 403, "forbidden", "escrow_id", h.http("GET", `/api/escrow/${w.pending}`, { key: stranger.key })],
         ["release by a stranger", 403, "forbidden", "escrow_id", h.http("POST", "/api/escrow/release", { key: stranger.key, body: { escrow_id: w.pending } })],
         ["release by the payee (no mandate)", 403, "forbidden", "escrow_id", h.http("POST", "/api/escrow/release", { key: payee.key, body: { escrow_id: w.pending } })],
@@ -363,6 +388,8 @@ describe("settlement REST API: every refusal changes nothing", () => {
         ["cancel by a stranger", 403, "forbidden", "escrow_id", h.http("POST", "/api/escrow/cancel", { key: stranger.key, body: { escrow_id: w.pending } })],
         // 404
         ["unknown escrow", 404, "escrow_not_found", "escrow_id", h.http("GET", "/api/escrow/esc_0000000000000000000000000", { key: payer.key })],
+        ["unknown agent", 404, "agent_not_found", undefined, h.http("GET", `/api/agents/0x${"7".repeat(40)}`, { key: payer.key })],
+        ["agent card without a key", 401, "unauthorized", undefined, h.http("GET", `/api/agents/${payer.wallet}`)],
         ["release of an unknown escrow", 404, "escrow_not_found", "escrow_id", h.http("POST", "/api/escrow/release", { key: payer.key, body: { escrow_id: "esc_0000000000000000000000000" } })],
         ["revoke an unknown mandate", 404, "mandate_not_found", "mandate_id", h.http("DELETE", "/api/mandates/mdt_0000000000000000000000000", { key: payer.key })],
         ["unregistered payee", 404, "agent_not_found", undefined, h.http("POST", "/api/escrow/create", { key: payer.key, body: escrowBody({ payee_wallet: "0x" + "9".repeat(40) }) })],
