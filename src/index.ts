@@ -73,7 +73,19 @@ export type {
   SpawnOptions,
   StreamOptions
 } from "./agents/Orchestrator.js"
-export { Accounts } from "./agents/Accounts.js"
+import { Accounts as AccountsTag } from "./agents/Accounts.js"
+import * as AccountsHttp from "./agents/AccountsHttp.js"
+/**
+ * The Accounts port (`Accounts.layerFromLedger`), with its remote layers attached here
+ * for the same reason as Escrow's: `Accounts.layerHttp({ baseUrl, apiKey })` and
+ * `Accounts.layerHttpConfig` (`ESCROW_BASE`, `PF_API_KEY`).
+ */
+export const Accounts = Object.assign(AccountsTag, {
+  layerHttp: AccountsHttp.layer,
+  layerHttpConfig: AccountsHttp.layerConfig
+})
+export type Accounts = AccountsTag
+export * as AccountsHttp from "./agents/AccountsHttp.js"
 export type { AccountsShape } from "./agents/Accounts.js"
 export * as RemoteAgent from "./agents/RemoteAgent.js"
 export { AgentApi, AgentNotServed } from "./agents/AgentApi.js"

@@ -1,7 +1,8 @@
 /**
  * The orchestrator's view of account provisioning and reporting: a small port so
- * the runtime works both on the in-process `Ledger` and (later) on a remote
- * settlement service, without knowing which.
+ * the runtime works both on the in-process `Ledger` (`Accounts.layerFromLedger`) and
+ * on a remote settlement service (`Accounts.layerHttp`, src/agents/AccountsHttp.ts),
+ * without knowing which.
  *
  * Money moves only through the `Escrow` port; this port registers agents, funds
  * them (faucet, deposits in demos) and reads what the ledger recorded.

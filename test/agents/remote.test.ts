@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
-import { Accounts, fromLedger as accountsFromLedger } from "../../src/agents/Accounts.js"
+import * as AccountsHttp from "../../src/agents/AccountsHttp.js"
 import * as Agent from "../../src/agents/Agent.js"
 import { EscrowRefused } from "../../src/agents/errors.js"
 import { Orchestrator } from "../../src/agents/Orchestrator.js"
@@ -15,7 +15,7 @@ import * as Usdc from "../../src/domain/Usdc.js"
 import { Escrow } from "../../src/escrow/Escrow.js"
 import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
 import * as Server from "../../src/http/server.js"
-import { Ledger, type LedgerShape } from "../../src/ledger/Ledger.js"
+import { Ledger } from "../../src/ledger/Ledger.js"
 import { EscrowTest } from "../../src/escrow/EscrowTest.js"
 import { backends, Facts, feeOf, shareOf, Topic, u, worldOn } from "./support.js"
 
@@ -117,11 +117,10 @@ const post = (url: string, body: unknown) =>
     return { status: response.status, body: (await response.json()) as Record<string, any> }
   })
 
-/** An orchestrator for an already registered wallet, its escrows over HTTP with the wallet's key. */
-const orchestratorOver = (base: string, ledger: LedgerShape, who: Registered, name: string) =>
+/** An orchestrator for an already registered wallet, its accounts and escrows over HTTP with the wallet's key. */
+const orchestratorOver = (base: string, who: Registered, name: string) =>
   Orchestrator.layer({ name, existing: true, wallet: who.wallet }).pipe(
-    // Accounts straight from the settlement's ledger: registration and reports have no HTTP port yet.
-    Layer.provideMerge(Layer.succeed(Accounts, accountsFromLedger(ledger))),
+    Layer.provideMerge(AccountsHttp.layer({ baseUrl: base, apiKey: who.key })),
     Layer.provideMerge(EscrowHttp.layer({ baseUrl: base, apiKey: who.key }))
   )
 
@@ -149,11 +148,11 @@ const world = Effect.gen(function*() {
   // Service A serves the reasoner, which hires B's fetcher with A's wallet.
   const serviceA = yield* Layer.build(
     RemoteAgent.layerServer([makeReasoner(urlB)], { identity: yield* ledger.getAgent(a.wallet) }).pipe(
-      Layer.provideMerge(orchestratorOver(base, ledger, a, "service-a"))
+      Layer.provideMerge(orchestratorOver(base, a, "service-a"))
     )
   )
   const urlA = yield* Effect.provide(RemoteAgent.baseUrl, serviceA)
-  const userContext = yield* Layer.build(orchestratorOver(base, ledger, user, "user"))
+  const userContext = yield* Layer.build(orchestratorOver(base, user, "user"))
   return { base, ledger, user, a, b, urlA, urlB, userContext }
 })
 
@@ -265,7 +264,7 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       const error = yield* Effect.gen(function*() {
         const handle = yield* Orchestrator.spawn(RemoteAgent.remote({ name: "flaky", url, input: Topic, output: Facts, price: Usdc.make("2") }))
         return yield* Effect.flip(Orchestrator.delegate(handle, { topic: "x" }))
-      }).pipe(Effect.provide(orchestratorOver(base, ledger, user, "user")))
+      }).pipe(Effect.provide(orchestratorOver(base, user, "user")))
       expect(error).toMatchObject({ _tag: "RemoteTaskFailed", agent: "flaky" })
       expect((yield* ledger.listEscrows({})).escrows.map((e) => e.status)).toEqual(["cancelled"])
       expect((yield* ledger.balance(user.wallet)).available).toBe(u("10"))

@@ -1,0 +1,170 @@
+/**
+ * `Accounts` against a remote settlement service (`Accounts.layerHttp`): an
+ * orchestrator registers, funds and reports on its sub-agents through the
+ * service's REST API instead of an in-process ledger. Pair it with
+ * `Escrow.layerHttp` on the same service and key.
+ *
+ * The service authorizes by API key, and most of its routes serve only the
+ * caller's own wallet: the faucet, a wallet's balance and activity, its escrows
+ * and its referral report. So this layer keeps the key of every agent it registers
+ * (in memory, for the life of the layer: the service shows a key only once) and
+ * calls for a wallet with that wallet's key; for any other wallet it uses the key
+ * it was given, the orchestrator's own. Whether that key may read the wallet is
+ * the service's decision: a refusal comes back as `LedgerUnavailable` naming it.
+ * Any agent's public card (`getAgent`) is readable with any key.
+ *
+ * What the settlement API does not do, this layer cannot: deposits (funds arrive
+ * from the faucet, or from outside the ledger) fail with `InvalidInput`.
+ *
+ * Retries (src/http/SettlementClient.ts): reads on any transient failure; a
+ * registration or a faucet claim only on 429, which the service answers before
+ * doing anything, since a repeat after it acted would register a second agent or
+ * be told the faucet was already claimed.
+ */
+import { Effect, Layer, type Redacted, type Scope } from "effect"
+import type * as Errors from "../domain/errors.js"
+import { InvalidInput } from "../domain/errors.js"
+import type { WalletAddress } from "../domain/ids.js"
+import * as EscrowHttp from "../escrow/EscrowHttp.js"
+import * as SettlementClient from "../http/SettlementClient.js"
+import * as View from "../http/views.js"
+import { Accounts, type AccountsShape } from "./Accounts.js"
+
+export interface AccountsHttpOptions extends SettlementClient.SettlementClientOptions {
+  /** The key of the agent this process acts for (the orchestrator's; `PF_API_KEY`). */
+  readonly apiKey: Redacted.Redacted<string>
+}
+
+/** Keys of agents registered through one layer, at most: a bound on what it keeps in memory. */
+const MAX_KEYS = 100_000
+
+const registerErrors = new Set([
+  "InvalidInput",
+  "WalletAlreadyRegistered",
+  "ReferralCodeNotFound",
+  "ReferralCycle",
+  "LedgerUnavailable"
+])
+const faucetErrors = new Set([
+  "AgentNotFound",
+  "FaucetAlreadyClaimed",
+  "FaucetTreasuryEmpty",
+  "FaucetDailyCapReached",
+  "InvalidInput",
+  "LedgerUnavailable"
+])
+const agentErrors = new Set(["AgentNotFound", "LedgerUnavailable"])
+const readErrors = new Set(["LedgerUnavailable"])
+
+export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const settlement = yield* SettlementClient.make("AccountsHttp", options)
+    const { call } = settlement
+    const { isRateLimited, isTransient } = SettlementClient
+    const own = yield* settlement.clientFor(options.apiKey)
+
+    /** Clients for the agents registered here, by wallet. */
+    const registered = new Map<string, SettlementClient.Client>()
+    const clientOf = (wallet: WalletAddress | undefined) => (wallet === undefined ? own : registered.get(wallet) ?? own)
+
+    const getAgent: AccountsShape["getAgent"] = (wallet) =>
+      call<ReturnType<typeof View.agentFromCard>, Errors.AgentNotFound | Errors.LedgerUnavailable>(
+        "getAgent",
+        Effect.map(own.agents.agent({ path: { address: wallet } }), View.agentFromCard),
+        isTransient,
+        agentErrors
+      )
+
+    const accounts: AccountsShape = {
+      register: (input) =>
+        Effect.gen(function*() {
+          const created = yield* call<
+            { readonly wallet_address: WalletAddress; readonly api_key: Redacted.Redacted<string> },
+            Effect.Effect.Error<ReturnType<AccountsShape["register"]>>
+          >(
+            "register",
+            own.agents.register({
+              payload: { agent_name: input.name, wallet_address: input.wallet, referral_code: input.referralCode }
+            }),
+            isRateLimited,
+            registerErrors
+          )
+          if (registered.size < MAX_KEYS) registered.set(created.wallet_address, yield* settlement.clientFor(created.api_key))
+          // The card carries what the registration's answer does not: the referrer's wallet, the time.
+          return yield* getAgent(created.wallet_address).pipe(
+            Effect.catchTag("AgentNotFound", (e) =>
+              Effect.fail(new InvalidInput({ field: "wallet", message: `registered, then not found: ${e.message}` })))
+          )
+        }),
+
+      claimFaucet: (wallet, agentName) =>
+        call(
+          "claimFaucet",
+          Effect.map(
+            clientOf(wallet).wallets.claimFaucet({ payload: { wallet_address: wallet, agent_name: agentName } }),
+            (claimed) => ({ wallet, agentName, credited: claimed.credited_usdc, balance: claimed.balance_usdc })
+          ),
+          isRateLimited,
+          faucetErrors
+        ),
+
+      deposit: (wallet) =>
+        Effect.fail(
+          new InvalidInput({
+            field: "wallet",
+            message: `the settlement service takes no deposits over its API: fund ${wallet} from the faucet or from outside the ledger`
+          })
+        ),
+
+      getAgent,
+
+      balance: (wallet) =>
+        call(
+          "balance",
+          Effect.map(clientOf(wallet).wallets.balance({ path: { address: wallet } }), (w) => ({
+            wallet: w.wallet_address,
+            available: w.balance_usdc,
+            locked: w.locked_usdc
+          })),
+          isTransient,
+          readErrors
+        ),
+
+      activity: (wallet) =>
+        call(
+          "activity",
+          Effect.map(clientOf(wallet).wallets.activity({ path: { address: wallet } }), View.activityFromView),
+          isTransient,
+          readErrors
+        ),
+
+      referrals: (wallet) =>
+        Effect.flatMap(getAgent(wallet), (agent) =>
+          call(
+            "referrals",
+            Effect.map(clientOf(wallet).agents.referrals(), (view) => View.referralsFromView(agent, view)),
+            isTransient,
+            agentErrors
+          )),
+
+      escrows: (query) =>
+        call(
+          "escrows",
+          Effect.map(
+            clientOf(query.wallet).escrow.list({
+              urlParams: { status: query.status, region: query.region, limit: query.limit, cursor: query.cursor }
+            }),
+            (page) => ({ escrows: page.escrows.map(View.escrowFromView), nextCursor: page.next_cursor })
+          ),
+          isTransient,
+          readErrors
+        )
+    }
+    return accounts
+  })
+
+/** `Accounts` on the settlement service at `baseUrl`, acting with `apiKey`. */
+export const layer = (options: AccountsHttpOptions): Layer.Layer<Accounts> => Layer.scoped(Accounts, make(options))
+
+/** From the environment, as `Escrow.layerHttpConfig`: `ESCROW_BASE`, `PF_API_KEY`, `ESCROW_CONNECT_TIMEOUT`, `ESCROW_READ_TIMEOUT`. */
+export const layerConfig = Layer.scoped(Accounts, Effect.flatMap(EscrowHttp.config, make))

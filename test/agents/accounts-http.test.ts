@@ -1,0 +1,132 @@
+/**
+ * An orchestrator on a remote settlement service only: `Accounts.layerHttp` and
+ * `Escrow.layerHttp` against a real server on a loopback port. Sub-agents are
+ * registered, referred, funded from the faucet and paid over HTTP; every figure is
+ * checked against the server's ledger to the micro-USDC.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Redacted } from "effect"
+import { Accounts } from "../../src/agents/Accounts.js"
+import * as AccountsHttp from "../../src/agents/AccountsHttp.js"
+import * as Agent from "../../src/agents/Agent.js"
+import { Orchestrator } from "../../src/agents/Orchestrator.js"
+import type { ReferralCode, WalletAddress } from "../../src/domain/ids.js"
+import * as Usdc from "../../src/domain/Usdc.js"
+import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
+import * as Server from "../../src/http/server.js"
+import { Ledger } from "../../src/ledger/Ledger.js"
+import { Facts, feeOf, shareOf, Topic, u } from "./support.js"
+
+const PRICE = Usdc.make("0.40")
+
+const Fetcher = Agent.make({
+  name: "fetcher",
+  input: Topic,
+  output: Facts,
+  price: PRICE,
+  run: ({ topic }) => Effect.succeed({ facts: [`${topic}: 2 sources`] })
+})
+
+const Broken = Agent.make({
+  name: "broken",
+  input: Topic,
+  output: Facts,
+  price: PRICE,
+  run: () => Effect.fail("upstream down" as const)
+})
+
+/** A settlement service on a loopback port, the orchestrator's agent registered over HTTP and funded. */
+const world = Effect.gen(function*() {
+  const settlement = yield* Layer.build(
+    Server.layerMemory({
+      // An orchestrating payer cancels failed tasks itself, before their deadline.
+      settlement: { port: 0, host: "127.0.0.1", payerMayCancelBeforeDeadline: true }
+    })
+  )
+  const baseUrl = yield* Effect.provide(Server.baseUrl, settlement)
+  const ledger = Context.get(settlement, Ledger)
+  const response = yield* Effect.promise(() =>
+    fetch(`${baseUrl}/api/agents`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ agent_name: "orchestrator" })
+    }).then((r) => r.json() as Promise<Record<string, string>>)
+  )
+  const wallet = response.wallet_address as WalletAddress
+  const apiKey = Redacted.make(response.api_key!)
+  yield* ledger.deposit(wallet, Usdc.make("50"))
+  const remote = Layer.mergeAll(AccountsHttp.layer({ baseUrl, apiKey }), EscrowHttp.layer({ baseUrl, apiKey }))
+  return { baseUrl, ledger, wallet, referralCode: response.referral_code as ReferralCode, remote }
+})
+
+describe("Accounts.layerHttp: an orchestrator on a remote settlement service", () => {
+  it.scopedLive("spawns, refers, funds and pays sub-agents over HTTP; earnings reconcile with the server's ledger", () =>
+    Effect.gen(function*() {
+      const { ledger, remote, wallet } = yield* world
+      const orchestrator = Orchestrator.layer({ name: "orchestrator", existing: true, wallet }).pipe(Layer.provideMerge(remote))
+
+      const { handle, result, earnings, payments, failed } = yield* Effect.gen(function*() {
+        const handle = yield* Orchestrator.spawn(Fetcher, { faucet: true })
+        const result = yield* Orchestrator.delegate(handle, { topic: "rates" })
+        const broken = yield* Orchestrator.spawn(Broken)
+        const failed = yield* Effect.exit(Orchestrator.delegate(broken, { topic: "rates" }))
+        return { handle, result, failed, earnings: yield* Orchestrator.earnings, payments: yield* (yield* Orchestrator).payments() }
+      }).pipe(Effect.provide(orchestrator))
+
+      expect(result).toEqual({ facts: ["rates: 2 sources"] })
+      expect(Exit.isFailure(failed)).toBe(true)
+      // Registered on the server, referred by the orchestrator, its faucet claimed with its own key.
+      const onServer = yield* ledger.getAgent(handle.wallet)
+      expect(onServer).toEqual(handle.identity)
+      expect(onServer.referrer).toBe(wallet)
+      const fee = feeOf(PRICE)
+      expect((yield* ledger.balance(handle.wallet)).available).toBe(u("1") + PRICE - fee)
+      // Paid once, refunded once: the orchestrator spent the price, earned the referral share of its fee.
+      expect((yield* ledger.balance(wallet)).available).toBe(u("50") - PRICE + shareOf(PRICE))
+      expect(earnings.spending).toBe(PRICE)
+      expect(earnings.referralIncome).toBe(shareOf(PRICE))
+      expect(earnings.net).toBe(shareOf(PRICE) - PRICE)
+      const referred = earnings.referred.map((r) => [r.agent.wallet, r.agent.referralCode, r.earned])
+      expect(referred).toContainEqual([handle.wallet, handle.identity.referralCode, shareOf(PRICE)])
+      expect(referred).toHaveLength(2)
+      // Who paid whom, with names from the agents' public cards.
+      expect(payments.map((p) => [p.payeeName, p.status, p.released, p.refunded])).toEqual([
+        ["fetcher", "released", PRICE, 0n],
+        ["broken", "cancelled", 0n, PRICE]
+      ])
+      expect((yield* ledger.verify).violations).toEqual([])
+    }))
+
+  it.scopedLive("what the service refuses or does not offer comes back typed, and changes nothing", () =>
+    Effect.gen(function*() {
+      const { ledger, remote, wallet } = yield* world
+      const stranger = yield* ledger.registerAgent({ name: "stranger" })
+      const before = yield* ledger.balance(wallet)
+      const outcomes = yield* Effect.gen(function*() {
+        const accounts = yield* Accounts
+        return {
+          deposit: yield* Effect.flip(accounts.deposit(wallet, Usdc.make("1"))),
+          unknown: yield* Effect.flip(accounts.getAgent(`0x${"7".repeat(40)}` as WalletAddress)),
+          badCode: yield* Effect.flip(accounts.register({ name: "x", referralCode: "ref_doesnotexist" as ReferralCode })),
+          taken: yield* Effect.flip(accounts.register({ name: "x", wallet: stranger.wallet })),
+          othersBalance: yield* Effect.flip(accounts.balance(stranger.wallet)),
+          othersFaucet: yield* Effect.flip(accounts.claimFaucet(stranger.wallet, "stranger")),
+          strangerCard: yield* accounts.getAgent(stranger.wallet),
+          own: yield* accounts.balance(wallet)
+        }
+      }).pipe(Effect.provide(remote))
+
+      expect(outcomes.deposit).toMatchObject({ _tag: "InvalidInput", field: "wallet" })
+      expect(outcomes.unknown._tag).toBe("AgentNotFound")
+      expect(outcomes.badCode._tag).toBe("ReferralCodeNotFound")
+      expect(outcomes.taken._tag).toBe("WalletAlreadyRegistered")
+      expect(outcomes.othersBalance).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("403") })
+      expect(outcomes.othersFaucet).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("403") })
+      expect(outcomes.strangerCard).toEqual(stranger)
+      expect(outcomes.own).toEqual(before)
+      expect(yield* ledger.balance(wallet)).toEqual(before)
+      expect((yield* ledger.balance(stranger.wallet)).available).toBe(0n)
+      expect((yield* ledger.verify).violations).toEqual([])
+    }))
+})
+
