@@ -22,20 +22,20 @@
  * be told the faucet was already claimed.
  */
 import { Effect, Layer, type Redacted, type Scope } from "effect"
-import type * as Errors from "../domain/errors.js"
-import { InvalidInput } from "../domain/errors.js"
+import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { WalletAddress } from "../domain/ids.js"
 import * as EscrowHttp from "../escrow/EscrowHttp.js"
 import * as SettlementClient from "../http/SettlementClient.js"
 import * as View from "../http/views.js"
-import { Accounts, type AccountsShape } from "./Accounts.js"
+import type { RegisterAgentInput } from "../ledger/Ledger.js"
+import { Accounts, type AccountsShape, type RegisterError } from "./Accounts.js"
 
 export interface AccountsHttpOptions extends SettlementClient.SettlementClientOptions {
   /** The key of the agent this process acts for (the orchestrator's; `PF_API_KEY`). */
   readonly apiKey: Redacted.Redacted<string>
 }
 
-/** Keys of agents registered through one layer, at most: a bound on what it keeps in memory. */
+/** Keys of agents registered through one layer, at most (beyond it the oldest is forgotten, and its wallet read with the layer's own key). */
 const MAX_KEYS = 100_000
 
 const registerErrors = new Set([
@@ -68,32 +68,32 @@ export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape,
     const clientOf = (wallet: WalletAddress | undefined) => (wallet === undefined ? own : registered.get(wallet) ?? own)
 
     const getAgent: AccountsShape["getAgent"] = (wallet) =>
-      call<ReturnType<typeof View.agentFromCard>, Errors.AgentNotFound | Errors.LedgerUnavailable>(
-        "getAgent",
-        Effect.map(own.agents.agent({ path: { address: wallet } }), View.agentFromCard),
-        isTransient,
-        agentErrors
+      call("getAgent", Effect.map(own.agents.agent({ path: { address: wallet } }), View.agentFromCard), isTransient, agentErrors)
+
+    const registerOnService = (
+      input: RegisterAgentInput
+    ): Effect.Effect<{ readonly wallet_address: WalletAddress; readonly api_key: Redacted.Redacted<string> }, RegisterError> =>
+      call(
+        "register",
+        own.agents.register({ payload: { agent_name: input.name, wallet_address: input.wallet, referral_code: input.referralCode } }),
+        isRateLimited,
+        registerErrors
       )
+
+    const remember = (wallet: WalletAddress, client: SettlementClient.Client) => {
+      if (registered.size >= MAX_KEYS) registered.delete(registered.keys().next().value!)
+      registered.set(wallet, client)
+    }
 
     const accounts: AccountsShape = {
       register: (input) =>
         Effect.gen(function*() {
-          const created = yield* call<
-            { readonly wallet_address: WalletAddress; readonly api_key: Redacted.Redacted<string> },
-            Effect.Effect.Error<ReturnType<AccountsShape["register"]>>
-          >(
-            "register",
-            own.agents.register({
-              payload: { agent_name: input.name, wallet_address: input.wallet, referral_code: input.referralCode }
-            }),
-            isRateLimited,
-            registerErrors
-          )
-          if (registered.size < MAX_KEYS) registered.set(created.wallet_address, yield* settlement.clientFor(created.api_key))
+          const created = yield* registerOnService(input)
+          remember(created.wallet_address, yield* settlement.clientFor(created.api_key))
           // The card carries what the registration's answer does not: the referrer's wallet, the time.
           return yield* getAgent(created.wallet_address).pipe(
             Effect.catchTag("AgentNotFound", (e) =>
-              Effect.fail(new InvalidInput({ field: "wallet", message: `registered, then not found: ${e.message}` })))
+              Effect.fail(new LedgerUnavailable({ message: `registered ${created.wallet_address}, then could not read its card: ${e.message}` })))
           )
         }),
 

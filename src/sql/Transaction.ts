@@ -22,7 +22,11 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Effect, Exit } from "effect"
 
-/** Executes a statement on the transaction's connection, without the client's span and connection scope. */
+/**
+ * Executes a statement on the transaction's connection. Through the client, each
+ * statement would also open a span and a Scope to acquire the connection the batch
+ * already holds: ~60 µs apiece, measured, against tens of µs of SQLite work.
+ */
 export type Run = <A extends object>(statement: Statement.Statement<A>) => Effect.Effect<ReadonlyArray<A>, SqlError>
 
 const onConnection = (connection: Connection): Run => (statement) => {
