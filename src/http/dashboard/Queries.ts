@@ -10,9 +10,10 @@
  * bounded: pages by `limit`, series by `MAX_BUCKETS`, the network by `maxAgents`.
  */
 import { SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { LedgerUnavailable } from "../../domain/errors.js"
 import type { AgentRecord, EscrowRecord, EscrowStatus } from "../../domain/Escrow.js"
 import { EscrowStatuses } from "../../domain/Escrow.js"
@@ -20,6 +21,7 @@ import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import { SystemAccount } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { big as rowBig, type Row, toAgent, toEscrow } from "../../ledger/rows.js"
+import * as SqliteReadWorker from "../../sql/SqliteReadWorker.js"
 import { MAX_BUCKETS } from "./Api.js"
 
 /** Whose data: every wallet's (the operator), or one wallet's escrows and referrals. */
@@ -95,10 +97,25 @@ export interface DashboardQueriesShape {
 }
 
 export class DashboardQueries extends Context.Tag("ringmaster/DashboardQueries")<DashboardQueries, DashboardQueriesShape>() {
-  /** On the ledger's own `SqlClient` (SQLite or PostgreSQL). */
-  static readonly layerSql: Layer.Layer<DashboardQueries, never, SqlClient.SqlClient> = Layer.effect(
+  /**
+   * On the ledger's database. A SQLite file is read on a worker thread of its own
+   * (src/sql/SqliteReadWorker.ts), so the operator's scans of whole tables do not
+   * hold up the event loop; PostgreSQL's driver is asynchronous already, and an
+   * in-memory SQLite database has only the one connection.
+   */
+  static readonly layerSql: Layer.Layer<DashboardQueries, never, SqlClient.SqlClient> = Layer.scoped(
     DashboardQueries,
-    Effect.map(SqlClient.SqlClient, (sql) => make(sql))
+    Effect.gen(function*() {
+      const sqlite = yield* Effect.serviceOption(SqliteClient.SqliteClient)
+      const filename = Option.isSome(sqlite) ? sqlite.value.config.filename : undefined
+      if (filename === undefined || filename === "" || filename === ":memory:") return make(yield* SqlClient.SqlClient)
+      const driver = SqliteReadWorker.loadedDriver()
+      if (driver === undefined) {
+        yield* Effect.logWarning("dashboard: better-sqlite3's file not found among the loaded modules; reading on the ledger's connection")
+        return make(yield* SqlClient.SqlClient)
+      }
+      return make(yield* SqliteReadWorker.make({ filename, driver }))
+    })
   )
 }
 
