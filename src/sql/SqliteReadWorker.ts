@@ -99,6 +99,7 @@ export const make = (options: SqliteReadWorkerOptions): Effect.Effect<SqlClient.
       started.on("message", (reply: Reply) => {
         const resume = pending.get(reply.id)
         pending.delete(reply.id)
+        if (pending.size === 0) started.unref()
         resume?.(reply)
       })
       // A thread that died takes its statements with it; the next one starts a new thread.
@@ -110,8 +111,6 @@ export const make = (options: SqliteReadWorkerOptions): Effect.Effect<SqlClient.
         if (worker === started) worker = undefined
         failAll("the SQLite read worker exited")
       })
-      // Not a reason to keep the process alive: the scope stops it.
-      started.unref()
       return started
     }
     yield* Effect.addFinalizer(() =>
@@ -134,6 +133,8 @@ export const make = (options: SqliteReadWorkerOptions): Effect.Effect<SqlClient.
                 : Effect.fail(new SqlError({ cause: reply.error, message: `Failed to execute statement: ${reply.error.message}` }))
             ))
           worker ??= start()
+          // An idle thread is no reason to keep the process alive (the scope stops it); a statement awaited is.
+          worker.ref()
           worker.postMessage({ id, sql, params, safeIntegers, values })
           // Interrupted: the worker still runs the statement; its answer is dropped.
           return Effect.sync(() => pending.delete(id))
