@@ -3,7 +3,7 @@
  * commits: synchronous=FULL, WAL) through the `Ledger` at 1 and 64 concurrent fibers,
  * beside two raw baselines written directly on better-sqlite3 without Effect, each
  * unbatched and batched 64 lifecycles per transaction, from the same run on the same
- * disk. Then the peak RSS while 10,000 escrows are pending.
+ * disk. Then the peak RSS while 10,000 escrows are pending, in a process of its own.
  *
  * Why two baselines. The first is the issue's reference shape: 11 one-row statements
  * per lifecycle on four narrow tables with no secondary index. The ledger writes more
@@ -17,6 +17,7 @@
  */
 import Database from "better-sqlite3"
 import { Effect, Layer } from "effect"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -25,6 +26,9 @@ import { Ledger } from "../src/ledger/Ledger.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 import { measure as measureLoop } from "./measure.js"
 import { benchParties, benchTerms, rawLedgerShapeBench, rowsPerLifecycle } from "./raw-ledger-shape.js"
+
+/** Run only the memory measurement and print it as JSON (the main run starts a process with this). */
+const MEMORY_ONLY = "--memory-only"
 
 const secondsAt = process.argv.indexOf("--seconds")
 const seconds = secondsAt >= 0 ? Number(process.argv[secondsAt + 1]) : 5
@@ -150,11 +154,18 @@ const main = Effect.gen(function*() {
   row("ratio: 64 fibers / raw batched 64 (issue's reference shape)", percent(figures.many.perSecond, rawBatched))
   row("ratio: 64 fibers / raw batched 64 with the ledger's own rows", percent(figures.many.perSecond, ownRowsBatched.perSecond))
   row("rows per lifecycle, ledger and raw with its rows (checked equal)", `${ledgerRows.postings} postings, ${ledgerRows.events} events`)
-  const memory = yield* Effect.provide(memoryBench, ledgerLayer(tmp()))
-  row("RSS before / peak while 10,000 escrows are pending", `${memory.beforeMb.toFixed(0)} MB / ${memory.peakMb.toFixed(0)} MB`)
+  // In a process of its own: this one's heap still holds what the measurements above left.
+  const memory = JSON.parse(
+    execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, MEMORY_ONLY], { encoding: "utf8" })
+  ) as { beforeMb: number; peakMb: number }
+  row("peak RSS, own process: ledger open / 10,000 escrows pending", `${memory.beforeMb.toFixed(0)} MB / ${memory.peakMb.toFixed(0)} MB`)
 })
 
-Effect.runPromise(main.pipe(Effect.provide(Layer.empty))).catch((error) => {
+const program = process.argv.includes(MEMORY_ONLY)
+  ? Effect.map(Effect.provide(memoryBench, SqlLedger.layerSqliteWith({ dataDir: tmp() })), (memory) => console.log(JSON.stringify(memory)))
+  : main
+
+Effect.runPromise(program.pipe(Effect.provide(Layer.empty))).catch((error) => {
   console.error(error)
   process.exit(1)
 })
