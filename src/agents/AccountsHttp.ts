@@ -7,9 +7,9 @@
  * The service authorizes by API key, and most of its routes serve only the
  * caller's own wallet: the faucet, a wallet's balance and activity, its escrows
  * and its referral report. So this layer keeps the key of every agent it registers
- * (in memory, for the life of the layer: the service shows a key only once) and
- * calls for a wallet with that wallet's key; for any other wallet it uses the key
- * it was given, the orchestrator's own. Whether that key may read the wallet is
+ * (in memory, for the life of the layer: the service shows a key only once), and
+ * any given as `agentKeys`, and calls for a wallet with that wallet's key; for any
+ * other wallet it uses the key it was given, the orchestrator's own. Whether that key may read the wallet is
  * the service's decision: a refusal comes back as `LedgerUnavailable` naming it.
  * Any agent's public card (`getAgent`) is readable with any key.
  *
@@ -33,6 +33,11 @@ import { Accounts, type AccountsShape, type RegisterError } from "./Accounts.js"
 export interface AccountsHttpOptions extends SettlementClient.SettlementClientOptions {
   /** The key of the agent this process acts for (the orchestrator's; `PF_API_KEY`). */
   readonly apiKey: Redacted.Redacted<string>
+  /**
+   * Keys of agents registered before this layer (by an earlier process, say), by
+   * wallet: their wallets are read with their own keys, as those it registers are.
+   */
+  readonly agentKeys?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
 }
 
 /** Keys of agents registered through one layer, at most (beyond it the oldest is forgotten, and its wallet read with the layer's own key). */
@@ -83,6 +88,10 @@ export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape,
     const remember = (wallet: WalletAddress, client: SettlementClient.Client) => {
       if (registered.size >= MAX_KEYS) registered.delete(registered.keys().next().value!)
       registered.set(wallet, client)
+    }
+
+    for (const [wallet, key] of Object.entries(options.agentKeys ?? {})) {
+      remember(wallet.toLowerCase() as WalletAddress, yield* settlement.clientFor(key))
     }
 
     const accounts: AccountsShape = {

@@ -35,6 +35,18 @@ const Broken = Agent.make({
   run: () => Effect.fail("upstream down" as const)
 })
 
+/** `POST /api/agents`, as any client of the service: the new agent's wallet and its key (shown once). */
+const registerOverHttp = (baseUrl: string, name: string) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${baseUrl}/api/agents`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ agent_name: name })
+    })
+    const body = (await response.json()) as Record<string, string>
+    return { wallet: body.wallet_address as WalletAddress, apiKey: Redacted.make(body.api_key!), referralCode: body.referral_code as ReferralCode }
+  })
+
 /** A settlement service on a loopback port, the orchestrator's agent registered over HTTP and funded. */
 const world = Effect.gen(function*() {
   const settlement = yield* Layer.build(
@@ -45,18 +57,10 @@ const world = Effect.gen(function*() {
   )
   const baseUrl = yield* Effect.provide(Server.baseUrl, settlement)
   const ledger = Context.get(settlement, Ledger)
-  const response = yield* Effect.promise(() =>
-    fetch(`${baseUrl}/api/agents`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ agent_name: "orchestrator" })
-    }).then((r) => r.json() as Promise<Record<string, string>>)
-  )
-  const wallet = response.wallet_address as WalletAddress
-  const apiKey = Redacted.make(response.api_key!)
+  const { apiKey, wallet } = yield* registerOverHttp(baseUrl, "orchestrator")
   yield* ledger.deposit(wallet, Usdc.make("50"))
   const remote = Layer.mergeAll(AccountsHttp.layer({ baseUrl, apiKey }), EscrowHttp.layer({ baseUrl, apiKey }))
-  return { baseUrl, ledger, wallet, referralCode: response.referral_code as ReferralCode, remote }
+  return { baseUrl, ledger, wallet, remote }
 })
 
 describe("Accounts.layerHttp: an orchestrator on a remote settlement service", () => {
@@ -95,6 +99,24 @@ describe("Accounts.layerHttp: an orchestrator on a remote settlement service", (
         ["broken", "cancelled", 0n, PRICE]
       ])
       expect((yield* ledger.verify).violations).toEqual([])
+    }))
+
+  it.scopedLive("reads the wallet of an agent registered earlier with the key it is given, and not without it", () =>
+    Effect.gen(function*() {
+      const { baseUrl, ledger } = yield* world
+      // An agent registered over HTTP by an earlier process: only its key reads its wallet.
+      const earlier = yield* registerOverHttp(baseUrl, "earlier")
+      yield* ledger.deposit(earlier.wallet, Usdc.make("3"))
+      const orchestrator = yield* registerOverHttp(baseUrl, "a later orchestrator")
+      const read = (agentKeys?: Record<string, Redacted.Redacted<string>>) =>
+        Effect.flatMap(Accounts, (accounts) => Effect.either(accounts.balance(earlier.wallet))).pipe(
+          Effect.provide(AccountsHttp.layer({ baseUrl, apiKey: orchestrator.apiKey, agentKeys }))
+        )
+      const without = yield* read()
+      expect(without._tag === "Left" && without.left.message).toMatch(/403/)
+      // A checksummed (mixed-case) address names the same wallet.
+      const withKey = yield* read({ [earlier.wallet.toUpperCase().replace("0X", "0x")]: earlier.apiKey })
+      expect(withKey).toMatchObject({ _tag: "Right", right: { wallet: earlier.wallet, available: u("3"), locked: 0n } })
     }))
 
   it.scopedLive("what the service refuses or does not offer comes back typed, and changes nothing", () =>
