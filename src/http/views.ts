@@ -1,7 +1,8 @@
 /**
  * Domain records ⇄ the contract's snake_case views. Pure, shared by the REST
- * handlers, the MCP tools (same JSON as the matching route) and the HTTP `Escrow`
- * client (which turns a view back into the `EscrowRecord` its callers expect).
+ * handlers, the MCP tools (same JSON as the matching route) and the HTTP clients of
+ * the `Escrow` and `Accounts` ports (which turn a view back into the record their
+ * callers expect).
  */
 import type { AgentRecord, EscrowRecord, MandateRecord, WalletBalance } from "../domain/Escrow.js"
 import type { Usdc } from "../domain/Usdc.js"
