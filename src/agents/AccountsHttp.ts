@@ -9,8 +9,11 @@
  * and its referral report. So this layer keeps the key of every agent it registers
  * (in memory, for the life of the layer: the service shows a key only once), and
  * any given as `agentKeys`, and calls for a wallet with that wallet's key; for any
- * other wallet it uses the key it was given, the orchestrator's own. Whether that key may read the wallet is
- * the service's decision: a refusal comes back as `LedgerUnavailable` naming it.
+ * other wallet it uses the key it was given, the orchestrator's own. Where the route
+ * names the wallet, the service decides whether that key may read it (a refusal
+ * comes back as `LedgerUnavailable` naming it). Where the route answers about the
+ * caller (`/api/referrals`, `/api/escrows`), the layer first confirms the key owns
+ * the wallet, so a report never comes back about the wrong one.
  * Any agent's public card (`getAgent`) is readable with any key.
  *
  * What the settlement API does not do, this layer cannot: deposits (funds arrive
@@ -22,6 +25,7 @@
  * be told the faucet was already claimed.
  */
 import { Effect, Layer, type Redacted, type Scope } from "effect"
+import type * as Errors from "../domain/errors.js"
 import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { WalletAddress } from "../domain/ids.js"
 import * as EscrowHttp from "../escrow/EscrowHttp.js"
@@ -70,7 +74,30 @@ export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape,
 
     /** Clients for the agents registered here, by wallet. */
     const registered = new Map<string, SettlementClient.Client>()
-    const clientOf = (wallet: WalletAddress | undefined) => (wallet === undefined ? own : registered.get(wallet) ?? own)
+    /** For routes that name the wallet (the service refuses another's): its own key, else the layer's. */
+    const clientOf = (wallet: WalletAddress) => registered.get(wallet) ?? own
+
+    /** The layer's own wallet, once the service has shown which it is. */
+    let ownWallet: WalletAddress | undefined
+    /**
+     * For routes that answer about the caller, whoever it is (`/api/referrals`,
+     * `/api/escrows`): the wallet's own key, or the layer's once the service confirmed
+     * that key owns the wallet. Otherwise the answer would be about the wrong wallet.
+     */
+    const ownerOf = (wallet: WalletAddress): Effect.Effect<SettlementClient.Client, Errors.LedgerUnavailable> => {
+      const client = registered.get(wallet)
+      if (client !== undefined) return Effect.succeed(client)
+      if (ownWallet === wallet) return Effect.succeed(own)
+      return call<unknown, Errors.LedgerUnavailable>("whose key", own.wallets.balance({ path: { address: wallet } }), isTransient, readErrors).pipe(
+        Effect.mapError((error) =>
+          new LedgerUnavailable({
+            message: `this layer holds no key for ${wallet}, and the service reports a wallet only to its owner (${error.message})`
+          })
+        ),
+        Effect.as(own),
+        Effect.tap(() => Effect.sync(() => (ownWallet = wallet)))
+      )
+    }
 
     const getAgent: AccountsShape["getAgent"] = (wallet) =>
       call("getAgent", Effect.map(own.agents.agent({ path: { address: wallet } }), View.agentFromCard), isTransient, agentErrors)
@@ -148,26 +175,29 @@ export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape,
         ),
 
       referrals: (wallet) =>
-        Effect.flatMap(getAgent(wallet), (agent) =>
+        Effect.flatMap(Effect.zip(getAgent(wallet), ownerOf(wallet)), ([agent, client]) =>
           call(
             "referrals",
-            Effect.map(clientOf(wallet).agents.referrals(), (view) => View.referralsFromView(agent, view)),
+            Effect.map(client.agents.referrals(), (view) => View.referralsFromView(agent, view)),
             isTransient,
             agentErrors
           )),
 
       escrows: (query) =>
-        call(
-          "escrows",
-          Effect.map(
-            clientOf(query.wallet).escrow.list({
-              urlParams: { status: query.status, region: query.region, limit: query.limit, cursor: query.cursor }
-            }),
-            (page) => ({ escrows: page.escrows.map(View.escrowFromView), nextCursor: page.next_cursor })
-          ),
-          isTransient,
-          readErrors
-        )
+        query.wallet === undefined
+          ? Effect.fail(new LedgerUnavailable({ message: "the settlement service lists one wallet's escrows at a time: name the wallet" }))
+          : Effect.flatMap(ownerOf(query.wallet), (client) =>
+            call(
+              "escrows",
+              Effect.map(
+                client.escrow.list({
+                  urlParams: { status: query.status, region: query.region, limit: query.limit, cursor: query.cursor }
+                }),
+                (page) => ({ escrows: page.escrows.map(View.escrowFromView), nextCursor: page.next_cursor })
+              ),
+              isTransient,
+              readErrors
+            ))
     }
     return accounts
   })

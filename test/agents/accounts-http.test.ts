@@ -133,6 +133,12 @@ describe("Accounts.layerHttp: an orchestrator on a remote settlement service", (
           taken: yield* Effect.flip(accounts.register({ name: "x", wallet: stranger.wallet })),
           othersBalance: yield* Effect.flip(accounts.balance(stranger.wallet)),
           othersFaucet: yield* Effect.flip(accounts.claimFaucet(stranger.wallet, "stranger")),
+          // These routes answer about the caller: asked about another wallet, the layer must not answer with its own.
+          othersReferrals: yield* Effect.flip(accounts.referrals(stranger.wallet)),
+          othersEscrows: yield* Effect.flip(accounts.escrows({ wallet: stranger.wallet })),
+          everyonesEscrows: yield* Effect.flip(accounts.escrows({})),
+          ownEscrows: yield* accounts.escrows({ wallet }),
+          ownReferrals: yield* accounts.referrals(wallet),
           strangerCard: yield* accounts.getAgent(stranger.wallet),
           own: yield* accounts.balance(wallet)
         }
@@ -144,6 +150,11 @@ describe("Accounts.layerHttp: an orchestrator on a remote settlement service", (
       expect(outcomes.taken._tag).toBe("WalletAlreadyRegistered")
       expect(outcomes.othersBalance).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("403") })
       expect(outcomes.othersFaucet).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("403") })
+      expect(outcomes.othersReferrals).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("no key for") })
+      expect(outcomes.othersEscrows).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("no key for") })
+      expect(outcomes.everyonesEscrows).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("name the wallet") })
+      expect(outcomes.ownEscrows).toEqual({ escrows: [], nextCursor: null })
+      expect(outcomes.ownReferrals.agent.wallet).toBe(wallet)
       expect(outcomes.strangerCard).toEqual(stranger)
       expect(outcomes.own).toEqual(before)
       expect(yield* ledger.balance(wallet)).toEqual(before)
