@@ -177,12 +177,12 @@ export const make = Effect.gen(function*() {
 
   const notYours = (id: EscrowId) => refuse(`escrow ${id} is not yours: only its payer and payee may see or settle it`, "escrow_id")
 
+  /** The escrow from the ledger, its parties remembered on the way. */
+  const readEscrow = (id: EscrowId) => Effect.tap(ledger.getEscrow(id), rememberParties)
+
   /** The escrow, if the caller is one of its parties. */
   const partyEscrow = (caller: Caller, id: EscrowId) =>
-    Effect.flatMap(ledger.getEscrow(id), (escrow) => {
-      rememberParties(escrow)
-      return isParty(escrow, caller) ? Effect.succeed(escrow) : notYours(id)
-    })
+    Effect.flatMap(readEscrow(id), (escrow) => (isParty(escrow, caller) ? Effect.succeed(escrow) : notYours(id)))
 
   /** The payer may release; the payee too when the escrow was opened under a mandate. */
   const releaseAs = (caller: Caller, id: EscrowId, amount: Usdc | undefined, parties: EscrowParties) =>
@@ -267,10 +267,8 @@ export const make = Effect.gen(function*() {
       const parties = knownParties.get(id)
       return parties !== undefined
         ? releaseAs(caller, id, amount, parties)
-        : Effect.flatMap(ledger.getEscrow(id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> => {
-          rememberParties(escrow)
-          return releaseAs(caller, id, amount, escrow)
-        })
+        : Effect.flatMap(readEscrow(id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> =>
+          releaseAs(caller, id, amount, escrow))
     },
 
     cancel: (caller, id) =>
