@@ -78,11 +78,15 @@ import * as AccountsHttp from "./agents/AccountsHttp.js"
 /**
  * The Accounts port (`Accounts.layerFromLedger`), with its remote layers attached here
  * for the same reason as Escrow's: `Accounts.layerHttp({ baseUrl, apiKey })` and
- * `Accounts.layerHttpConfig` (`ESCROW_BASE`, `PF_API_KEY`).
+ * `Accounts.layerHttpConfig` (`ESCROW_BASE`, `PF_API_KEY`), and
+ * `Accounts.layerHttpWithEscrow` / `layerHttpWithEscrowConfig`: Accounts and Escrow on
+ * one pool, sharing the keys of the sub-agents registered (what an orchestrator wants).
  */
 export const Accounts = Object.assign(AccountsTag, {
   layerHttp: AccountsHttp.layer,
-  layerHttpConfig: AccountsHttp.layerConfig
+  layerHttpConfig: AccountsHttp.layerConfig,
+  layerHttpWithEscrow: AccountsHttp.layerWithEscrow,
+  layerHttpWithEscrowConfig: AccountsHttp.layerWithEscrowConfig
 })
 export type Accounts = AccountsTag
 export * as AccountsHttp from "./agents/AccountsHttp.js"

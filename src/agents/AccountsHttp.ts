@@ -19,15 +19,22 @@
  * What the settlement API does not do, this layer cannot: deposits (funds arrive
  * from the faucet, or from outside the ledger) fail with `InvalidInput`.
  *
+ * `layerWithEscrow` gives `Accounts` and `Escrow` on one pool, sharing those keys:
+ * the escrows of a sub-agent registered here are then created, released and
+ * cancelled as the party the service requires (src/escrow/EscrowHttp.ts). That is
+ * what lets a failed task be refunded at once (its payee cancels; the payer may
+ * only after the deadline) and a sub-agent's `run` hire with its own budget.
+ *
  * Retries (src/http/SettlementClient.ts): reads on any transient failure; a
  * registration or a faucet claim only on 429, which the service answers before
  * doing anything, since a repeat after it acted would register a second agent or
  * be told the faucet was already claimed.
  */
-import { Effect, Layer, type Redacted, type Scope } from "effect"
+import { type ConfigError, Context, Effect, Layer, type Redacted, type Scope } from "effect"
 import type * as Errors from "../domain/errors.js"
 import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { WalletAddress } from "../domain/ids.js"
+import { Escrow } from "../escrow/Escrow.js"
 import * as EscrowHttp from "../escrow/EscrowHttp.js"
 import * as SettlementClient from "../http/SettlementClient.js"
 import * as View from "../http/views.js"
@@ -66,8 +73,15 @@ const agentErrors = new Set(["AgentNotFound", "LedgerUnavailable"])
 const readErrors = new Set(["LedgerUnavailable"])
 
 export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape, never, Scope.Scope> =>
+  Effect.flatMap(SettlementClient.make("AccountsHttp", options), (settlement) =>
+    Effect.map(makeWith(options, settlement), ({ accounts }) => accounts))
+
+/** On a pool the caller made; also returns the clients of the agents whose keys it holds. */
+const makeWith = (
+  options: AccountsHttpOptions,
+  settlement: SettlementClient.SettlementClient
+): Effect.Effect<{ readonly accounts: AccountsShape; readonly partyClients: EscrowHttp.PartyClients }, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const settlement = yield* SettlementClient.make("AccountsHttp", options)
     const { call } = settlement
     const { isRateLimited, isTransient } = SettlementClient
     const own = yield* settlement.clientFor(options.apiKey)
@@ -199,7 +213,7 @@ export const make = (options: AccountsHttpOptions): Effect.Effect<AccountsShape,
               readErrors
             ))
     }
-    return accounts
+    return { accounts, partyClients: (wallet: WalletAddress) => registered.get(wallet) }
   })
 
 /** `Accounts` on the settlement service at `baseUrl`, acting with `apiKey`. */
@@ -207,3 +221,24 @@ export const layer = (options: AccountsHttpOptions): Layer.Layer<Accounts> => La
 
 /** From the environment, as `Escrow.layerHttpConfig`: `ESCROW_BASE`, `PF_API_KEY`, `ESCROW_CONNECT_TIMEOUT`, `ESCROW_READ_TIMEOUT`. */
 export const layerConfig = Layer.scoped(Accounts, Effect.flatMap(EscrowHttp.config, make))
+
+const makeWithEscrow = (options: AccountsHttpOptions) =>
+  Effect.gen(function*() {
+    const settlement = yield* SettlementClient.make("SettlementHttp", options)
+    const { accounts, partyClients } = yield* makeWith(options, settlement)
+    const escrow = yield* EscrowHttp.makeWith(options, settlement, partyClients)
+    return Context.make(Accounts, accounts).pipe(Context.add(Escrow, escrow))
+  })
+
+/**
+ * `Accounts` and `Escrow` on the settlement service at `baseUrl`, on one pool, the
+ * escrows of the sub-agents registered here settled as the party the service
+ * requires (see above): what an orchestrator on a remote settlement service wants.
+ */
+export const layerWithEscrow = (options: AccountsHttpOptions): Layer.Layer<Accounts | Escrow> =>
+  Layer.scopedContext(makeWithEscrow(options))
+
+/** `layerWithEscrow` from the environment: `ESCROW_BASE`, `PF_API_KEY`, `ESCROW_CONNECT_TIMEOUT`, `ESCROW_READ_TIMEOUT`. */
+export const layerWithEscrowConfig: Layer.Layer<Accounts | Escrow, ConfigError.ConfigError> = Layer.scopedContext(
+  Effect.flatMap(EscrowHttp.config, makeWithEscrow)
+)

@@ -17,11 +17,24 @@
  * - a partial release is not idempotent: it is retried only on 429, which the
  *   server answers before doing anything.
  *
+ * Acting as a party: the service lets an escrow's payer create and release it, and
+ * lets its payee cancel it at once, where the payer may cancel only after the
+ * deadline (unless the service allows more). An orchestrator holds the keys of the
+ * sub-agents it registered (`AccountsHttp.layerWithEscrow` shares them here), so for
+ * an escrow whose payer or payee is one of them this layer calls as that party:
+ * a sub-agent's own hires are created and released with its key, and a failed,
+ * timed-out or interrupted task is cancelled with its payee's, refunding the payer
+ * now rather than at the deadline. Without a key for either party, the layer's own
+ * key is used, as before.
+ *
  * At start the pool is warmed with `GET /health` in the background: a failure is
  * logged, not fatal, so a cold start never waits on the settlement service.
  */
 import { randomUUID } from "node:crypto"
 import { Cause, Config, Duration, Effect, Layer, type Redacted, type Scope } from "effect"
+import type { EscrowRecord } from "../domain/Escrow.js"
+import type { EscrowId, WalletAddress } from "../domain/ids.js"
+import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
 import * as SettlementClient from "../http/SettlementClient.js"
 import { escrowFromView } from "../http/views.js"
 import { Escrow, type EscrowShape } from "./Escrow.js"
@@ -34,12 +47,48 @@ export interface EscrowHttpOptions extends SettlementClient.SettlementClientOpti
 export const defaultRetry = SettlementClient.defaultRetry
 const { describe, isRateLimited, isTransient } = SettlementClient
 
+/** The client of an agent whose key this process holds (a sub-agent it registered), if it holds one. */
+export type PartyClients = (wallet: WalletAddress) => SettlementClient.Client | undefined
+
+/** Escrows remembered with their parties at most: the oldest is forgotten first (it is then settled with the layer's own key). */
+const MAX_REMEMBERED_ESCROWS = 16_384
+
 export const make = (options: EscrowHttpOptions): Effect.Effect<EscrowShape, never, Scope.Scope> =>
+  Effect.flatMap(SettlementClient.make("EscrowHttp", options), (settlement) => makeWith(options, settlement, () => undefined))
+
+/** On a pool the caller made, acting for the parties `partyClients` holds keys of (see the module's doc). */
+export const makeWith = (
+  options: EscrowHttpOptions,
+  settlement: SettlementClient.SettlementClient,
+  partyClients: PartyClients
+): Effect.Effect<EscrowShape, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const settlement = yield* SettlementClient.make("EscrowHttp", options)
-    const client = yield* settlement.clientFor(options.apiKey)
+    const own = yield* settlement.clientFor(options.apiKey)
     const call = settlement.call
     const journal = yield* memoryJournal
+
+    /**
+     * The parties of the escrows this layer opened for which it holds a party's key;
+     * others are settled with the layer's own key and need no entry. Forgotten once
+     * the escrow is settled.
+     */
+    const parties = new Map<EscrowId, { readonly payer: WalletAddress; readonly payee: WalletAddress }>()
+    const remember = (id: EscrowId, payer: WalletAddress, payee: WalletAddress) => {
+      if (partyClients(payer) === undefined && partyClients(payee) === undefined) return
+      if (parties.size >= MAX_REMEMBERED_ESCROWS) parties.delete(parties.keys().next().value!)
+      parties.set(id, { payer, payee })
+    }
+    const forget = (id: EscrowId) => Effect.sync(() => parties.delete(id))
+    /** Creates and releases are the payer's. */
+    const asPayer = (id: EscrowId) => {
+      const known = parties.get(id)
+      return (known && partyClients(known.payer)) ?? own
+    }
+    /** The payee may cancel at once, the payer only after the deadline: the payee's key first. */
+    const asCanceller = (id: EscrowId) => {
+      const known = parties.get(id)
+      return (known && (partyClients(known.payee) ?? partyClients(known.payer))) ?? own
+    }
 
     const createErrors = new Set([
       "InvalidInput",
@@ -61,9 +110,9 @@ export const make = (options: EscrowHttpOptions): Effect.Effect<EscrowShape, nev
           // One key per logical create, shared by its retries: a repeat returns the same escrow.
           const idempotencyKey = terms.idempotencyKey ?? `rm_${randomUUID()}`
           const timeout = terms.timeout === undefined ? undefined : Math.ceil(Duration.toMillis(Duration.decode(terms.timeout)))
-          return call(
+          return call<EscrowRecord, CreateError>(
             "create",
-            client.escrow.create({
+            (partyClients(terms.payer) ?? own).escrow.create({
               payload: {
                 payer_wallet: terms.payer,
                 payee_wallet: terms.payee,
@@ -77,31 +126,34 @@ export const make = (options: EscrowHttpOptions): Effect.Effect<EscrowShape, nev
             }).pipe(Effect.map(escrowFromView)),
             isTransient,
             createErrors
-          )
+          ).pipe(Effect.tap((created) => Effect.sync(() => remember(created.id, created.payer, created.payee))))
         }),
       release: (id, releaseOptions) => {
         const amount = releaseOptions?.amount
-        return call(
+        return call<EscrowRecord, ReleaseError>(
           "release",
-          client.escrow.release({ payload: { escrow_id: id, amount_usdc: amount } }).pipe(Effect.map(escrowFromView)),
+          asPayer(id).escrow.release({ payload: { escrow_id: id, amount_usdc: amount } }).pipe(Effect.map(escrowFromView)),
           amount === undefined ? isTransient : isRateLimited,
           releaseErrors
-        )
+        ).pipe(Effect.tap((released) => (released.status === "pending" ? Effect.void : forget(id))))
       },
       cancel: (id) =>
-        call(
+        call<EscrowRecord, CancelError>(
           "cancel",
-          client.escrow.cancel({ payload: { escrow_id: id } }).pipe(Effect.map(escrowFromView)),
+          asCanceller(id).escrow.cancel({ payload: { escrow_id: id } }).pipe(Effect.map(escrowFromView)),
           isTransient,
           cancelErrors
+        ).pipe(
+          Effect.tap(() => forget(id)),
+          Effect.tapError((error) => (error._tag === "EscrowNotPending" ? forget(id) : Effect.void))
         ),
-      get: (id) => call("get", client.escrow.get({ path: { id } }).pipe(Effect.map(escrowFromView)), isTransient, getErrors),
+      get: (id) => call("get", asPayer(id).escrow.get({ path: { id } }).pipe(Effect.map(escrowFromView)), isTransient, getErrors),
       recordUnsettled: journal.record,
       unsettled: journal.list,
       markSettled: journal.markSettled
     }
 
-    yield* client.health().pipe(
+    yield* own.health().pipe(
       Effect.timeout(settlement.attemptBoundMs),
       Effect.tap((health) => Effect.logDebug("settlement service reachable", { region: health.region })),
       Effect.catchAllCause((cause) =>

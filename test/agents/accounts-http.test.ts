@@ -1,17 +1,19 @@
 /**
- * An orchestrator on a remote settlement service only: `Accounts.layerHttp` and
- * `Escrow.layerHttp` against a real server on a loopback port. Sub-agents are
+ * An orchestrator on a remote settlement service only: `AccountsHttp.layerWithEscrow`
+ * (and the separate `Accounts.layerHttp` and `Escrow.layerHttp`) against a real
+ * server on a loopback port, with the service's default rules. Sub-agents are
  * registered, referred, funded from the faucet and paid over HTTP; every figure is
  * checked against the server's ledger to the micro-USDC.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Redacted } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
 import { Accounts } from "../../src/agents/Accounts.js"
 import * as AccountsHttp from "../../src/agents/AccountsHttp.js"
 import * as Agent from "../../src/agents/Agent.js"
 import { Orchestrator } from "../../src/agents/Orchestrator.js"
 import type { ReferralCode, WalletAddress } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
+import { Escrow } from "../../src/escrow/Escrow.js"
 import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
 import * as Server from "../../src/http/server.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
@@ -47,23 +49,43 @@ const registerOverHttp = (baseUrl: string, name: string) =>
     return { wallet: body.wallet_address as WalletAddress, apiKey: Redacted.make(body.api_key!), referralCode: body.referral_code as ReferralCode }
   })
 
-/** A settlement service on a loopback port, the orchestrator's agent registered over HTTP and funded. */
+/**
+ * A settlement service on a loopback port with its default rules (a payer may cancel
+ * only after the deadline; the payee at once), the orchestrator's agent registered
+ * over HTTP and funded.
+ */
 const world = Effect.gen(function*() {
-  const settlement = yield* Layer.build(
-    Server.layerMemory({
-      // An orchestrating payer cancels failed tasks itself, before their deadline.
-      settlement: { port: 0, host: "127.0.0.1", payerMayCancelBeforeDeadline: true }
-    })
-  )
+  const settlement = yield* Layer.build(Server.layerMemory({ settlement: { port: 0, host: "127.0.0.1" } }))
   const baseUrl = yield* Effect.provide(Server.baseUrl, settlement)
   const ledger = Context.get(settlement, Ledger)
   const { apiKey, wallet } = yield* registerOverHttp(baseUrl, "orchestrator")
   yield* ledger.deposit(wallet, Usdc.make("50"))
-  const remote = Layer.mergeAll(AccountsHttp.layer({ baseUrl, apiKey }), EscrowHttp.layer({ baseUrl, apiKey }))
-  return { baseUrl, ledger, wallet, remote }
+  const remote = AccountsHttp.layerWithEscrow({ baseUrl, apiKey })
+  /** The two layers on their own: neither knows the keys the other holds. */
+  const separate = Layer.mergeAll(AccountsHttp.layer({ baseUrl, apiKey }), EscrowHttp.layer({ baseUrl, apiKey }))
+  return { baseUrl, ledger, wallet, remote, separate }
 })
 
-describe("Accounts.layerHttp: an orchestrator on a remote settlement service", () => {
+/** Signals that its run started, then works until interrupted. */
+const slowAgent = (name: string, started: Deferred.Deferred<void>) =>
+  Agent.make({
+    name,
+    input: Topic,
+    output: Facts,
+    price: PRICE,
+    run: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+  })
+
+/** Hires a fetcher of its own (spawned on first use, referred by it) with its own wallet. */
+const Lead = Agent.make({
+  name: "lead",
+  input: Topic,
+  output: Schema.Struct({ answer: Schema.String }),
+  price: Usdc.make("1.00"),
+  run: ({ topic }) => Effect.map(Orchestrator.hire(Fetcher, { topic }), ({ facts }) => ({ answer: facts.join("; ") }))
+})
+
+describe("AccountsHttp: an orchestrator on a remote settlement service", () => {
   it.scopedLive("spawns, refers, funds and pays sub-agents over HTTP; earnings reconcile with the server's ledger", () =>
     Effect.gen(function*() {
       const { ledger, remote, wallet } = yield* world
@@ -159,6 +181,75 @@ describe("Accounts.layerHttp: an orchestrator on a remote settlement service", (
       expect(outcomes.own).toEqual(before)
       expect(yield* ledger.balance(wallet)).toEqual(before)
       expect((yield* ledger.balance(stranger.wallet)).available).toBe(0n)
+      expect((yield* ledger.verify).violations).toEqual([])
+    }))
+  it.scopedLive("a timed-out or interrupted task is refunded at once: its payee's key cancels, not the payer's", () =>
+    Effect.gen(function*() {
+      const { ledger, remote, wallet } = yield* world
+      const started = yield* Deferred.make<void>()
+      const { timedOut, interrupted, slowWallet } = yield* Effect.gen(function*() {
+        const slow = yield* Orchestrator.spawn(slowAgent("slow", started))
+        const timedOut = yield* Effect.flip(Orchestrator.delegate(slow, { topic: "rates" }, { timeoutMs: 200 }))
+        const again = yield* Deferred.make<void>()
+        const slowToo = yield* Orchestrator.spawn(slowAgent("slow-too", again))
+        const fiber = yield* Effect.fork(Orchestrator.delegate(slowToo, { topic: "rates" }))
+        yield* Deferred.await(again)
+        // Locked while it runs.
+        expect((yield* ledger.balance(wallet)).locked).toBe(PRICE)
+        const interrupted = yield* Fiber.interrupt(fiber)
+        return { timedOut, interrupted, slowWallet: slow.wallet }
+      }).pipe(Effect.provide(Orchestrator.layer({ name: "orchestrator", existing: true, wallet }).pipe(Layer.provideMerge(remote))))
+
+      expect(timedOut).toMatchObject({ _tag: "TaskTimedOut", timeoutMs: 200 })
+      expect(Exit.isInterrupted(interrupted)).toBe(true)
+      // Both escrows cancelled well before their deadlines: nothing locked, every micro back.
+      expect(yield* ledger.balance(wallet)).toEqual({ wallet, available: u("50"), locked: 0n })
+      expect((yield* ledger.balance(slowWallet)).available).toBe(0n)
+      const { escrows } = yield* ledger.listEscrows({ wallet })
+      expect(escrows.map((e) => [e.status, e.refunded])).toEqual([["cancelled", PRICE], ["cancelled", PRICE]])
+      expect((yield* ledger.verify).violations).toEqual([])
+    }))
+
+  it.scopedLive("with the layers apart, a failed task's cancel is refused until the deadline and recorded for reconciliation", () =>
+    Effect.gen(function*() {
+      const { ledger, separate, wallet } = yield* world
+      const unsettled = yield* Effect.gen(function*() {
+        const broken = yield* Orchestrator.spawn(Broken)
+        yield* Effect.flip(Orchestrator.delegate(broken, { topic: "rates" }))
+        return yield* Effect.flatMap(Escrow, (escrow) => escrow.unsettled)
+      }).pipe(
+        Effect.provide(
+          Orchestrator.layer({ name: "orchestrator", existing: true, wallet, settlementRetry: Schedule.recurs(1) }).pipe(
+            Layer.provideMerge(separate)
+          )
+        )
+      )
+      // The payer's key may not cancel before the deadline: the price stays locked, not lost.
+      expect(yield* ledger.balance(wallet)).toEqual({ wallet, available: u("50") - PRICE, locked: PRICE })
+      expect(unsettled.map((u) => [u.intent, u.error.includes("403")])).toEqual([["cancel", true]])
+    }))
+
+  it.scopedLive("nested hiring: a sub-agent hires with its own key and budget; referral chain and payments on the server", () =>
+    Effect.gen(function*() {
+      const { ledger, remote, wallet } = yield* world
+      const { answer, lead, fetcher } = yield* Effect.gen(function*() {
+        const lead = yield* Orchestrator.spawn(Lead, { faucet: true })
+        const { answer } = yield* Orchestrator.delegate(lead, { topic: "rates" })
+        const [fetcher] = yield* lead.orchestrator!.handles
+        return { answer, lead, fetcher: fetcher! }
+      }).pipe(Effect.provide(Orchestrator.layer({ name: "orchestrator", existing: true, wallet }).pipe(Layer.provideMerge(remote))))
+
+      expect(answer).toBe("rates: 2 sources")
+      // Referred down the chain: the fetcher by the lead, the lead by the orchestrator.
+      expect((yield* ledger.getAgent(fetcher.wallet)).referrer).toBe(lead.wallet)
+      expect((yield* ledger.getAgent(lead.wallet)).referrer).toBe(wallet)
+      const leadPrice = Usdc.make("1.00")
+      // The lead: its faucet, less the fetcher's price, plus its own price net of fee, plus its referral share on the fetcher.
+      expect((yield* ledger.balance(lead.wallet)).available).toBe(u("1") - PRICE + leadPrice - feeOf(leadPrice) + shareOf(PRICE))
+      // The fetcher was registered without a faucet claim: it holds exactly its net.
+      expect((yield* ledger.balance(fetcher.wallet)).available).toBe(PRICE - feeOf(PRICE))
+      // The orchestrator referred the lead: a share of the fee on both escrows the lead was a party to.
+      expect((yield* ledger.balance(wallet)).available).toBe(u("50") - leadPrice + shareOf(leadPrice) + shareOf(PRICE))
       expect((yield* ledger.verify).violations).toEqual([])
     }))
 })
