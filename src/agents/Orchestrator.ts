@@ -685,8 +685,19 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
         const amount = price.right
         const sub = handle.orchestrator
 
-        return Effect.flatMap(reserveBudget(amount, plan.maxPrice), (endReservation) => {
-          let paid = 0n
+        let paid = 0n
+        // The budget's reservation as a resource: acquired uninterruptibly, so an
+        // interruption can never land between reserving and the release that ends it.
+        const reservation = Effect.tap(reserveBudget(amount, plan.maxPrice), () => Effect.sync(() => internals.state.inFlight++))
+        const endOf = (endReservation: (paid: bigint) => void, exit: Exit.Exit<unknown, unknown>) =>
+          Effect.sync(() => {
+            internals.state.inFlight--
+            if (Exit.isSuccess(exit)) internals.state.completed++
+            else internals.state.failed++
+            // A failed or interrupted task paid nothing: its escrow was cancelled.
+            endReservation(Exit.isSuccess(exit) ? paid : 0n)
+          })
+        return Effect.acquireUseRelease(reservation, () => {
           const deadline = deadlineFor(plan.timeoutMs)
           let usedMicros = 0n
           const use = (lock: EscrowRecord) =>
@@ -739,19 +750,8 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
               )
           )
 
-          internals.state.inFlight++
-          return internals.semaphore.withPermits(1)(inHandle(handle, work, deadline)).pipe(
-            Effect.onExit((exit) =>
-              Effect.sync(() => {
-                internals.state.inFlight--
-                if (Exit.isSuccess(exit)) internals.state.completed++
-                else internals.state.failed++
-                // A failed or interrupted task paid nothing: its escrow was cancelled.
-                endReservation(Exit.isSuccess(exit) ? paid : 0n)
-              })
-            )
-          )
-        })
+          return internals.semaphore.withPermits(1)(inHandle(handle, work, deadline))
+        }, endOf)
       }) as Effect.Effect<O, E | DelegateError, Exclude<R, Orchestrator>>
 
     const delegate = <I, O, E, R>(
@@ -805,8 +805,8 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
           const valid = yield* Agent.validateInput(agent.input, input)
           const maxPrice = yield* Agent.checkPrice("maxPrice", agent.maxPrice(valid))
           let paid = 0n
-          const endReservation = yield* reserveBudget(maxPrice, plan.maxPrice)
-          yield* Effect.addFinalizer(() => Effect.sync(() => endReservation(paid)))
+          // Reserved and its end registered in one uninterruptible step.
+          yield* Effect.acquireRelease(reserveBudget(maxPrice, plan.maxPrice), (endReservation) => Effect.sync(() => endReservation(paid)))
           // Hold a permit for the stream's life: a streaming task is one task.
           yield* Effect.acquireRelease(internals.semaphore.take(1), () => internals.semaphore.release(1))
           const lock = yield* lockRemainderRefunded(termsFor(handle, maxPrice, plan))
