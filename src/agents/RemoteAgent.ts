@@ -8,7 +8,9 @@
  *
  * Who pays whom does not change across the wire: the caller is the payer and
  * releases on a valid output (its `Escrow.scoped`); the agent, as payee, cancels
- * the escrow itself when its `run` fails, so the caller is refunded at once.
+ * the escrow itself when its `run` fails, or when it refuses an escrow that pays it
+ * too little or expires too soon, so the caller is refunded at once (the settlement
+ * service lets a payer cancel only after the deadline, by default).
  */
 import { HttpApiBuilder, HttpApiClient, HttpIncomingMessage, HttpServer, type HttpServerError } from "@effect/platform"
 import { FetchHttpClient } from "@effect/platform"
@@ -113,6 +115,9 @@ export interface ServeOptions extends VerifyOptions {
   readonly replayCapacity?: number | undefined
 }
 
+/** Refusals of a pending escrow that pays this agent: the ones it cancels, refunding the caller at once. */
+const refusedButOurs: ReadonlySet<EscrowRefused["reason"]> = new Set(["underfunded", "expiring"])
+
 type AgentRequirements<A> = A extends Agent.Agent<any, any, any, infer R> ? R : never
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
@@ -162,7 +167,19 @@ export const handlers = <const Agents extends ReadonlyArray<Agent.Agent<any, any
           const input = yield* Agent.decodeInput(agent.input, payload.input)
           const price = yield* Agent.checkPrice("price", agent.pricing.price(input))
           const escrow = yield* Escrow
-          const record = yield* verifyEscrow(escrow, guard, { escrowId: payload.escrow_id, payee: identity.wallet, price }, options)
+          const record = yield* verifyEscrow(escrow, guard, { escrowId: payload.escrow_id, payee: identity.wallet, price }, options).pipe(
+            Effect.tapError((refused) =>
+              // A pending escrow that pays this agent but too little, or for too short a time:
+              // it will buy nothing here, so refund the caller now, as its payee may (the payer
+              // may only after the deadline). Others are not this agent's to settle.
+              refusedButOurs.has(refused.reason)
+                ? escrow.cancel(refused.escrowId as EscrowId).pipe(
+                  Effect.tap(() => Effect.logInfo("escrow refused and cancelled", { escrowId: refused.escrowId, reason: refused.reason })),
+                  Effect.ignore
+                )
+                : Effect.void
+            )
+          )
           const nowMs = yield* Clock.currentTimeMillis
           const budgetMs = Math.max(1, Math.min(maxTaskMs, record.expiresAtMs - nowMs - 1_000))
           const task: Agent.Task = {

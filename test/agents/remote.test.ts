@@ -120,14 +120,13 @@ const post = (url: string, body: unknown) =>
 /** An orchestrator for an already registered wallet, its accounts and escrows over HTTP with the wallet's key. */
 const orchestratorOver = (base: string, who: Registered, name: string) =>
   Orchestrator.layer({ name, existing: true, wallet: who.wallet }).pipe(
-    Layer.provideMerge(AccountsHttp.layer({ baseUrl: base, apiKey: who.key })),
-    Layer.provideMerge(EscrowHttp.layer({ baseUrl: base, apiKey: who.key }))
+    Layer.provideMerge(AccountsHttp.layerWithEscrow({ baseUrl: base, apiKey: who.key }))
   )
 
 const world = Effect.gen(function*() {
   const settlement = yield* Layer.build(
     Server.layerMemory({
-      settlement: { port: 0, host: "127.0.0.1", payerMayCancelBeforeDeadline: true, agentRequestsPerSecond: 100_000 }
+      settlement: { port: 0, host: "127.0.0.1", agentRequestsPerSecond: 100_000 }
     })
   )
   const base = yield* Effect.provide(Server.baseUrl, settlement)
@@ -204,6 +203,8 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       const thin = yield* escrow.create({ payer: user.wallet, payee: b.wallet, amount: Usdc.make("0.29"), description: "thin" })
       const underfunded = yield* post(tasks, { escrow_id: thin.id, input: { topic: "x" } })
       expect([underfunded.status, underfunded.body.reason]).toEqual([402, "underfunded"])
+      // It paid B, too little: B, its payee, cancelled it, so the user has it back before the deadline.
+      expect((yield* ledger.getEscrow(thin.id)).status).toBe("cancelled")
 
       // An escrow that pays service A: B is not a party, and the settlement service will not show it to B.
       const others = yield* escrow.create({ payer: user.wallet, payee: a.wallet, amount: Usdc.make("5"), description: "for A" })
@@ -222,8 +223,9 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       const replay = yield* post(tasks, { escrow_id: paid.id, input: { topic: "fx" } })
       expect([replay.status, replay.body.reason]).toEqual([402, "replayed"])
       expect(fetcherRuns).toBe(runsBefore + 1)
-      yield* escrow.cancel(thin.id)
-      yield* escrow.cancel(others.id)
+      // The payer may not cancel before the deadline (the service's default): the ledger does, to leave no lock behind.
+      expect((yield* Effect.flip(escrow.cancel(others.id))).message).toMatch(/403/)
+      yield* ledger.cancelEscrow(others.id)
       yield* escrow.release(paid.id)
     }))
 
@@ -237,7 +239,8 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       }).pipe(Effect.provide(userContext))
       expect(error).toBeInstanceOf(EscrowRefused)
       expect((error as EscrowRefused).reason).toBe("underfunded")
-      // Not retried: a refusal is final. The one escrow was cancelled by the orchestrator's scope.
+      // Not retried: a refusal is final. The one escrow was cancelled by the remote agent, its payee,
+      // at once (the orchestrator, its payer, may not before the deadline).
       const page = yield* ledger.listEscrows({ wallet: user.wallet })
       expect(page.escrows.map((e) => e.status)).toEqual(["cancelled"])
       expect((yield* ledger.balance(user.wallet)).available).toBe(u("100"))
