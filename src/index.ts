@@ -14,19 +14,23 @@ export * as FeeSchedule from "./ledger/FeeSchedule.js"
 export * as MemoryLedger from "./ledger/MemoryLedger.js"
 import { Escrow as EscrowTag } from "./escrow/Escrow.js"
 import * as EscrowHttp from "./escrow/EscrowHttp.js"
+import { reconcileUnsettled } from "./escrow/settlement.js"
 /**
  * The Escrow port (`Escrow.scoped`, `Escrow.use`, `Escrow.layerLocal`, ...), with the
  * remote layers attached here: `Escrow.layerHttp({ baseUrl, apiKey })` and
- * `Escrow.layerHttpConfig` (`ESCROW_BASE`, `PF_API_KEY`). They live in their own module,
+ * `Escrow.layerHttpConfig` (`ESCROW_BASE`, `PF_API_KEY`), and `Escrow.reconcileUnsettled`.
+ * They live in their own modules,
  * which imports the Tag, so attaching them in the Tag's module would be an import cycle.
  */
 export const Escrow = Object.assign(EscrowTag, {
   layerHttp: EscrowHttp.layer,
-  layerHttpConfig: EscrowHttp.layerConfig
+  layerHttpConfig: EscrowHttp.layerConfig,
+  reconcileUnsettled
 })
 export type Escrow = EscrowTag
 export * as EscrowHttp from "./escrow/EscrowHttp.js"
 export type { EscrowShape, ScopedEscrow, ScopedOptions, UnsettledEscrow } from "./escrow/Escrow.js"
+export type { ReconcileReport } from "./escrow/settlement.js"
 export { EscrowTest } from "./escrow/EscrowTest.js"
 export type { EscrowCall, EscrowOp, EscrowTestShape } from "./escrow/EscrowTest.js"
 export * as SqlLedger from "./ledger/SqlLedger.js"

@@ -49,7 +49,7 @@ import type { AgentRecord, EscrowRecord, EscrowTerms, WalletBalance } from "../d
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { Escrow, type EscrowShape, type ScopedEscrow } from "../escrow/Escrow.js"
-import { settleOnExit } from "../escrow/settlement.js"
+import { reconcileUnsettled, settleOnExit } from "../escrow/settlement.js"
 import { deadlineTimer, withSpanWhenTraced } from "../observability/spans.js"
 import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
 import { Accounts, type AccountsShape, type FaucetError, type RegisterError } from "./Accounts.js"
@@ -280,6 +280,12 @@ export interface OrchestratorOptions {
   readonly settlementRetry?: Schedule.Schedule<unknown, unknown> | undefined
   /** Default restart policy for its sub-agents. */
   readonly restart?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * How often it retries the settlements its tasks could not make (`escrow.unsettled`:
+   * a release or a cancel that failed all its retries), for as long as it lives;
+   * default 30 seconds, `"never"` to leave them to another reconciler.
+   */
+  readonly reconcileEvery?: Duration.DurationInput | "never" | undefined
 }
 
 export class Orchestrator extends Context.Tag("ringmaster/Orchestrator")<Orchestrator, OrchestratorShape>() {
@@ -370,6 +376,10 @@ export const make = (
     if (options.faucet === true) yield* accounts.claimFaucet(identity.wallet, identity.name)
     if (options.deposit !== undefined) yield* accounts.deposit(identity.wallet, options.deposit)
     const scope = yield* Effect.scope
+    // Sub-agents' orchestrators share this Escrow and its journal: one reconciler, the root's.
+    if (options.reconcileEvery !== "never") {
+      yield* reconcileUnsettled(escrow).pipe(Effect.delay(options.reconcileEvery ?? "30 seconds"), Effect.forever, Effect.forkScoped)
+    }
     return yield* build({ accounts, escrow }, identity, scope, {
       budget,
       region: options.region,

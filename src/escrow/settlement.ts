@@ -1,10 +1,11 @@
 /**
  * Settling a scoped escrow when its scope closes: retried with backoff, never
  * silently dropped. A settlement that cannot complete is recorded for
- * reconciliation and logged at error level; the escrow's deadline still refunds it,
- * so nothing stays locked forever.
+ * reconciliation and logged at error level; `reconcileUnsettled` makes it later
+ * (an orchestrator runs it periodically), and the escrow's deadline still refunds
+ * it, so nothing stays locked forever.
  */
-import { Clock, Effect, Schedule } from "effect"
+import { Clock, Effect, Either, Schedule } from "effect"
 import type { EscrowId } from "../domain/ids.js"
 import { withSpanWhenTraced } from "../observability/spans.js"
 import type { EscrowShape } from "./Escrow.js"
@@ -65,3 +66,53 @@ export const settleOnExit = (
       withSpanWhenTraced("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent }, captureStackTrace: false })
     )
   })
+
+export interface ReconcileReport {
+  /** Settled as recorded now, or found settled that way already: marked settled. */
+  readonly settled: number
+  /** Failed again: left for the next pass. */
+  readonly pending: number
+  /**
+   * Releases that can no longer be made: the escrow was refunded meanwhile (its
+   * deadline passed, or it was cancelled), so its payee was not paid for its work.
+   * Logged at error level and marked settled: retrying cannot change it.
+   */
+  readonly lost: ReadonlyArray<EscrowId>
+}
+
+/**
+ * One pass over the escrows recorded as unsettled (`escrow.unsettled`): each is
+ * released or cancelled as its scope asked, and marked settled once that is done
+ * or was done already. Repeating either is safe: a full release or a cancel of a
+ * settled escrow changes nothing (`EscrowNotPending`).
+ */
+export const reconcileUnsettled = (escrow: EscrowShape): Effect.Effect<ReconcileReport> =>
+  Effect.gen(function*() {
+    let settled = 0
+    let pending = 0
+    const lost: Array<EscrowId> = []
+    for (const entry of yield* escrow.unsettled) {
+      const id = entry.escrowId
+      const outcome = yield* Effect.either(entry.intent === "release" ? escrow.release(id) : escrow.cancel(id))
+      if (Either.isLeft(outcome)) {
+        const error = outcome.left
+        if (error._tag !== "EscrowNotPending") {
+          pending++
+          continue
+        }
+        if (entry.intent === "release" && error.status !== "released") {
+          lost.push(id)
+          yield* Effect.logError("an escrow owed to its payee was refunded before its release could be made", {
+            escrowId: id,
+            status: error.status,
+            firstError: entry.error
+          })
+          yield* escrow.markSettled(id)
+          continue
+        }
+      }
+      settled++
+      yield* escrow.markSettled(id)
+    }
+    return { settled, pending, lost }
+  }).pipe(withSpanWhenTraced("Escrow.reconcile", { captureStackTrace: false }))
