@@ -39,6 +39,7 @@ import {
   FiberRef,
   FiberSet,
   Layer,
+  Option,
   Schedule,
   Schema,
   Scope,
@@ -852,9 +853,22 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
           const provided = handle.orchestrator === undefined
             ? source
             : Stream.provideService(source, Orchestrator, handle.orchestrator)
+          // The deadline covers the whole stream, as a delegate's covers its run: the
+          // escrow (deadline + its margin) then always outlives the last partial release.
+          const deadline = Effect.zipRight(
+            Effect.sleep(Duration.millis(plan.timeoutMs)),
+            Effect.fail(new TaskTimedOut({ agent: handle.name, timeoutMs: plan.timeoutMs }))
+          )
           return provided.pipe(
-            Stream.timeoutFail(() => new TaskTimedOut({ agent: handle.name, timeoutMs: plan.timeoutMs }), Duration.millis(plan.timeoutMs)),
+            // Not restarted: a restart would deliver, and charge for, batches again.
+            Stream.catchAllCause((cause): Stream.Stream<O, E | AgentCrashed> => {
+              const defect = Cause.dieOption(cause)
+              return Option.isSome(defect)
+                ? Stream.fail(new AgentCrashed({ agent: handle.name, restarts: 0, defect: describeDefect(defect.value) }))
+                : Stream.failCause(cause)
+            }),
             Stream.mapEffect(deliver),
+            Stream.interruptWhen(deadline),
             Stream.interruptWhenDeferred(internals.stoppedSignal)
           )
         })

@@ -470,6 +470,73 @@ for (const backend of backends) {
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
+    /** A streaming agent paid 0.01 per batch, up to 1 USDC: `run` gives its batches. */
+    const streamer = (name: string, run: () => Stream.Stream<number>) =>
+      Agent.streaming({ name, input: Topic, output: Schema.Number, maxPrice: Usdc.make("1"), pricePerBatch: Usdc.make("0.01"), run })
+    const batch = u("0.01")
+    /** Consumes `stream` in a fiber, counting what it received. */
+    const consume = <E, R>(stream: Stream.Stream<number, E, R>) =>
+      Effect.gen(function*() {
+        const received = yield* Ref.make(0)
+        const fiber = yield* Effect.fork(Stream.runDrain(Stream.tap(stream, () => Ref.update(received, (n) => n + 1))))
+        return { fiber, received: (n: number) => eventually(Effect.map(Ref.get(received), (r) => r === n)) }
+      })
+    /** After `n` paid batches and the rest of the 1 USDC refunded: the payer's and payee's balances. */
+    const afterBatches = (n: bigint) => [
+      [u("100") - n * batch + n * shareOf(batch), 0n],
+      [n * (batch - feeOf(batch)), 0n]
+    ]
+
+    it.effect("streaming: the deadline covers the whole stream, not each batch (TestClock); the remainder is refunded", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        // A batch every 400 ms, forever: never idle for long, so only a whole-stream deadline ends it.
+        const ticker = streamer("steady", () => Stream.repeatEffect(Effect.as(Effect.sleep("400 millis"), 1)))
+        const handle = yield* Orchestrator.spawn(ticker)
+        const { fiber, received } = yield* consume(Orchestrator.stream(handle, { topic: "x" }, { timeoutMs: 1_000 }))
+        const ledger = yield* Ledger
+        yield* eventually(Effect.map(Effect.orDie(ledger.listEscrows({})), (page) => page.escrows.length === 1))
+        yield* TestClock.adjust("400 millis")
+        yield* received(1)
+        yield* TestClock.adjust("400 millis")
+        yield* received(2)
+        yield* TestClock.adjust("200 millis")
+        expect(yield* Fiber.await(fiber)).toEqual(Exit.fail(new TaskTimedOut({ agent: "steady", timeoutMs: 1_000 })))
+        expect(yield* balances(orchestrator.identity.wallet, handle.wallet)).toEqual(afterBatches(2n))
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
+    it.effect("streaming: interrupting the consumer, or stopping the sub-agent, pays what was received and refunds the rest", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const oneThenSilence = () => Stream.concat(Stream.make(1), Stream.never)
+        const first = yield* Orchestrator.spawn(streamer("interrupted", oneThenSilence))
+        const a = yield* consume(Orchestrator.stream(first, { topic: "x" }))
+        yield* a.received(1)
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(a.fiber))).toBe(true)
+        expect(yield* balances(orchestrator.identity.wallet, first.wallet)).toEqual(afterBatches(1n))
+
+        const second = yield* Orchestrator.spawn(streamer("stopped", oneThenSilence))
+        const b = yield* consume(Orchestrator.stream(second, { topic: "x" }))
+        yield* b.received(1)
+        yield* second.stop
+        const stopped = yield* Fiber.await(b.fiber)
+        expect(Exit.isFailure(stopped) || Exit.isInterrupted(stopped)).toBe(true)
+        const [[payer, locked], [payee]] = yield* balances(orchestrator.identity.wallet, second.wallet)
+        expect([payer, locked, payee]).toEqual([u("100") - 2n * batch + 2n * shareOf(batch), 0n, batch - feeOf(batch)])
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
+    it.effect("streaming: a crash fails with AgentCrashed (not restarted: batches would be charged again) and refunds the rest", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const crashy = yield* Orchestrator.spawn(streamer("crashy", () => Stream.concat(Stream.make(1), Stream.die(new Error("boom")))))
+        const error = yield* Effect.flip(Stream.runDrain(Orchestrator.stream(crashy, { topic: "x" })))
+        expect(fields(error)).toEqual({ _tag: "AgentCrashed", agent: "crashy", restarts: 0, defect: "boom" })
+        expect(yield* balances(orchestrator.identity.wallet, crashy.wallet)).toEqual(afterBatches(1n))
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
     it.effect("streaming: a batch that would exceed the locked maximum is not delivered", () =>
       Effect.gen(function*() {
         const orchestrator = yield* Orchestrator
