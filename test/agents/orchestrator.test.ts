@@ -305,6 +305,54 @@ for (const backend of backends) {
         expect(yield* balances(orchestrator.identity.wallet)).toEqual([[u("100"), 0n]])
       }).pipe(Effect.provide(world(backend))))
 
+    it.scoped("restart policies: RestartPolicy.never, the orchestrator's default for its sub-agents, and RestartPolicy.default", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const segfault = Agent.make({ name: "segfault", input: Topic, output: Facts, price: Usdc.make("1"), run: () => Effect.die("segfault") })
+
+        const never = yield* Orchestrator.spawn(segfault, { restart: RestartPolicy.never })
+        expect(yield* Effect.flip(Orchestrator.delegate(never, { topic: "x" }))).toEqual(
+          new AgentCrashed({ agent: "segfault", restarts: 0, defect: "segfault" })
+        )
+        expect(yield* never.status).toMatchObject({ crashes: 1, restarts: 0, failed: 1 })
+
+        // An orchestrator's `restart` is its sub-agents' policy unless spawn names one.
+        const strict = yield* Orchestrator.make({ name: "strict", deposit: Usdc.make("5"), restart: RestartPolicy.never })
+        const underStrict = yield* strict.spawn(segfault)
+        expect(yield* Effect.flip(strict.delegate(underStrict, { topic: "x" }))).toMatchObject({ _tag: "AgentCrashed", restarts: 0 })
+
+        // The default: 3 restarts, 10, 20 and 40 ms apart.
+        const byDefault = yield* Orchestrator.spawn(segfault)
+        const fiber = yield* Effect.fork(Effect.flip(Orchestrator.delegate(byDefault, { topic: "x" })))
+        yield* eventually(Effect.map(byDefault.status, (st) => st.crashes === 1))
+        yield* TestClock.adjust("69 millis")
+        yield* eventually(Effect.map(byDefault.status, (st) => st.crashes === 3))
+        // The third restart is granted, and waits out its 40 ms.
+        expect(yield* byDefault.status).toMatchObject({ crashes: 3, restarts: 3 })
+        yield* TestClock.adjust("1 millis")
+        expect(yield* Fiber.join(fiber)).toMatchObject({ _tag: "AgentCrashed", restarts: 3 })
+        expect(yield* balances(orchestrator.identity.wallet, strict.identity.wallet)).toEqual([[u("100"), 0n], [u("5"), 0n]])
+      }).pipe(Effect.provide(world(backend))))
+
+    it.effect("a sub-agent's own caps (spawn's budget) stop its hiring before any lock; its task is refunded", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        // Hires a helper (0.5) for every task it takes, from its own wallet (1 USDC from the faucet).
+        const helper = Agent.make({ ...fetcher, name: "helper", price: Usdc.make("0.5") })
+        const leadNamed = (name: string) =>
+          Agent.make({ name, input: Topic, output: Facts, price: Usdc.make("4"), run: (input) => Orchestrator.hire(helper, input) })
+        const capped = yield* Orchestrator.spawn(leadNamed("lead"), { faucet: true, budget: { perTask: Usdc.make("0.4") } })
+        const error = yield* Effect.flip(Orchestrator.delegate(capped, { topic: "x" }))
+        expect(fields(error)).toEqual({ _tag: "BudgetExceeded", cap: "per-task", limitMicros: u("0.4"), spentMicros: 0n, requestedMicros: u("0.5") })
+        // Only the lead's own escrow was opened, and it was refunded.
+        expect(yield* escrowCount).toBe(1)
+        expect(yield* balances(orchestrator.identity.wallet, capped.wallet)).toEqual([[u("100"), 0n], [u("1"), 0n]])
+        // Uncapped, the same lead hires and is paid.
+        const free = yield* Orchestrator.spawn(leadNamed("free-lead"), { faucet: true })
+        expect(yield* Orchestrator.delegate(free, { topic: "x" })).toEqual({ facts: ["x rose", "x fell"] })
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
     it.effect("retries and fallbacks: each failed attempt is refunded, the one that succeeds is paid", () =>
       Effect.gen(function*() {
         const orchestrator = yield* Orchestrator
