@@ -118,9 +118,14 @@ export interface DelegateOptions<I, O, E, R> {
   readonly fallback?: ReadonlyArray<Handle<Agent.Agent<I, O, E, R>>> | undefined
   /** A per-task cap for this call, on top of the orchestrator's. */
   readonly maxPrice?: Usdc | undefined
-  /** Whose wallet pays (the caller whose budget this spends); the orchestrator's by default. */
+  /**
+   * Whose wallet pays (the caller whose budget this spends); the orchestrator's by
+   * default. On the embedded ledger, code in the process may name any wallet. On a
+   * settlement service (`AccountsHttp.layerWithEscrow`), the layer must hold the
+   * payer's key, or the payer must have given the sub-agent a mandate (`mandateId`).
+   */
   readonly payer?: WalletAddress | undefined
-  /** Opened under this mandate of the payer's, when the payer is not the orchestrator. */
+  /** Opened (and released) by the sub-agent under this mandate of the payer's, when the payer is not the orchestrator. */
   readonly mandateId?: MandateId | undefined
   /** Recorded on the escrow; `<agent> task` by default. At most 2,000 characters. */
   readonly description?: string | undefined

@@ -22,7 +22,9 @@
  * deadline (unless the service allows more). An orchestrator holds the keys of the
  * sub-agents it registered (`AccountsHttp.layerWithEscrow` shares them here), so for
  * an escrow whose payer or payee is one of them this layer calls as that party:
- * a sub-agent's own hires are created and released with its key, and a failed,
+ * a sub-agent's own hires are created and released with its key, an escrow under
+ * a payer's mandate (the caller's budget, spent by an orchestrator) is opened and
+ * released by its payee, the sub-agent, as the service allows, and a failed,
  * timed-out or interrupted task is cancelled with its payee's, refunding the payer
  * now rather than at the deadline. Without a key for either party, the layer's own
  * key is used, as before.
@@ -72,17 +74,18 @@ export const makeWith = (
      * others are settled with the layer's own key and need no entry. Forgotten once
      * the escrow is settled.
      */
-    const parties = new Map<EscrowId, { readonly payer: WalletAddress; readonly payee: WalletAddress }>()
-    const remember = (id: EscrowId, payer: WalletAddress, payee: WalletAddress) => {
-      if (partyClients(payer) === undefined && partyClients(payee) === undefined) return
+    const parties = new Map<EscrowId, Pick<EscrowRecord, "payer" | "payee" | "mandateId">>()
+    const remember = (escrow: EscrowRecord) => {
+      if (partyClients(escrow.payer) === undefined && partyClients(escrow.payee) === undefined) return
       if (parties.size >= MAX_REMEMBERED_ESCROWS) parties.delete(parties.keys().next().value!)
-      parties.set(id, { payer, payee })
+      parties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId })
     }
     const forget = (id: EscrowId) => Effect.sync(() => parties.delete(id))
-    /** Creates and releases are the payer's. */
-    const asPayer = (id: EscrowId) => {
+    /** Releases are the payer's, or the payee's under a mandate (as is the create). */
+    const asReleaser = (id: EscrowId) => {
       const known = parties.get(id)
-      return (known && partyClients(known.payer)) ?? own
+      if (known === undefined) return own
+      return partyClients(known.payer) ?? (known.mandateId !== null ? partyClients(known.payee) : undefined) ?? own
     }
     /** The payee may cancel at once, the payer only after the deadline: the payee's key first. */
     const asCanceller = (id: EscrowId) => {
@@ -112,7 +115,8 @@ export const makeWith = (
           const timeout = terms.timeout === undefined ? undefined : Math.ceil(Duration.toMillis(Duration.decode(terms.timeout)))
           return call<EscrowRecord, CreateError>(
             "create",
-            (partyClients(terms.payer) ?? own).escrow.create({
+            // The payer opens its escrows; under the payer's mandate, the payee does.
+            (partyClients(terms.payer) ?? (terms.mandateId !== undefined ? partyClients(terms.payee) : undefined) ?? own).escrow.create({
               payload: {
                 payer_wallet: terms.payer,
                 payee_wallet: terms.payee,
@@ -126,13 +130,13 @@ export const makeWith = (
             }).pipe(Effect.map(escrowFromView)),
             isTransient,
             createErrors
-          ).pipe(Effect.tap((created) => Effect.sync(() => remember(created.id, created.payer, created.payee))))
+          ).pipe(Effect.tap((created) => Effect.sync(() => remember(created))))
         }),
       release: (id, releaseOptions) => {
         const amount = releaseOptions?.amount
         return call<EscrowRecord, ReleaseError>(
           "release",
-          asPayer(id).escrow.release({ payload: { escrow_id: id, amount_usdc: amount } }).pipe(Effect.map(escrowFromView)),
+          asReleaser(id).escrow.release({ payload: { escrow_id: id, amount_usdc: amount } }).pipe(Effect.map(escrowFromView)),
           amount === undefined ? isTransient : isRateLimited,
           releaseErrors
         ).pipe(Effect.tap((released) => (released.status === "pending" ? Effect.void : forget(id))))
@@ -147,7 +151,7 @@ export const makeWith = (
           Effect.tap(() => forget(id)),
           Effect.tapError((error) => (error._tag === "EscrowNotPending" ? forget(id) : Effect.void))
         ),
-      get: (id) => call("get", asPayer(id).escrow.get({ path: { id } }).pipe(Effect.map(escrowFromView)), isTransient, getErrors),
+      get: (id) => call("get", asReleaser(id).escrow.get({ path: { id } }).pipe(Effect.map(escrowFromView)), isTransient, getErrors),
       recordUnsettled: journal.record,
       unsettled: journal.list,
       markSettled: journal.markSettled

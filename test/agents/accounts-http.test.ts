@@ -252,5 +252,30 @@ describe("AccountsHttp: an orchestrator on a remote settlement service", () => {
       expect((yield* ledger.balance(wallet)).available).toBe(u("50") - leadPrice + shareOf(leadPrice) + shareOf(PRICE))
       expect((yield* ledger.verify).violations).toEqual([])
     }))
+  it.scopedLive("spends a caller's budget under the caller's mandate: the sub-agent opens and is paid from the caller's wallet", () =>
+    Effect.gen(function*() {
+      const { baseUrl, ledger, remote, wallet } = yield* world
+      const caller = yield* registerOverHttp(baseUrl, "caller")
+      yield* ledger.deposit(caller.wallet, Usdc.make("10"))
+      const { handle, paid, refused } = yield* Effect.gen(function*() {
+        const handle = yield* Orchestrator.spawn(Fetcher)
+        // The caller lets the fetcher draw up to 0.40 a task, 0.80 in all.
+        const mandate = yield* ledger.createMandate({ payer: caller.wallet, payee: handle.wallet, maxAmount: PRICE, budget: Usdc.make("0.80") })
+        const options = { payer: caller.wallet, mandateId: mandate.id }
+        const paid = yield* Orchestrator.delegate(handle, { topic: "rates" }, options)
+        yield* Orchestrator.delegate(handle, { topic: "fx" }, options)
+        // The mandate's budget is spent: the service refuses a third, and nothing is locked.
+        const refused = yield* Effect.flip(Orchestrator.delegate(handle, { topic: "bonds" }, options))
+        return { handle, paid, refused }
+      }).pipe(Effect.provide(Orchestrator.layer({ name: "orchestrator", existing: true, wallet }).pipe(Layer.provideMerge(remote))))
+
+      expect(paid).toEqual({ facts: ["rates: 2 sources"] })
+      expect(refused._tag).toBe("MandateExceeded")
+      expect(yield* ledger.balance(caller.wallet)).toEqual({ wallet: caller.wallet, available: u("10") - 2n * PRICE, locked: 0n })
+      expect((yield* ledger.balance(handle.wallet)).available).toBe(2n * (PRICE - feeOf(PRICE)))
+      // The orchestrator spent nothing; it earned the referral share on its sub-agent's fees.
+      expect(yield* ledger.balance(wallet)).toEqual({ wallet, available: u("50") + 2n * shareOf(PRICE), locked: 0n })
+      expect((yield* ledger.verify).violations).toEqual([])
+    }))
 })
 
