@@ -384,7 +384,13 @@ export const make = (
     const scope = yield* Effect.scope
     // Sub-agents' orchestrators share this Escrow and its journal: one reconciler, the root's.
     if (options.reconcileEvery !== "never") {
-      yield* reconcileUnsettled(escrow).pipe(Effect.delay(options.reconcileEvery ?? "30 seconds"), Effect.forever, Effect.forkScoped)
+      yield* reconcileUnsettled(escrow).pipe(
+        // A pass that dies (its journal unreadable, say) must not end the reconciler.
+        Effect.catchAllCause((cause) => Effect.logError("reconciling unsettled escrows failed; retrying on the next pass", cause)),
+        Effect.delay(options.reconcileEvery ?? "30 seconds"),
+        Effect.forever,
+        Effect.forkScoped
+      )
     }
     return yield* build({ accounts, escrow }, identity, scope, {
       budget,
@@ -872,8 +878,10 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
                 ? Stream.fail(new AgentCrashed({ agent: handle.name, restarts: 0, defect: describeDefect(defect.value) }))
                 : Stream.failCause(cause)
             }),
-            Stream.mapEffect(deliver),
+            // On the agent's side of `deliver`: the deadline stops the pulling, never a
+            // batch between its payment and its delivery to the consumer.
             Stream.interruptWhen(deadline),
+            Stream.mapEffect(deliver),
             Stream.interruptWhenDeferred(internals.stoppedSignal)
           )
         })
