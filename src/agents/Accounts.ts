@@ -1,7 +1,8 @@
 /**
  * The orchestrator's view of account provisioning and reporting: a small port so
  * the runtime works both on the in-process `Ledger` (`Accounts.layerFromLedger`) and
- * on a remote settlement service (`Accounts.layerHttp`, src/agents/AccountsHttp.ts),
+ * on a remote settlement service (`Accounts.layerHttp`, or `layerHttpWithEscrow` with
+ * the Escrow port on the same pool and keys: src/agents/AccountsHttp.ts),
  * without knowing which.
  *
  * Money moves only through the `Escrow` port; this port registers agents, funds
