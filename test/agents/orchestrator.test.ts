@@ -29,7 +29,7 @@ const fields = (error: unknown) => ({ ...(error as object) })
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 /** Lets other fibers run until `check` holds (at most 1,000 event-loop turns). */
-const eventually = (check: Effect.Effect<boolean>) =>
+const eventually = <R>(check: Effect.Effect<boolean, never, R>) =>
   Effect.gen(function*() {
     for (let i = 0; i < 1_000; i++) {
       if (yield* check) return
@@ -542,8 +542,7 @@ for (const backend of backends) {
         const ticker = streamer("steady", () => Stream.repeatEffect(Effect.as(Effect.sleep("400 millis"), 1)))
         const handle = yield* Orchestrator.spawn(ticker)
         const { fiber, received } = yield* consume(Orchestrator.stream(handle, { topic: "x" }, { timeoutMs: 1_000 }))
-        const ledger = yield* Ledger
-        yield* eventually(Effect.map(Effect.orDie(ledger.listEscrows({})), (page) => page.escrows.length === 1))
+        yield* eventually(Effect.map(Effect.orDie(escrowCount), (n) => n === 1))
         yield* TestClock.adjust("400 millis")
         yield* received(1)
         yield* TestClock.adjust("400 millis")
