@@ -102,11 +102,29 @@ export const AgentCard = Schema.Struct({
   created_at: Timestamp
 }).annotations({ identifier: "AgentCard" })
 
+/** Longest grace a rotation may ask for (the configured `KEY_ROTATION_GRACE` may cap it lower). */
+export const MAX_ROTATION_GRACE_SECONDS = 30 * 24 * 60 * 60
+
+/** Optional: an empty body (or `null`) takes the configured grace. */
+export const RotateKeyRequest = Schema.NullOr(
+  Schema.Struct({
+    /** How long the agent's older keys keep working, in whole seconds; 0 ends them at once. */
+    grace_seconds: Schema.optional(Schema.Int.pipe(Schema.between(0, MAX_ROTATION_GRACE_SECONDS)))
+  })
+).annotations({ identifier: "RotateKeyRequest" })
+
 export const RotatedKey = Schema.Struct({
   agent_id: AgentId,
   api_key: Schema.Redacted(Schema.String),
   /** The key used before keeps working until then. */
   previous_key_expires_at: Timestamp
+})
+
+export const RevokedKeys = Schema.Struct({
+  agent_id: AgentId,
+  /** Keys of the agent that were still live and no longer work. */
+  revoked_count: Schema.Int,
+  revoked_at: Timestamp
 })
 
 export const FaucetClaimRequest = Schema.Struct({
@@ -252,10 +270,18 @@ export const Referrals = Schema.Struct({
 // Middleware: who is calling
 // ---------------------------------------------------------------------------
 
-/** The authenticated agent behind a request. */
+/** The authenticated agent behind a request, and the key it presented. */
 export interface Caller {
   readonly agentId: AgentId
   readonly wallet: WalletAddress
+  /** The presented key's id in the key store (its SHA-256, hex; never the key). */
+  readonly keyHash: string
+  /**
+   * Null for the agent's current key. Set when a rotation replaced it: the key
+   * works for ordinary calls until then, and may not manage keys, mandates or
+   * payment tokens (`requireCurrentKey` in Settlement.ts).
+   */
+  readonly keyExpiresAtMs: number | null
 }
 export class CurrentCaller extends Context.Tag("ringmaster/http/CurrentCaller")<CurrentCaller, Caller>() {}
 
@@ -299,9 +325,23 @@ export class AgentsGroup extends HttpApiGroup.make("agents")
   )
   .add(
     HttpApiEndpoint.post("rotateKey", "/api/agents/rotate-key")
+      .setPayload(RotateKeyRequest)
       .addSuccess(RotatedKey)
       .middleware(Authorization)
-      .annotate(OpenApi.Description, "Issue a new API key; the old one works for a grace period, then stops.")
+      .annotate(
+        OpenApi.Description,
+        "Issue a new API key; the agent's older keys work for `grace_seconds` (default and maximum: the configured grace), then stop. " +
+          "Only the agent's current key may rotate: a key replaced by a rotation is refused with 403 `key_in_grace`."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("revokeKeys", "/api/agents/revoke-keys")
+      .addSuccess(RevokedKeys)
+      .middleware(Authorization)
+      .annotate(
+        OpenApi.Description,
+        "End every other key of the agent now, their grace included. Only the agent's current key may revoke (else 403 `key_in_grace`)."
+      )
   )
   .add(
     HttpApiEndpoint.get("agent")`/api/agents/${addressParam}`

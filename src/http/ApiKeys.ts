@@ -7,6 +7,12 @@
  * and gives every older live key of the agent a deadline (`grace`), so a fleet can
  * switch keys without downtime.
  *
+ * Only the agent's current key (the one no rotation has given a deadline) may
+ * rotate or revoke keys. The store checks that in the same transaction as the
+ * change, so a key another instance still holds in its cache as current, or a
+ * second rotation racing the first, cannot issue a key: a stolen key that has been
+ * rotated away can never mint a replacement and lock the owner out.
+ *
  * Layers: `ApiKeys.layerMemory` (tests, the in-memory service) and
  * `ApiKeys.layerSql` (any `SqlClient`; table `api_keys`, migration in
  * `migrations.ts`).
@@ -16,6 +22,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
 import { LedgerUnavailable } from "../domain/errors.js"
 import type { AgentId, WalletAddress } from "../domain/ids.js"
+import { KeyInGrace } from "./errors.js"
 import { createApiKeysTable } from "./migrations.js"
 
 export interface ApiKeyOwner {
@@ -31,24 +38,59 @@ export interface StoredKey extends ApiKeyOwner {
   readonly expiresAtMs: number | null
 }
 
+/** A key `verify` accepted: its owner, and which key it is and whether a rotation has given it a deadline. */
+export interface VerifiedKey extends ApiKeyOwner {
+  readonly keyHash: string
+  /** Null for the agent's current key; a rotated-away key works until then. */
+  readonly expiresAtMs: number | null
+}
+
 /** Where key hashes live. Each method is atomic. */
 export interface ApiKeyStore {
   readonly insert: (row: StoredKey) => Effect.Effect<void, LedgerUnavailable>
   readonly findByHash: (keyHash: string) => Effect.Effect<StoredKey | undefined, LedgerUnavailable>
-  /** Gives every other key of the agent that outlives `expiresAtMs` that deadline, and inserts `row`. */
-  readonly rotate: (row: StoredKey, expiresAtMs: number) => Effect.Effect<void, LedgerUnavailable>
+  /**
+   * If `presentedHash` is still a current key (no deadline), gives every key of the
+   * agent that outlives `expiresAtMs` (the presented one included) that deadline and
+   * inserts `row`; otherwise changes nothing. True when it rotated.
+   */
+  readonly rotate: (row: StoredKey, expiresAtMs: number, presentedHash: string) => Effect.Effect<boolean, LedgerUnavailable>
+  /**
+   * If `presentedHash` is still a current key of `agentId`, ends every other live key
+   * of the agent at `nowMs` and returns their hashes; otherwise changes nothing and
+   * returns null.
+   */
+  readonly revokeOthers: (
+    agentId: AgentId,
+    presentedHash: string,
+    nowMs: number
+  ) => Effect.Effect<ReadonlyArray<string> | null, LedgerUnavailable>
 }
 
 export interface ApiKeysShape {
   /** A new key for a freshly registered agent. */
   readonly issue: (owner: ApiKeyOwner) => Effect.Effect<Redacted.Redacted<string>, LedgerUnavailable>
-  /** A new key; the agent's older keys keep working for `grace`, then stop. */
+  /**
+   * A new key, asked for with the agent's current key (`presented`, as `verify`
+   * gave it); the agent's older keys keep working for `grace` (0: not at all), then
+   * stop. `KeyInGrace` when `presented` is no longer current in storage.
+   */
   readonly rotate: (
-    owner: ApiKeyOwner,
+    presented: VerifiedKey,
     grace: Duration.DurationInput
-  ) => Effect.Effect<{ readonly apiKey: Redacted.Redacted<string>; readonly previousExpiresAtMs: number }, LedgerUnavailable>
-  /** The key's owner, or null when the key is unknown, malformed or expired. */
-  readonly verify: (key: Redacted.Redacted<string>) => Effect.Effect<ApiKeyOwner | null, LedgerUnavailable>
+  ) => Effect.Effect<
+    { readonly apiKey: Redacted.Redacted<string>; readonly previousExpiresAtMs: number },
+    KeyInGrace | LedgerUnavailable
+  >
+  /**
+   * Ends every other key of the agent now, asked for with its current key; how many
+   * were live. `KeyInGrace` when `presented` is no longer current in storage.
+   */
+  readonly revokeOthers: (
+    presented: VerifiedKey
+  ) => Effect.Effect<{ readonly revokedCount: number; readonly revokedAtMs: number }, KeyInGrace | LedgerUnavailable>
+  /** The key's owner and state, or null when the key is unknown, malformed or expired. */
+  readonly verify: (key: Redacted.Redacted<string>) => Effect.Effect<VerifiedKey | null, LedgerUnavailable>
 }
 
 export const KEY_PREFIX = "pk_"
@@ -79,16 +121,33 @@ export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysS
   const lookup = (keyHash: string, nowMs: number): Effect.Effect<StoredKey | undefined, LedgerUnavailable> => {
     if (cacheTtlMs > 0) {
       const hit = cache.get(keyHash)
-      if (hit !== undefined && hit.untilMs > nowMs) return Effect.succeed(hit.row)
+      if (hit !== undefined) {
+        if (hit.untilMs > nowMs && !isExpired(hit.row, nowMs)) return Effect.succeed(hit.row)
+        cache.delete(keyHash)
+      }
     }
     return Effect.map(store.findByHash(keyHash), (row) => {
-      if (row !== undefined && cacheTtlMs > 0) {
+      // An expired key is not remembered: it is refused from storage each time, and
+      // a live key is remembered no longer than it lives.
+      if (row !== undefined && cacheTtlMs > 0 && !isExpired(row, nowMs)) {
         if (cache.size >= cacheMax) cache.delete(cache.keys().next().value!)
-        cache.set(keyHash, { row, untilMs: nowMs + cacheTtlMs })
+        const untilMs = Math.min(nowMs + cacheTtlMs, row.expiresAtMs ?? Number.POSITIVE_INFINITY)
+        cache.set(keyHash, { row, untilMs })
       }
       return row
     })
   }
+
+  /** Rotations and revocations are rare: this agent's keys are read from storage again, so a new deadline applies here at once. */
+  const forgetAgent = (agentId: AgentId) =>
+    Effect.sync(() => {
+      for (const [hash, entry] of cache) if (entry.row.agentId === agentId) cache.delete(hash)
+    })
+
+  /** The refusal for a key that storage no longer holds as current. */
+  const notCurrent = (presented: VerifiedKey, nowMs: number) =>
+    Effect.flatMap(store.findByHash(presented.keyHash), (row) =>
+      Effect.fail(new KeyInGrace({ agentId: presented.agentId, expiresAtMs: row?.expiresAtMs ?? presented.expiresAtMs ?? nowMs })))
 
   const newRow = (owner: ApiKeyOwner, nowMs: number) => {
     const key = generateKey()
@@ -108,20 +167,27 @@ export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysS
         const { key, row } = newRow(owner, nowMs)
         return Effect.as(store.insert(row), Redacted.make(key))
       }),
-    rotate: (owner, grace) =>
+    rotate: (presented, grace) =>
       Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
-        const { key, row } = newRow(owner, nowMs)
+        const { key, row } = newRow(presented, nowMs)
         const previousExpiresAtMs = nowMs + Duration.toMillis(grace)
-        return store.rotate(row, previousExpiresAtMs).pipe(
-          Effect.tap(() =>
-            Effect.sync(() => {
-              // Rotations are rare: drop this agent's cached keys so the new deadline applies here at once.
-              for (const [hash, entry] of cache) if (entry.row.agentId === owner.agentId) cache.delete(hash)
-            })
-          ),
-          Effect.as({ apiKey: Redacted.make(key), previousExpiresAtMs })
+        return store.rotate(row, previousExpiresAtMs, presented.keyHash).pipe(
+          Effect.tap(() => forgetAgent(presented.agentId)),
+          Effect.flatMap((rotated) =>
+            rotated ? Effect.succeed({ apiKey: Redacted.make(key), previousExpiresAtMs }) : notCurrent(presented, nowMs)
+          )
         )
       }),
+    revokeOthers: (presented) =>
+      Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
+        store.revokeOthers(presented.agentId, presented.keyHash, nowMs).pipe(
+          Effect.tap(() => forgetAgent(presented.agentId)),
+          Effect.flatMap((revoked) =>
+            revoked === null
+              ? notCurrent(presented, nowMs)
+              : Effect.succeed({ revokedCount: revoked.length, revokedAtMs: nowMs })
+          )
+        )),
     verify: (key) => {
       const text = Redacted.value(key)
       // Malformed keys are refused without hashing or a storage round trip.
@@ -133,13 +199,15 @@ export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysS
           // The lookup matched on the hash; compare it again in constant time so no
           // code path's timing depends on how much of a stored hash a guess shares.
           if (!timingSafeEqual(Buffer.from(row.keyHash, "hex"), digest)) return null
-          if (row.expiresAtMs !== null && row.expiresAtMs <= nowMs) return null
-          return { agentId: row.agentId, wallet: row.wallet }
+          if (isExpired(row, nowMs)) return null
+          return { agentId: row.agentId, wallet: row.wallet, keyHash: row.keyHash, expiresAtMs: row.expiresAtMs }
         })
       )
     }
   }
 }
+
+const isExpired = (row: StoredKey, nowMs: number) => row.expiresAtMs !== null && row.expiresAtMs <= nowMs
 
 export class ApiKeys extends Context.Tag("ringmaster/ApiKeys")<ApiKeys, ApiKeysShape>() {
   /** In process memory. */
@@ -165,14 +233,32 @@ export const memoryStore = (): ApiKeyStore => {
   return {
     insert: (row) => Effect.sync(() => void rows.set(row.keyHash, row)),
     findByHash: (keyHash) => Effect.sync(() => rows.get(keyHash)),
-    rotate: (row, expiresAtMs) =>
+    rotate: (row, expiresAtMs, presentedHash) =>
       Effect.sync(() => {
+        const presented = rows.get(presentedHash)
+        if (presented === undefined || presented.agentId !== row.agentId || presented.expiresAtMs !== null) return false
         for (const [hash, other] of rows) {
           if (other.agentId === row.agentId && (other.expiresAtMs === null || other.expiresAtMs > expiresAtMs)) {
             rows.set(hash, { ...other, expiresAtMs })
           }
         }
         rows.set(row.keyHash, row)
+        return true
+      }),
+    revokeOthers: (agentId, presentedHash, nowMs) =>
+      Effect.sync(() => {
+        const presented = rows.get(presentedHash)
+        if (presented === undefined || presented.agentId !== agentId || presented.expiresAtMs !== null) return null
+        const revoked: Array<string> = []
+        for (const [hash, other] of rows) {
+          if (
+            other.agentId === agentId && hash !== presentedHash && (other.expiresAtMs === null || other.expiresAtMs > nowMs)
+          ) {
+            rows.set(hash, { ...other, expiresAtMs: nowMs })
+            revoked.push(hash)
+          }
+        }
+        return revoked
       })
   }
 }
@@ -192,6 +278,18 @@ export const sqlStore = (sql: SqlClient.SqlClient): ApiKeyStore => {
   const insert = (row: StoredKey) =>
     sql`INSERT INTO api_keys (key_hash, agent_id, wallet, created_at_ms, expires_at_ms)
         VALUES (${row.keyHash}, ${row.agentId}, ${row.wallet}, ${row.createdAtMs}, ${row.expiresAtMs})`
+  /**
+   * Whether the presented key is still current, checked under a lock on its row: the
+   * no-op UPDATE makes a concurrent rotation on PostgreSQL wait for this transaction
+   * and then find the key no longer current (SQLite has one writer at a time).
+   */
+  const claimCurrent = (agentId: string, presentedHash: string) =>
+    Effect.map(
+      sql<{ readonly key_hash: string }>`UPDATE api_keys SET expires_at_ms = NULL
+          WHERE key_hash = ${presentedHash} AND agent_id = ${agentId} AND expires_at_ms IS NULL
+          RETURNING key_hash`,
+      (rows) => rows.length === 1
+    )
   return {
     insert: (row) => insert(row).pipe(Effect.asVoid, Effect.mapError(unavailable)),
     findByHash: (keyHash) =>
@@ -210,13 +308,29 @@ export const sqlStore = (sql: SqlClient.SqlClient): ApiKeyStore => {
         }),
         Effect.mapError(unavailable)
       ),
-    rotate: (row, expiresAtMs) =>
+    rotate: (row, expiresAtMs, presentedHash) =>
       sql.withTransaction(
-        Effect.zipRight(
-          sql`UPDATE api_keys SET expires_at_ms = ${expiresAtMs}
-              WHERE agent_id = ${row.agentId} AND (expires_at_ms IS NULL OR expires_at_ms > ${expiresAtMs})`,
-          insert(row)
-        )
-      ).pipe(Effect.asVoid, Effect.mapError(unavailable))
+        Effect.flatMap(claimCurrent(row.agentId, presentedHash), (current) =>
+          current
+            ? sql`UPDATE api_keys SET expires_at_ms = ${expiresAtMs}
+                  WHERE agent_id = ${row.agentId} AND (expires_at_ms IS NULL OR expires_at_ms > ${expiresAtMs})`.pipe(
+                Effect.zipRight(insert(row)),
+                Effect.as(true)
+              )
+            : Effect.succeed(false))
+      ).pipe(Effect.mapError(unavailable)),
+    revokeOthers: (agentId, presentedHash, nowMs) =>
+      sql.withTransaction(
+        Effect.flatMap(claimCurrent(agentId, presentedHash), (current) =>
+          current
+            ? Effect.map(
+              sql<{ readonly key_hash: string }>`UPDATE api_keys SET expires_at_ms = ${nowMs}
+                  WHERE agent_id = ${agentId} AND key_hash <> ${presentedHash}
+                    AND (expires_at_ms IS NULL OR expires_at_ms > ${nowMs})
+                  RETURNING key_hash`,
+              (rows) => rows.map((r) => r.key_hash)
+            )
+            : Effect.succeed(null))
+      ).pipe(Effect.mapError(unavailable))
   }
 }

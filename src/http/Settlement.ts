@@ -11,10 +11,14 @@
  * - cancel: the payee at any time; the payer once the deadline has passed (or
  *   always, with `payerMayCancelBeforeDeadline`).
  * - get: the two parties. Faucet and wallet balance: the wallet's owner.
+ * - rotate and revoke keys, grant and revoke mandates: only with the agent's current
+ *   key (`requireCurrentKey`). A key a rotation replaced keeps working for ordinary
+ *   calls during its grace, so a fleet can switch keys; it can never mint a key or
+ *   hand out spending rights, so a leaked key the owner rotated away is contained.
  * Every refusal happens before the ledger is touched, so it changes nothing.
  */
 import { Clock, Context, Duration, Effect, Layer, type Redacted } from "effect"
-import type * as Errors from "../domain/errors.js"
+import * as Errors from "../domain/errors.js"
 import type { AgentRecord, EscrowRecord, EscrowStatus, MandateRecord, Metadata, WalletBalance } from "../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
@@ -30,7 +34,7 @@ import {
 } from "../ledger/Ledger.js"
 import type { Caller } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
-import { NotAuthorized, type RateLimited, Unauthenticated } from "./errors.js"
+import { KeyInGrace, NotAuthorized, type RateLimited, Unauthenticated } from "./errors.js"
 import * as RateLimits from "./RateLimits.js"
 import { SettlementConfig } from "./SettlementConfig.js"
 
@@ -72,9 +76,21 @@ export interface SettlementShape {
     | Errors.ReferralCycle
     | Errors.LedgerUnavailable
   >
+  /**
+   * A new key for the caller's agent; its older keys work for `graceSeconds` (at most,
+   * and by default, the configured grace; 0 ends them now). Current key only.
+   */
   readonly rotateKey: (
+    caller: Caller,
+    input?: { readonly graceSeconds?: number | undefined }
+  ) => Effect.Effect<
+    { readonly apiKey: Redacted.Redacted<string>; readonly previousExpiresAtMs: number },
+    KeyInGrace | Errors.InvalidInput | Errors.LedgerUnavailable
+  >
+  /** Ends every other key of the caller's agent now, grace included. Current key only. */
+  readonly revokeKeys: (
     caller: Caller
-  ) => Effect.Effect<{ readonly apiKey: Redacted.Redacted<string>; readonly previousExpiresAtMs: number }, Errors.LedgerUnavailable>
+  ) => Effect.Effect<{ readonly revokedCount: number; readonly revokedAtMs: number }, KeyInGrace | Errors.LedgerUnavailable>
   readonly claimFaucet: (
     caller: Caller,
     input: { readonly wallet: WalletAddress; readonly agentName: string }
@@ -92,8 +108,11 @@ export interface SettlementShape {
   readonly createMandate: (
     caller: Caller,
     input: { readonly payee: WalletAddress; readonly maxAmount: Usdc; readonly budget: Usdc; readonly expiresAtMs?: number | undefined }
-  ) => Effect.Effect<MandateRecord, Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
-  readonly revokeMandate: (caller: Caller, id: MandateId) => Effect.Effect<MandateRecord, Errors.MandateNotFound | Errors.LedgerUnavailable>
+  ) => Effect.Effect<MandateRecord, KeyInGrace | Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
+  readonly revokeMandate: (
+    caller: Caller,
+    id: MandateId
+  ) => Effect.Effect<MandateRecord, KeyInGrace | Errors.MandateNotFound | Errors.LedgerUnavailable>
   readonly createEscrow: (
     caller: Caller,
     input: CreateEscrowInput,
@@ -145,6 +164,25 @@ const isParty = (parties: EscrowParties, caller: Caller) => parties.payer === ca
 const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthorized> =>
   Effect.fail(new NotAuthorized(field === undefined ? { message } : { message, field }))
 
+/**
+ * Refuses a caller whose key a rotation replaced (403 `key_in_grace`). Every
+ * operation that manages credentials or spending rights (keys, mandates, payment
+ * tokens) runs this first: such a key authenticates ordinary calls until its grace
+ * ends, but must not outlast it by issuing something new.
+ */
+export const requireCurrentKey = (caller: Caller): Effect.Effect<void, KeyInGrace> =>
+  caller.keyExpiresAtMs === null
+    ? Effect.void
+    : Effect.fail(new KeyInGrace({ agentId: caller.agentId, expiresAtMs: caller.keyExpiresAtMs }))
+
+/** The caller's key as the key store names it. */
+const callerKey = (caller: Caller) => ({
+  agentId: caller.agentId,
+  wallet: caller.wallet,
+  keyHash: caller.keyHash,
+  expiresAtMs: caller.keyExpiresAtMs
+})
+
 export const make = Effect.gen(function*() {
   const ledger = yield* Ledger
   const keys = yield* ApiKeys
@@ -155,6 +193,20 @@ export const make = Effect.gen(function*() {
     maxKeys: config.rateLimitMaxKeys
   })
   const graceMs = Duration.toMillis(config.keyRotationGrace)
+  const maxGraceSeconds = Math.floor(graceMs / 1000)
+
+  /** The requested grace, in ms: whole seconds from 0 to the configured grace; absent, the configured grace. */
+  const rotationGraceMs = (graceSeconds: number | undefined): Effect.Effect<number, Errors.InvalidInput> =>
+    graceSeconds === undefined
+      ? Effect.succeed(graceMs)
+      : Number.isInteger(graceSeconds) && graceSeconds >= 0 && graceSeconds <= maxGraceSeconds
+      ? Effect.succeed(graceSeconds * 1000)
+      : Effect.fail(
+        new Errors.InvalidInput({
+          field: "grace_seconds",
+          message: `must be a whole number of seconds from 0 to ${maxGraceSeconds} (the configured key rotation grace), got ${graceSeconds}`
+        })
+      )
 
   const unauthenticated = Effect.fail(
     new Unauthenticated({ message: "missing or invalid API key: send `Authorization: Bearer <api_key>`" })
@@ -226,8 +278,13 @@ export const make = Effect.gen(function*() {
 
   const service: SettlementShape = {
     authenticate: (apiKey) =>
-      Effect.flatMap(keys.verify(apiKey), (owner): Effect.Effect<Caller, Unauthenticated | RateLimited> =>
-        owner === null ? unauthenticated : Effect.as(limits.agent(owner.agentId), owner)
+      Effect.flatMap(keys.verify(apiKey), (key): Effect.Effect<Caller, Unauthenticated | RateLimited> =>
+        key === null ? unauthenticated : Effect.as(limits.agent(key.agentId), {
+          agentId: key.agentId,
+          wallet: key.wallet,
+          keyHash: key.keyHash,
+          keyExpiresAtMs: key.expiresAtMs
+        })
       ),
 
     admitRegistration: limits.registration,
@@ -245,7 +302,13 @@ export const make = Effect.gen(function*() {
         return { agent, apiKey }
       }),
 
-    rotateKey: (caller) => keys.rotate(caller, graceMs),
+    rotateKey: (caller, input) =>
+      requireCurrentKey(caller).pipe(
+        Effect.zipRight(rotationGraceMs(input?.graceSeconds)),
+        Effect.flatMap((ms) => keys.rotate(callerKey(caller), ms))
+      ),
+
+    revokeKeys: (caller) => Effect.zipRight(requireCurrentKey(caller), keys.revokeOthers(callerKey(caller))),
 
     claimFaucet: (caller, input) =>
       input.wallet === caller.wallet
@@ -257,9 +320,10 @@ export const make = Effect.gen(function*() {
         ? ledger.balance(wallet)
         : refuse(`wallet ${wallet} is not yours: only its owner may read it`, "wallet_address"),
 
-    createMandate: (caller, input) => ledger.createMandate({ ...input, payer: caller.wallet }),
+    createMandate: (caller, input) =>
+      Effect.zipRight(requireCurrentKey(caller), ledger.createMandate({ ...input, payer: caller.wallet })),
 
-    revokeMandate: (caller, id) => ledger.revokeMandate(id, caller.wallet),
+    revokeMandate: (caller, id) => Effect.zipRight(requireCurrentKey(caller), ledger.revokeMandate(id, caller.wallet)),
 
     createEscrow: (caller, input, idempotencyKey) => Effect.tap(createEscrow(caller, input, idempotencyKey), rememberParties),
 

@@ -33,6 +33,23 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
   message: Schema.String
 }) {}
 
+/**
+ * The presented API key was replaced by a rotation: it still authenticates ordinary
+ * calls until `expiresAtMs`, but rotating or revoking keys and granting or revoking
+ * mandates or payment tokens need the agent's current key. A key that leaked and was
+ * rotated away can so never mint a replacement or hand out spending rights.
+ */
+export class KeyInGrace extends Schema.TaggedError<KeyInGrace>()("KeyInGrace", {
+  agentId: Schema.String,
+  expiresAtMs: Schema.Number
+}) {
+  override get message() {
+    return `this API key was replaced by a rotation and only works for ordinary calls until ${
+      new Date(this.expiresAtMs).toISOString()
+    }; managing keys, mandates and payment tokens needs the agent's current key`
+  }
+}
+
 /** A rate limit refused the request; nothing was done. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   limit: Schema.String,
@@ -49,6 +66,7 @@ export type SettlementError =
   | Errors.LedgerUnavailable
   | Errors.BudgetExceeded
   | NotAuthorized
+  | KeyInGrace
   | Unauthenticated
   | RateLimited
 
@@ -207,6 +225,13 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       )
     case "NotAuthorized":
       return new ForbiddenError(body("forbidden", error.message, error.field))
+    case "KeyInGrace":
+      return new ForbiddenError(
+        body("key_in_grace", error.message, "Authorization", {
+          agent_id: error.agentId,
+          expires_at: new Date(error.expiresAtMs).toISOString()
+        })
+      )
     case "MandateExceeded":
       return new ForbiddenError(
         body("mandate_exceeded", error.message, "amount_usdc", { mandate_id: error.mandateId, reason: error.reason })

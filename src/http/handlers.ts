@@ -60,13 +60,23 @@ const AgentsLive = HttpApiBuilder.group(SettlementApi, "agents", (handlers) =>
           })),
           wire
         ))
-      .handle("rotateKey", () =>
+      .handle("rotateKey", ({ payload }) =>
         Effect.flatMap(CurrentCaller, (caller) =>
-          settlement.rotateKey(caller).pipe(
+          settlement.rotateKey(caller, { graceSeconds: payload?.grace_seconds }).pipe(
             Effect.map(({ apiKey, previousExpiresAtMs }) => ({
               agent_id: caller.agentId,
               api_key: apiKey,
               previous_key_expires_at: previousExpiresAtMs
+            })),
+            wire
+          )))
+      .handle("revokeKeys", () =>
+        Effect.flatMap(CurrentCaller, (caller) =>
+          settlement.revokeKeys(caller).pipe(
+            Effect.map(({ revokedAtMs, revokedCount }) => ({
+              agent_id: caller.agentId,
+              revoked_count: revokedCount,
+              revoked_at: revokedAtMs
             })),
             wire
           )))

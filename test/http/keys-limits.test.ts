@@ -37,30 +37,31 @@ describe("ApiKeys", () => {
         const keys = yield* ApiKeys
         const first = yield* keys.issue(owner)
         const bystander = yield* keys.issue(other)
-        expect(yield* keys.verify(first)).toEqual(owner)
+        const firstVerified = yield* keys.verify(first)
+        expect(firstVerified).toEqual({ ...owner, keyHash: hashKey(Redacted.value(first)).toString("hex"), expiresAtMs: null })
 
         yield* TestClock.adjust("1 hour")
-        const { apiKey: second, previousExpiresAtMs } = yield* keys.rotate(owner, "24 hours")
+        const { apiKey: second, previousExpiresAtMs } = yield* keys.rotate(firstVerified!, "24 hours")
         expect(previousExpiresAtMs).toBe(3_600_000 + 86_400_000)
         expect(Redacted.value(second)).not.toBe(Redacted.value(first))
-        expect(yield* keys.verify(first)).toEqual(owner)
-        expect(yield* keys.verify(second)).toEqual(owner)
+        expect(yield* keys.verify(first)).toMatchObject({ ...owner, expiresAtMs: previousExpiresAtMs })
+        expect(yield* keys.verify(second)).toMatchObject({ ...owner, expiresAtMs: null })
 
         yield* TestClock.adjust("23 hours")
         yield* TestClock.adjust("59 minutes")
-        expect(yield* keys.verify(first)).toEqual(owner)
+        expect(yield* keys.verify(first)).toMatchObject(owner)
         yield* TestClock.adjust("1 minute")
         expect(yield* keys.verify(first)).toBeNull()
-        expect(yield* keys.verify(second)).toEqual(owner)
+        expect(yield* keys.verify(second)).toMatchObject(owner)
         // Another agent's key is untouched by the rotation.
-        expect(yield* keys.verify(bystander)).toEqual(other)
+        expect(yield* keys.verify(bystander)).toMatchObject({ ...other, expiresAtMs: null })
 
         // A second rotation with a shorter grace ends the current key sooner; it never extends an older one.
-        const { apiKey: third } = yield* keys.rotate(owner, "1 minute")
+        const { apiKey: third } = yield* keys.rotate((yield* keys.verify(second))!, "1 minute")
         yield* TestClock.adjust("1 minute")
         expect(yield* keys.verify(second)).toBeNull()
         expect(yield* keys.verify(first)).toBeNull()
-        expect(yield* keys.verify(third)).toEqual(owner)
+        expect(yield* keys.verify(third)).toMatchObject(owner)
 
         // Malformed and unknown keys are refused.
         expect(yield* keys.verify(Redacted.make("pk_short"))).toBeNull()
@@ -79,7 +80,7 @@ describe("ApiKeys", () => {
       expect(JSON.stringify(rows)).not.toContain(key.slice(3))
       // The migration record is the same statement: running it again is harmless.
       yield* migrations["0101_api_keys"]
-      expect(yield* keys.verify(Redacted.make(key))).toEqual(owner)
+      expect(yield* keys.verify(Redacted.make(key))).toMatchObject(owner)
     }).pipe(Effect.provide(sqliteKeys)))
 })
 
