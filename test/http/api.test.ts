@@ -275,6 +275,7 @@ describe("settlement REST API: happy paths", () => {
       expect(spec.status).toBe(200)
       expect(Object.keys(spec.body.paths).sort()).toEqual([
         "/api/agents",
+        "/api/agents/revoke-keys",
         "/api/agents/rotate-key",
         "/api/agents/{address}",
         "/api/escrow/cancel",
