@@ -104,9 +104,9 @@ export const hashKey = (key: string): Buffer => createHash("sha256").update(key,
 export interface ApiKeysOptions {
   /**
    * How long a verified key is remembered in process, so the hot path does not hit
-   * storage on every request. A rotation in this process takes effect at once;
-   * another instance sharing the database sees an expiry at most this late.
-   * 0 disables the cache.
+   * storage on every request, and never past the key's deadline. A rotation or
+   * revocation in this process takes effect at once; another instance sharing the
+   * database sees it at most this late. 0 disables the cache.
    */
   readonly cacheTtl?: Duration.DurationInput | undefined
   /** Entries kept at most. */
