@@ -109,7 +109,11 @@ export const MAX_ROTATION_GRACE_SECONDS = 30 * 24 * 60 * 60
 export const RotateKeyRequest = Schema.NullOr(
   Schema.Struct({
     /** How long the agent's older keys keep working, in whole seconds; 0 ends them at once. */
-    grace_seconds: Schema.optional(Schema.Int.pipe(Schema.between(0, MAX_ROTATION_GRACE_SECONDS)))
+    grace_seconds: Schema.optional(
+      Schema.Int.pipe(Schema.between(0, MAX_ROTATION_GRACE_SECONDS)).annotations({
+        description: "How long the older keys keep working, in whole seconds: 0 to the configured grace (its default); 0 ends them at once"
+      })
+    )
   })
 ).annotations({ identifier: "RotateKeyRequest" })
 
@@ -454,7 +458,21 @@ export class SettlementApi extends HttpApi.make("settlement")
     "Escrow between agents: micro-USDC amounts, 1% fee borne by the payee, 15% of each fee to each party's referrer. " +
       "Errors are `{ \"error\": code, \"message\": text, \"field\"?: name, \"details\"?: facts }`."
   )
-  .annotate(OpenApi.Transform, dropPlatformDecodeError) {}
+  .annotate(OpenApi.Transform, (spec) => optionalNullableBodies(dropPlatformDecodeError(spec))) {}
+
+/**
+ * A payload that may be `null` may also be left out (an empty body reads as `null`),
+ * as `rotate-key`'s is: the published spec says so, or generated clients would send one.
+ */
+function optionalNullableBodies(spec: Record<string, any>): Record<string, any> {
+  for (const path of Object.values(spec.paths ?? {}) as Array<Record<string, any>>) {
+    for (const op of Object.values(path)) {
+      const anyOf = op?.requestBody?.content?.["application/json"]?.schema?.anyOf
+      if (Array.isArray(anyOf) && anyOf.some((s: any) => s?.type === "null")) op.requestBody.required = false
+    }
+  }
+  return spec
+}
 
 /**
  * `HttpApi.make` declares the platform's `HttpApiDecodeError` for every endpoint;

@@ -184,6 +184,11 @@ describe("key rotation over HTTP", () => {
         body: { agent_id: alice.agentId, revoked_count: 0 }
       })
 
+      // The published contract: the body is optional, and revoke-keys is there.
+      const spec = (yield* h.http("GET", "/openapi.json")).body
+      expect(spec.paths["/api/agents/rotate-key"].post.requestBody.required).toBe(false)
+      expect(Object.keys(spec.paths["/api/agents/revoke-keys"].post.responses)).toContain("403")
+
       // An empty object takes the configured grace, as an empty body does.
       const defaulted = yield* rotate(alice.key, {})
       expect(defaulted.status).toBe(200)
