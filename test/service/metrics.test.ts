@@ -6,11 +6,14 @@
  * 0 from start-up; refusals by wire code. Escrows of the REST and sweeper cases
  * name a region of their own (`metadata.fly_region`), so their counts are exact;
  * the others are in the service's region and are compared before and after.
+ * With a remote settlement service (the standalone server, which counts nothing
+ * itself), the service counts the escrows it opens through its HTTP client.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { Effect, Exit, Redacted, Scope } from "effect"
 import type { WalletAddress } from "../../src/domain/ids.js"
-import { call, connect } from "../mcp/harness.js"
+import { call, connect, startService } from "../mcp/harness.js"
 import { type Agent, eventually, type InProcess, metricValue, payerWithMandate, register, request, startInProcess, wallet } from "./support.js"
 
 const REGION = "fra"
@@ -188,5 +191,40 @@ describe("refusal metrics", () => {
       no_mandate: before.no_mandate + 1
     })
     expect(await wallet(svc.base, payer)).toEqual(balances)
+  })
+})
+
+describe("remote settlement (ESCROW_BASE set)", () => {
+  const scope = Effect.runSync(Scope.make())
+  let settlementBase: string
+  let remote: InProcess
+  let agent: Agent
+
+  beforeAll(async () => {
+    settlementBase = (await Effect.runPromise(Scope.extend(startService, scope))).base
+    agent = await register(settlementBase, "remote-orchestrator")
+    remote = await startInProcess({
+      region: "hkg",
+      settlement: { _tag: "Remote", baseUrl: settlementBase, apiKey: Redacted.make(agent.key), faucetBaseUrl: settlementBase },
+      agentWallet: agent.wallet
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    await remote?.dispose()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
+
+  it("a paid route's escrow, opened through the HTTP client, is counted once by this service in its region", async () => {
+    const read = async () => escrows(await (await fetch(remote.metricsUrl)).text(), "hkg")
+    expect(await read()).toEqual({ created: 0, released: 0, cancelled: 0, expired: 0, inFlight: 0 })
+    await eventually(async () => ((await request(remote.base, "GET", "/info")).body.referral_code === null ? undefined : true))
+    const client = await payerWithMandate(settlementBase, agent.wallet)
+    const paid = await request(remote.base, "POST", "/inference", { body: { payer_wallet: client.wallet, prompt: "remote" } })
+    expect(paid.status).toBe(200)
+    const failed = await request(remote.base, "POST", "/tasks/nope", { body: { payer_wallet: client.wallet, input: {} } })
+    expect(failed.status).toBe(404)
+    expect(await read()).toEqual({ created: 1, released: 1, cancelled: 0, expired: 0, inFlight: 0 })
+    expect(await wallet(settlementBase, client)).toEqual({ available: "0.999000", locked: "0.000000" })
   })
 })
