@@ -25,11 +25,11 @@ import { Clock, Duration, Effect, Layer, Metric, Option, Schedule } from "effect
 import type { EscrowShape } from "../escrow/Escrow.js"
 import * as ExpirySweeper from "../ledger/ExpirySweeper.js"
 import { Ledger } from "../ledger/Ledger.js"
+import { countSettled } from "./Counters.js"
 import { Identity } from "./Identity.js"
 import { Journal, type JournalEntry, type JournalShape } from "./Journal.js"
 import { Pipeline } from "./Pipeline.js"
 import { ServiceConfig } from "./ServiceConfig.js"
-import { countSettled } from "./Counters.js"
 import * as Telemetry from "./Telemetry.js"
 
 /** Rows reconciled per pass at most; the next pass takes the rest. */
