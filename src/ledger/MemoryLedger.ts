@@ -18,6 +18,7 @@ import {
   type LedgerShape,
   type ReferralReport
 } from "./Ledger.js"
+import { EscrowTransitions } from "./Transitions.js"
 
 /** The memory ledger's whole state, exposed read-only for assertions (`EscrowTest`). */
 export interface MemoryLedgerState {
@@ -47,8 +48,10 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
     /** Pending escrows, so the sweeper does not scan every escrow ever made. */
     const pendingIds = new Set<string>()
     const escrowCommands = new Set<Command["_tag"]>(["CreateEscrow", "ReleaseEscrow", "CancelEscrow", "ExpireEscrow"])
+    const transitions = yield* Effect.serviceOption(EscrowTransitions)
     const run = <C extends Command>(command: C) =>
       Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+        const eventsBefore = ws.events.length
         const outcome = apply(ws, command, config, nowMs)
         if (Either.isLeft(outcome)) return Effect.fail(outcome.left)
         if (escrowCommands.has(command._tag) && outcome.right !== null) {
@@ -56,7 +59,11 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
           if (escrow.status === "pending") pendingIds.add(escrow.id)
           else pendingIds.delete(escrow.id)
         }
-        return Effect.succeed(outcome.right as ResultOf<C>)
+        const result = Effect.succeed(outcome.right as ResultOf<C>)
+        // The events this command appended are its transitions (none for a repeat).
+        return transitions._tag === "None" || ws.events.length === eventsBefore
+          ? result
+          : Effect.zipRight(transitions.value.committed(ws.events.slice(eventsBefore)), result)
       })
 
     yield* Effect.orDie(run({ _tag: "FundTreasury", amount: config.faucetTreasuryInitial }))

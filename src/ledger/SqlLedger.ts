@@ -39,6 +39,7 @@ import {
 } from "./Ledger.js"
 import * as LedgerConfigLayers from "./LedgerConfig.js"
 import * as Migrations from "./migrations/index.js"
+import { EscrowTransitions } from "./Transitions.js"
 
 import { big, num, type Row, toAgent, toEscrow, toEvent, toMandate, usdc } from "./rows.js"
 
@@ -58,6 +59,7 @@ export const make = (config: LedgerConfigShape) =>
     const safe = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService(effect, SqlClient.SafeIntegers, true)
     const orUnavailable = <A, R>(effect: Effect.Effect<A, SqlError, R>) =>
       safe(effect).pipe(Effect.mapError((error) => unavailable(`ledger storage failed: ${error.message}`, error.cause)))
+    const transitions = yield* Effect.serviceOption(EscrowTransitions)
 
     /**
      * Agents read from the database, by wallet. An agent row never changes once
@@ -298,7 +300,7 @@ export const make = (config: LedgerConfigShape) =>
 
     type Outcome = Either.Either<unknown, LedgerError>
 
-    /** One transaction for the whole batch; returns each command's outcome. */
+    /** One transaction for the whole batch; returns each command's outcome and the escrow events it wrote. */
     const runBatch = (commands: ReadonlyArray<Command>) =>
       inTransaction(sql, (run) =>
         Effect.gen(function*() {
@@ -307,8 +309,11 @@ export const make = (config: LedgerConfigShape) =>
           // A throw here is a broken invariant in the engine: the batch must not commit.
           const outcomes = commands.map((command): Outcome => apply(ws, command, config, nowMs))
           yield* writeChanges(ws, nowMs, run)
-          return outcomes
+          return { outcomes, events: ws.events }
         })).pipe(withSpanWhenTraced("Ledger.batch", { attributes: { "ledger.commands": commands.length }, captureStackTrace: false }))
+
+    /** The committed batch's transitions, told once (an attempt that rolled back told nothing). */
+    const tell = transitions._tag === "Some" ? transitions.value.committed : undefined
 
     const retryTransient = Schedule.exponential("2 millis").pipe(
       Schedule.jittered,
@@ -325,7 +330,8 @@ export const make = (config: LedgerConfigShape) =>
         Effect.exit,
         Effect.flatMap((exit): Effect.Effect<ReadonlyArray<CommandExit>> => {
           if (Exit.isSuccess(exit)) {
-            return Effect.succeed(exit.value.map((outcome) => Either.isRight(outcome) ? Exit.succeed(outcome.right) : Exit.fail(outcome.left)))
+            const results = exit.value.outcomes.map((outcome) => Either.isRight(outcome) ? Exit.succeed(outcome.right) : Exit.fail(outcome.left))
+            return tell === undefined || exit.value.events.length === 0 ? Effect.succeed(results) : Effect.as(tell(exit.value.events), results)
           }
           if (commands.length > 1) {
             // Isolate: a command that breaks the transaction must not take its batch-mates with it.

@@ -17,17 +17,19 @@
  * With the embedded ledger the sweeper also expires every escrow past its deadline
  * (`ExpirySweeper.sweepOnce`), whoever opened it, and refreshes the referral-income
  * and sub-agent gauges. Settled journal rows older than `AUDIT_RETENTION_DAYS` are
- * pruned hourly.
+ * pruned hourly. The embedded ledger counts the escrows it expires or cancels here
+ * (Counters.ts); with a remote settlement service a cancel of a recovered escrow is
+ * counted here.
  */
 import { Clock, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import type { EscrowShape } from "../escrow/Escrow.js"
 import * as ExpirySweeper from "../ledger/ExpirySweeper.js"
 import { Ledger } from "../ledger/Ledger.js"
+import { countSettled } from "./Counters.js"
 import { Identity } from "./Identity.js"
 import { Journal, type JournalEntry, type JournalShape } from "./Journal.js"
 import { Pipeline } from "./Pipeline.js"
 import { ServiceConfig } from "./ServiceConfig.js"
-import { counters, countSettled } from "./ServiceEscrow.js"
 import * as Telemetry from "./Telemetry.js"
 
 /** Rows reconciled per pass at most; the next pass takes the rest. */
@@ -41,7 +43,7 @@ export interface ReconcileReport {
   readonly stillOpen: number
 }
 
-const reconcileRow = (backend: EscrowShape, journal: JournalShape, row: JournalEntry, nowMs: number) =>
+const reconcileRow = (backend: EscrowShape, journal: JournalShape, row: JournalEntry, nowMs: number, countEscrows: boolean) =>
   Effect.gen(function*() {
     const close = (status: "released" | "cancelled" | "expired" | "refused", escrowId: JournalEntry["escrowId"]) =>
       journal.settle(row.payer, row.idempotencyKey, status, escrowId, nowMs)
@@ -79,7 +81,7 @@ const reconcileRow = (backend: EscrowShape, journal: JournalShape, row: JournalE
       return "stillOpen" as const
     }
     yield* close("cancelled", record.id)
-    yield* countSettled(cancelled.right)
+    if (countEscrows) yield* countSettled(cancelled.right)
     yield* Metric.increment(Metric.tagged(Telemetry.recovered, "region", cancelled.right.region))
     yield* Effect.logWarning("recovered an escrow a previous process left open: cancelled, payer refunded", {
       escrow_id: record.id,
@@ -89,8 +91,16 @@ const reconcileRow = (backend: EscrowShape, journal: JournalShape, row: JournalE
     return "cancelled" as const
   })
 
-/** One pass over the open rows: other boots' always, this boot's once past their deadline. */
-export const reconcile = (backend: EscrowShape, journal: JournalShape, options: { readonly includeOwnExpired: boolean }) =>
+/**
+ * One pass over the open rows: other boots' always, this boot's once past their
+ * deadline. `countEscrows`: count the cancels in the escrow metrics, when the
+ * backend is a remote settlement service (an embedded ledger counts them itself).
+ */
+export const reconcile = (
+  backend: EscrowShape,
+  journal: JournalShape,
+  options: { readonly includeOwnExpired: boolean; readonly countEscrows?: boolean | undefined }
+) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const rows = (yield* journal.listOpen({ limit: RECONCILE_BATCH, otherBootsOnly: !options.includeOwnExpired })).filter(
@@ -98,7 +108,7 @@ export const reconcile = (backend: EscrowShape, journal: JournalShape, options: 
     )
     const report = { cancelled: 0, expired: 0, refused: 0, alreadySettled: 0, stillOpen: 0 }
     for (const row of rows) {
-      const outcome = yield* reconcileRow(backend, journal, row, now).pipe(
+      const outcome = yield* reconcileRow(backend, journal, row, now, options.countEscrows === true).pipe(
         Effect.catchAllDefect((defect) =>
           Effect.as(Effect.logError("reconciling a journal row failed", { key: row.idempotencyKey, defect: String(defect) }), "stillOpen" as const)
         )
@@ -125,7 +135,8 @@ export const layer = (backend: EscrowShape): Layer.Layer<never, never, Journal |
 
       // Escrows of a dead process past their deadline: expire them in the ledger first, so the rows close on the truth.
       if (ledger !== undefined) yield* expireDue(ledger)
-      yield* reconcile(backend, journal, { includeOwnExpired: false })
+      const countEscrows = ledger === undefined
+      yield* reconcile(backend, journal, { includeOwnExpired: false, countEscrows })
 
       let lastPruneMs = 0
       const sweep = Effect.gen(function*() {
@@ -134,7 +145,7 @@ export const layer = (backend: EscrowShape): Layer.Layer<never, never, Journal |
           const report = yield* ledger.referrals(identity.wallet).pipe(Effect.option)
           if (Option.isSome(report)) yield* Metric.set(Telemetry.referralIncome, report.value.earned)
         }
-        yield* reconcile(backend, journal, { includeOwnExpired: true })
+        yield* reconcile(backend, journal, { includeOwnExpired: true, countEscrows })
         yield* Metric.set(Telemetry.subAgents, yield* pipeline.subAgents)
         const now = yield* Clock.currentTimeMillis
         if (now - lastPruneMs > 3_600_000) {
@@ -151,9 +162,9 @@ export const layer = (backend: EscrowShape): Layer.Layer<never, never, Journal |
     })
   )
 
+/** The ledger counts what it expires (Counters.ts). */
 const expireDue = (ledger: Ledger["Type"]) =>
   ExpirySweeper.sweepOnce().pipe(
     Effect.provideService(Ledger, ledger),
-    Effect.tap((expired) => Effect.forEach(expired, (e) => Metric.increment(counters.expired(e.region)), { discard: true })),
     Effect.catchAll((e) => Effect.logWarning("expiry sweep failed", { error: e.message }))
   )

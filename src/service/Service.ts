@@ -11,14 +11,16 @@
  * - with `ESCROW_BASE` set: settlement goes to that service with `PF_API_KEY`,
  *   and this process serves its own `/health`.
  * Either way `DATA_DIR/service.db` keeps the journal and audit trail of every
- * escrow this process opens, and Prometheus text is on `METRICS_PORT`.
+ * escrow this process opens, and Prometheus text is on `METRICS_PORT`: every
+ * escrow the embedded ledger transitions, whichever path asked (Counters.ts), and
+ * every refusal by its code.
  *
  * Order of start: metrics port, stores, identity, recovery of what a previous
  * process left open, then the port opens, then the metrics exporter loads
  * (Telemetry.ts). Order of stop (the scope closing, e.g. on SIGTERM under
  * `main.ts`): drain (Lifecycle.ts), close the listener, close the stores.
  */
-import { HttpApiBuilder, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpServer, type HttpServerResponse } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
@@ -33,8 +35,10 @@ import * as Server from "../http/server.js"
 import { Settlement } from "../http/Settlement.js"
 import * as SettlementSettings from "../http/SettlementConfig.js"
 import { SettlementConfig } from "../http/SettlementConfig.js"
-import type { Ledger } from "../ledger/Ledger.js"
+import * as Refusals from "../http/Refusals.js"
+import { Ledger } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
+import * as Counters from "./Counters.js"
 import * as Identity from "./Identity.js"
 import * as Journal from "./Journal.js"
 import * as Lifecycle from "./Lifecycle.js"
@@ -101,7 +105,7 @@ const layerBackend = (config: ServiceConfigShape) => {
   const ledger = Layer.unwrapEffect(
     Effect.map(Backend.fromEnv, (backend) =>
       Backend.layer(backend._tag === "Sqlite" ? { _tag: "Sqlite", dataDir: config.dataDir } : backend))
-  )
+  ).pipe(Layer.provide(Counters.layerTransitions)) // every escrow transition counted, whoever asked for it
   return Escrow.layerFromLedger.pipe(
     Layer.provideMerge(ApiKeys.layerSql().pipe(Layer.provideMerge(ledger))),
     Layer.provide(LedgerConfig.layer(config.ledger))
@@ -132,9 +136,13 @@ const layerHttp = (config: ServiceConfigShape) =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const lifecycle = yield* Lifecycle.Lifecycle
+      // Outermost, so every error response is counted by its code, the drain's 503 too.
+      const countRefusals = Refusals.observe(yield* Refusals.Refusals)
+      const middleware = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+        countRefusals(lifecycle.middleware(app))
       if (config.settlement._tag === "Embedded") {
         const ours = HttpApiBuilder.Router.use((shared) => Effect.flatMap(Routes.make({ withHealth: false }), shared.concat))
-        return HttpApiBuilder.serve(lifecycle.middleware).pipe(
+        return HttpApiBuilder.serve(middleware).pipe(
           // The dashboard reads the local ledger, so it is served only when settlement is embedded.
           Layer.provide(Layer.mergeAll(Server.layerRoutes, Mcp.layerHttp, ours, DashboardHttp.layer)),
           Layer.provide(DashboardSettings.layerConfig),
@@ -143,7 +151,7 @@ const layerHttp = (config: ServiceConfigShape) =>
         )
       }
       return Layer.unwrapEffect(
-        Effect.map(Routes.make({ withHealth: true }), (router) => HttpServer.serve(router, lifecycle.middleware))
+        Effect.map(Routes.make({ withHealth: true }), (router) => HttpServer.serve(router, middleware))
       )
     })
   ).pipe(HttpServer.withLogAddress, Layer.provideMerge(layerNodeServer(config)))
@@ -169,14 +177,19 @@ export const layer = (options: ServiceOptions = {}): Layer.Layer<Provided, unkno
       const composed = Layer.scopedContext(
         Effect.gen(function*() {
           // 1. Stores and settlement backend; the backend `Escrow` is kept undecorated for recovery.
-          const base = yield* Layer.build(Layer.mergeAll(layerBackend(config), journal, configLayer))
+          const base = yield* Layer.build(Layer.mergeAll(layerBackend(config), journal, configLayer, Counters.layerRefusals(config.region)))
           const backend: EscrowShape = Context.get(base, Escrow)
+          // The escrow series of this region from 0, and the gauge from what is pending, before anything transitions.
+          yield* Counters.exportZero(config.region)
+          const embeddedLedger = Context.getOption(base, Ledger)
+          if (embeddedLedger._tag === "Some") yield* Counters.countPendingAtStart(embeddedLedger.value)
           const identityLayer = config.settlement._tag === "Embedded" ? Identity.layerEmbedded : Identity.layerRemote
           const withIdentity = yield* Layer.build(identityLayer.pipe(Layer.provide(provideAll(base))))
-          // 2. The decorated Escrow everything above uses: journaled and counted.
+          // 2. The decorated Escrow everything above uses: journaled, and counted here only when the ledger is remote.
           const decorated = ServiceEscrow.decorate(backend, Context.get(base, Journal.Journal), {
             region: config.region,
-            defaultTimeoutMs: Duration.toMillis(config.ledger.defaultEscrowTimeout)
+            defaultTimeoutMs: Duration.toMillis(config.ledger.defaultEscrowTimeout),
+            countEscrows: config.settlement._tag === "Remote"
           })
           const core = Context.merge(base, withIdentity).pipe(Context.add(Escrow, decorated))
           const pipeline = yield* Layer.build(

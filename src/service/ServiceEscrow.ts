@@ -5,13 +5,16 @@
  *
  * Every escrow this process opens, the payer's for a request and the
  * orchestrator's for a sub-agent alike, goes through `create` here, so every one is
- * journaled before it exists and counted when it settles.
+ * journaled before it exists. With the ledger embedded, the ledger counts escrows
+ * (Counters.ts); with a remote settlement service this decorator counts the ones
+ * this process opens and settles (`countEscrows`).
  */
 import { randomUUID } from "node:crypto"
 import { Clock, Duration, Effect, Layer, Metric } from "effect"
 import type { EscrowRecord, EscrowStatus } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
+import { counters, countSettled, perKey } from "./Counters.js"
 import { Journal, type JournalShape } from "./Journal.js"
 import * as Telemetry from "./Telemetry.js"
 
@@ -20,31 +23,18 @@ export interface DecorateOptions {
   readonly region: string
   /** The ledger's default deadline, for the journal's `deadline_ms` when the terms give no timeout. */
   readonly defaultTimeoutMs: number
+  /**
+   * Count the escrows this process opens and settles in the escrow metrics: only
+   * when nothing below counts them (a remote settlement service). An embedded
+   * ledger counts every escrow itself, so counting here too would count twice.
+   */
+  readonly countEscrows?: boolean | undefined
 }
 
-/** Per-region copies of the metrics, made once. */
-const perRegion = <T>(make: (region: string) => T) => {
-  const cache = new Map<string, T>()
-  return (region: string): T => {
-    let value = cache.get(region)
-    if (value === undefined) {
-      value = make(region)
-      cache.set(region, value)
-    }
-    return value
-  }
-}
-
-export const counters = {
-  created: perRegion((r) => Metric.tagged(Telemetry.escrowsCreated, "region", r)),
-  released: perRegion((r) => Metric.tagged(Telemetry.escrowsReleased, "region", r)),
-  cancelled: perRegion((r) => Metric.tagged(Telemetry.escrowsCancelled, "region", r)),
-  expired: perRegion((r) => Metric.tagged(Telemetry.escrowsExpired, "region", r)),
-  inFlight: perRegion((r) => Metric.tagged(Telemetry.escrowsInFlight, "region", r))
-}
+export { counters, countSettled }
 
 /** Keyed by operation and region: tagging a metric per call hashed its key again each time (~20 µs, twice per request). */
-const latency = perRegion((operationAndRegion) => {
+const latency = perKey((operationAndRegion) => {
   const [operation, region] = operationAndRegion.split("\u0000") as [string, string]
   return Metric.tagged(Metric.tagged(Telemetry.settlementLatency, "operation", operation), "region", region)
 })
@@ -59,33 +49,25 @@ const timed = <A, E, R>(operation: string, region: string, effect: Effect.Effect
 
 const terminal = (status: EscrowStatus): status is "released" | "cancelled" | "expired" => status !== "pending"
 
-/** Counts a terminal status once per escrow. */
-export const countSettled = (record: Pick<EscrowRecord, "status" | "region">) =>
-  record.status === "released"
-    ? Metric.increment(counters.released(record.region))
-    : record.status === "cancelled"
-    ? Metric.increment(counters.cancelled(record.region))
-    : record.status === "expired"
-    ? Metric.increment(counters.expired(record.region))
-    : Effect.void
-
 export const decorate = (inner: EscrowShape, journal: JournalShape, options: DecorateOptions): EscrowShape => {
   /** Escrows this process opened and has not seen settle: id → the journal row's key. Bounded by what is in flight. */
   const open = new Map<EscrowId, { readonly payer: WalletAddress; readonly key: string; readonly region: string }>()
+  const counting = options.countEscrows === true
+  const countOpened = (region: string) =>
+    counting ? Effect.zipRight(Metric.increment(counters.created(region)), Metric.increment(counters.inFlight(region))) : Effect.void
+  /** Counted only for an escrow this process saw open, once: a repeated settle finds it gone. */
+  const countClosed = (record: Pick<EscrowRecord, "status" | "region">) =>
+    counting ? Effect.zipRight(countSettled(record), Metric.incrementBy(counters.inFlight(record.region), -1)) : Effect.void
 
   const settled = (record: EscrowRecord) =>
     Effect.suspend(() => {
       if (!terminal(record.status)) return Effect.void
       const tracked = open.get(record.id)
+      if (tracked === undefined) return Effect.void
       open.delete(record.id)
       return Effect.zipRight(
-        countSettled(record),
-        tracked === undefined
-          ? Effect.void
-          : Effect.zipRight(
-            Metric.incrementBy(counters.inFlight(tracked.region), -1),
-            Effect.flatMap(Clock.currentTimeMillis, (now) => journal.settle(tracked.payer, tracked.key, record.status as "released", record.id, now))
-          )
+        countClosed({ status: record.status, region: tracked.region }),
+        Effect.flatMap(Clock.currentTimeMillis, (now) => journal.settle(tracked.payer, tracked.key, record.status as "released", record.id, now))
       )
     })
 
@@ -97,7 +79,8 @@ export const decorate = (inner: EscrowShape, journal: JournalShape, options: Dec
       open.delete(id)
       const journalStatus = status === "released" || status === "cancelled" || status === "expired" ? status : "cancelled"
       return Effect.zipRight(
-        Metric.incrementBy(counters.inFlight(tracked.region), -1),
+        // Settled by someone else (the settlement service's sweeper): gone from this process's in-flight escrows.
+        counting ? Metric.incrementBy(counters.inFlight(tracked.region), -1) : Effect.void,
         Effect.flatMap(Clock.currentTimeMillis, (now) => journal.settle(tracked.payer, tracked.key, journalStatus, id, now))
       )
     })
@@ -138,8 +121,7 @@ export const decorate = (inner: EscrowShape, journal: JournalShape, options: Dec
         }
         if (!open.has(record.id)) {
           open.set(record.id, { payer: terms.payer, key, region: record.region })
-          yield* Metric.increment(counters.created(record.region))
-          yield* Metric.increment(counters.inFlight(record.region))
+          yield* countOpened(record.region)
         }
         return record
       }),

@@ -14,9 +14,12 @@
  * With OTLP configured the SDK is loaded before start-up goes on, so the first
  * request is traced.
  *
- * The metrics are defined here, once; the escrow decorator, the sweeper and the
- * pipeline update them. Every one carries the `region` label, so Fly's managed
- * Prometheus shows the per-region breakdown across machines.
+ * The metrics are defined here, once; the ledger's transitions, the escrow
+ * decorator (remote settlement), the sweeper, the HTTP responses and the pipeline
+ * update them (Counters.ts). Every one carries the `region` label, so Fly's managed
+ * Prometheus shows the per-region breakdown across machines. The escrow counters
+ * and the in-flight gauge of the service's own region are exported at 0 from
+ * start-up, so `rate()` and absence alerts see a series before the first escrow.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import { Context, Effect, Layer, Metric, MetricBoundaries, Runtime, Scope } from "effect"
@@ -27,7 +30,7 @@ import type * as TelemetryExport from "./TelemetryExport.js"
 // The metrics (Prometheus appends `_total` to counters)
 
 export const escrowsCreated = Metric.counter("ringmaster_escrows_created", {
-  description: "Escrows this service opened (payer locked funds)",
+  description: "Escrows opened (payer locked funds), by the escrow's region, whichever path opened them",
   incremental: true
 })
 export const escrowsReleased = Metric.counter("ringmaster_escrows_released", {
@@ -44,7 +47,7 @@ export const escrowsExpired = Metric.counter("ringmaster_escrows_expired", {
 })
 /** Not incremental: goes up on create, down on settle (an up-down counter, a Prometheus gauge). */
 export const escrowsInFlight = Metric.counter("ringmaster_escrows_in_flight", {
-  description: "Escrows opened by this process and not yet settled"
+  description: "Pending escrows: opened and not yet released, cancelled or expired"
 })
 export const settlementLatency = Metric.histogram(
   "ringmaster_settlement_latency_seconds",
@@ -60,6 +63,10 @@ export const subAgents = Metric.gauge("ringmaster_sub_agents", {
 })
 export const paidRequests = Metric.counter("ringmaster_paid_requests", {
   description: "Paid requests (/inference, /tasks/*) by route and outcome",
+  incremental: true
+})
+export const refusals = Metric.counter("ringmaster_refusals", {
+  description: "Requests refused or failed (REST, MCP tools, paid routes), by wire error code (`unauthorized`, `forbidden`, ...)",
   incremental: true
 })
 export const recovered = Metric.counter("ringmaster_recovered_escrows", {

@@ -13,6 +13,7 @@ import * as Usdc from "../../domain/Usdc.js"
 import { Ledger } from "../../ledger/Ledger.js"
 import * as Api from "../Api.js"
 import { bodyOf, type SettlementError, toWire, Unauthenticated } from "../errors.js"
+import { Refusals } from "../Refusals.js"
 import { type Caller, Settlement } from "../Settlement.js"
 import * as View from "../views.js"
 import { McpCredential } from "./McpCredential.js"
@@ -151,15 +152,19 @@ export const layerHandlers = SettlementToolkit.toLayer(
     const credential = yield* McpCredential
     const fees = (yield* Ledger).config.fees
     const escrowView = (record: Parameters<typeof View.escrowView>[0]) => View.escrowView(record, fees)
+    // A refusal answers 200 with a tool error, so the HTTP side never sees it: counted here.
+    const refusals = Option.getOrUndefined(yield* Effect.serviceOption(Refusals))
 
     /** Authenticates the call, then runs `f` as its caller; REST's 401/429 become tool errors. */
-    const asCaller = <A>(f: (caller: Caller) => Effect.Effect<A, SettlementError>): Effect.Effect<A, ToolFailure> =>
-      asToolFailure(
+    const asCaller = <A>(f: (caller: Caller) => Effect.Effect<A, SettlementError>): Effect.Effect<A, ToolFailure> => {
+      const call = asToolFailure(
         credential.bearer.pipe(
           Effect.flatMap(Option.match({ onNone: () => Effect.fail(missingKey), onSome: settlement.authenticate })),
           Effect.flatMap(f)
         )
       )
+      return refusals === undefined ? call : Effect.tapError(call, (failure) => refusals.count(failure.error))
+    }
 
     return SettlementToolkit.of({
       create_escrow: (args) =>
