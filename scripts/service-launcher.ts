@@ -1,10 +1,7 @@
 /**
  * The source of `dist/bundle/service.js`: starts the bundled service (`service.cjs`)
  * from V8's code cache (scripts/service-program.ts). `npm start` and the Docker image
- * run `dist/bundle/start.sh` (scripts/service-start.sh), which starts the service from
- * its startup snapshot when this Node can use it and runs this launcher otherwise; the
- * snapshot passes this file's path as the main script's, so `process.argv` is the same
- * both ways.
+ * run `dist/bundle/start.sh` (scripts/service-start.sh), which exec's node on this file.
  *
  * The cache is written by the build: scripts/build-service.ts starts the service once
  * with `RINGMASTER_CODE_CACHE_WRITE` and asks for it over IPC once `/health` answers

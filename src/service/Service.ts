@@ -65,9 +65,9 @@ export interface ServiceOptions {
   /** Your agents (see Pipeline.ts); the deterministic demo pipeline by default. */
   readonly pipeline?: Layer.Layer<Pipeline.Pipeline, unknown, PipelineRequirements> | undefined
   /**
-   * How this process was started, for the start log line: the bundle's launchers say
-   * "snapshot" or "code cache (accepted|absent|stale|rejected)" (scripts/). An operator
-   * who set `NODE_OPTIONS` or changed node sees there why a start took the slower path.
+   * How this process was started, for the start log line: the bundle's launcher says
+   * "code cache (accepted|absent|stale|rejected)" (scripts/). An operator who set V8
+   * flags in `NODE_OPTIONS` or changed node sees there why a start took the slower path.
    */
   readonly startedFrom?: string | undefined
 }
