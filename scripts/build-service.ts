@@ -6,6 +6,8 @@
  *   dist/bundle/service.cjs.codecache   V8's compiled code for it (scripts/service-program.ts)
  *   dist/bundle/service.js              starts service.cjs with that cache (scripts/service-launcher.ts)
  *   dist/bundle/start.sh                what `npm start` and the image run (scripts/service-start.sh)
+ *   dist/http/dashboard/app.js          the dashboard's browser script, for tsc's output beside it
+ *                                       (the bundle carries its own copy: src/http/dashboard/script.ts)
  *
  * Why a bundle: started from `tsc`'s output, Node resolves, reads and compiles a few
  * thousand ESM files (effect, @effect/platform, OpenTelemetry, ...) before the first
@@ -39,6 +41,7 @@ import { builtinModules } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { browserEntry, buildOptions as dashboardScriptOptions } from "../src/http/dashboard/script.js"
 import { freePort } from "./freePort.js"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -131,15 +134,39 @@ const modulesNotIndexes: esbuild.Plugin = {
   }
 }
 
-/** esbuild options for the service program (`service.cjs`) from `entry`, into `outdir`. */
-export const programOptions = (entry: string, outdir: string): esbuild.BuildOptions => ({
+/** The dashboard's browser script (src/http/dashboard/browser/), bundled into one script's text. */
+export const buildDashboardScript = async (): Promise<string> => {
+  const result = await esbuild.build({ ...dashboardScriptOptions(browserEntry(path.join(repoRoot, "src", "http", "dashboard"))), absWorkingDir: repoRoot })
+  return result.outputFiles[0]!.text
+}
+
+/**
+ * src/http/dashboard/script.ts as the built text of the dashboard's script: the
+ * service bundle then serves it without esbuild, a dev dependency (see that module).
+ */
+const dashboardScriptInline = (text: string): esbuild.Plugin => ({
+  name: "dashboard-script-inline",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]http[\\/]dashboard[\\/]script\.ts$/ }, () => ({
+      contents: `export const browserScript = () => ${JSON.stringify(text)}\n`,
+      loader: "js"
+    }))
+  }
+})
+
+/**
+ * esbuild options for the service program (`service.cjs`) from `entry`, into `outdir`,
+ * with the dashboard's script already built (`buildDashboardScript`).
+ */
+export const programOptions = (entry: string, outdir: string, dashboardScript: string): esbuild.BuildOptions => ({
   ...common,
   entryPoints: { service: entry },
   outdir,
   outExtension: { ".js": ".cjs" },
   format: "cjs",
   external: nativeExternals,
-  plugins: [builtinImportsAsRequire, modulesNotIndexes],
+  // Before modulesNotIndexes, which loads every TypeScript file of the repo: the first plugin to answer wins.
+  plugins: [builtinImportsAsRequire, dashboardScriptInline(dashboardScript), modulesNotIndexes],
   metafile: true
 })
 
@@ -252,8 +279,13 @@ export const buildService = async (distDir = path.join(repoRoot, "dist"), entry 
   const outdir = path.join(distDir, "bundle")
   // Remove a previous build's files (the ESM build's chunks/, an older cache).
   fs.rmSync(outdir, { recursive: true, force: true })
+  const dashboardScript = await buildDashboardScript()
+  // tsc's output (`npm run build`: the CLI and the library) reads it beside its dashboard module.
+  const compiledDashboard = path.join(distDir, "http", "dashboard")
+  fs.mkdirSync(compiledDashboard, { recursive: true })
+  fs.writeFileSync(path.join(compiledDashboard, "app.js"), dashboardScript)
   const [program] = await Promise.all([
-    esbuild.build(programOptions(entry, outdir)),
+    esbuild.build(programOptions(entry, outdir, dashboardScript)),
     esbuild.build(launcherOptions(outdir))
   ])
   const left = dynamicImportsLeft(program.metafile!)

@@ -1,6 +1,7 @@
 /**
  * The service's bundle as `npm start` builds and runs it: scripts/build-service.ts
- * (its `prestart`) writes the esbuild bundle, its V8 code cache and start.sh, and
+ * (its `prestart`) writes the esbuild bundle (with the dashboard's browser script built
+ * into it), its V8 code cache and start.sh, and
  * `sh dist/bundle/start.sh` (also the image's CMD) starts it from that cache, answers
  * /health and drains on SIGTERM.
  *
@@ -10,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { browserScript } from "../../src/http/dashboard/script.js"
 import { type Child, freePort, payerWithMandate, register, repoRoot, request, spawnService, tempDir, waitExit, waitHealthy } from "./support.js"
 
 interface Built {
@@ -76,6 +78,21 @@ describe("the service's bundle", () => {
   it("did not bundle the effect and @effect/platform indexes (they would run every module of their packages)", () => {
     const bundled = fs.readFileSync(path.join(service.bundle, "service.cjs"), "utf8")
     expect(bundled.match(/^\/\/ node_modules\/(effect|@effect\/platform)\/dist\/esm\/index\.js$/gm)).toBeNull()
+  })
+
+  it("serves the dashboard's script built into it (no esbuild at run time), the same as built from the sources", async () => {
+    const bundled = fs.readFileSync(path.join(service.bundle, "service.cjs"), "utf8")
+    expect(bundled).not.toMatch(/require\("esbuild"\)/)
+    const started = await start(["sh", path.join(service.bundle, "start.sh")])
+    try {
+      const served = await fetch(`${started.base}/dashboard/app.js`)
+      expect(served.status).toBe(200)
+      expect(await served.text()).toBe(browserScript())
+    } finally {
+      expect((await started.stop()).code).toBe(0)
+    }
+    // And beside tsc's output, for the CLI and the library.
+    expect(fs.readFileSync(path.join(service.bundle, "..", "http", "dashboard", "app.js"), "utf8")).toBe(browserScript())
   })
 
   it("starts from start.sh on its code cache, serves, mints ids of its own per process, and drains on SIGTERM", async () => {
