@@ -35,6 +35,7 @@ import * as SettlementSettings from "../http/SettlementConfig.js"
 import { SettlementConfig } from "../http/SettlementConfig.js"
 import type { Ledger } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
+import * as Home from "./home.js"
 import * as Identity from "./Identity.js"
 import * as Journal from "./Journal.js"
 import * as Lifecycle from "./Lifecycle.js"
@@ -143,7 +144,8 @@ const layerHttp = (config: ServiceConfigShape) =>
         )
       }
       return Layer.unwrapEffect(
-        Effect.map(Routes.make({ withHealth: true }), (router) => HttpServer.serve(router, lifecycle.middleware))
+        Effect.map(Routes.make({ withHealth: true }), (router) =>
+          HttpServer.serve(Home.withIndex(config.metricsPort, config.metricsPath)(router), lifecycle.middleware))
       )
     })
   ).pipe(HttpServer.withLogAddress, Layer.provideMerge(layerNodeServer(config)))
