@@ -99,7 +99,10 @@ const measure = async (variants: ReadonlyArray<Variant>): Promise<Map<Variant, A
   const results = new Map(variants.map((variant) => [variant, [] as Array<Run>]))
   for (let round = 0; round < runs; round++) {
     for (const variant of variants) {
-      results.get(variant)!.push(await measureOnce(variant.command, variant.dataDir()))
+      const run = await measureOnce(variant.command, variant.dataDir()).catch((error) => {
+        throw new Error(`${variant.label}, round ${round + 1}: ${String(error)}`)
+      })
+      results.get(variant)!.push(run)
     }
   }
   return results

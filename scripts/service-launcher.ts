@@ -7,6 +7,7 @@
  * with `RINGMASTER_CODE_CACHE_WRITE` and asks for it over IPC once `/health` answers
  * (`npm start`'s prestart and the image's build stage both run that build).
  */
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -37,7 +38,20 @@ export const main = (programPath: string) => {
   program.runMain({ startedFrom: `code cache (${compiled.cacheUse})` })
 }
 
+/**
+ * Whether node runs this file as its main script. Compared as real paths: node gives
+ * `import.meta.url` the main script's real path, and `argv[1]` as typed, so a start
+ * through a symlinked directory would otherwise exit 0 without starting anything.
+ */
+const isMain = (argv1: string | undefined) => {
+  try {
+    return argv1 !== undefined && fs.realpathSync(path.resolve(argv1)) === fs.realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
 // Run as `node dist/bundle/service.js`: the program is `service.cjs` beside it.
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain(process.argv[1])) {
   main(fileURLToPath(new URL("./service.cjs", import.meta.url)))
 }

@@ -95,6 +95,14 @@ describe("the service's bundle", () => {
     expect(fs.readFileSync(path.join(service.bundle, "..", "http", "dashboard", "app.js"), "utf8")).toBe(browserScript())
   })
 
+  it("starts when reached through a symlinked directory (as a release directory often is)", async () => {
+    const link = path.join(tempDir("ringmaster-bundle-link-"), "current")
+    fs.symlinkSync(service.bundle, link)
+    const started = await start(["sh", path.join(link, "start.sh")])
+    expect((await request(started.base, "GET", "/health")).status).toBe(200)
+    expect((await started.stop()).code).toBe(0)
+  })
+
   it("starts from start.sh on its code cache, serves, mints ids of its own per process, and drains on SIGTERM", async () => {
     const minted = async (started: Started) => {
       const orchestrator = (await request(started.base, "GET", "/info")).body.wallet_address as string
