@@ -172,9 +172,11 @@ const main = async () => {
   const serviceMs = median(results.get(npmStart)!.map((r) => r.healthMs))
   const bareMs = median(results.get(floor)!.map((r) => r.healthMs))
   const ratio = serviceMs / bareMs
+  const cpu = (variant: Variant) => median(results.get(variant)!.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs])))
   console.log(
     `\nnpm start ${serviceMs.toFixed(0)} ms, bare node:http ${bareMs.toFixed(0)} ms: ${ratio.toFixed(2)}× ` +
-      `(target ≤ 3×: ${ratio <= 3 ? "met" : "missed"}); load average now ${loadAverage()}`
+      `(target ≤ 3×: ${ratio <= 3 ? "met" : "missed"}); CPU to first /health ${cpu(npmStart).toFixed(0)} ms and ` +
+      `${cpu(floor).toFixed(0)} ms (${(cpu(npmStart) / cpu(floor)).toFixed(1)}×); load average now ${loadAverage()}`
   )
 }
 
