@@ -13,13 +13,10 @@ COPY package.json package-lock.json ./
 
 # All dependencies, then the build: the library into dist/ (tsc) and the service's
 # bundle into dist/bundle/ (scripts/build-service.ts, esbuild), with V8's code cache
-# for it, made by starting the bundle once here on loopback, and V8's startup snapshot
-# of it (service.blob), kept once a start from it has answered /health here (Node 22's
-# snapshot builder refuses that cache: it gets its own, made the same way by a builder
-# process, so the blob holds the bytecode a start runs). Both are
-# only valid for the node that made them: this stage's node is the runtime's (the same
-# node:${NODE_VERSION}-slim image), which start.sh checks (service.blob.node) before
-# using the blob; with another node it starts from the bundle and the code cache.
+# for it, made by starting the bundle once here on loopback. The cache is only valid
+# for the node that made it: this stage's node is the runtime's (the same
+# node:${NODE_VERSION}-slim image); with another node the launcher compiles the bundle
+# from source instead.
 FROM toolchain AS build
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -46,7 +43,6 @@ EXPOSE 8080 9091
 # A freshly created Fly volume is mounted root-owned: fix the ownership of /data once,
 # then run the service as `node` (never as root). Started as non-root, it just runs.
 ENTRYPOINT ["/bin/sh", "-c", "if [ \"$(id -u)\" = 0 ]; then [ \"$(stat -c %u /data)\" = 1000 ] || chown -R node:node /data; exec setpriv --reuid=node --regid=node --init-groups -- \"$@\"; fi; exec \"$@\"", "--"]
-# The same command as `npm start`: start.sh picks the snapshot or the code cache and
-# exec's node, so node is the process that signals reach, as before. No NODE_OPTIONS:
-# with any, start.sh uses the code cache (V8 refuses a snapshot under other V8 flags).
+# The same command as `npm start`: start.sh exec's node on the bundle's launcher, so
+# node is the process that signals reach.
 CMD ["sh", "dist/bundle/start.sh"]

@@ -26,18 +26,18 @@ const newestMtime = (dir: string): number => {
 }
 
 /**
- * What `npm start` runs when the bundle is built and fresh: `sh dist/bundle/start.sh` (the
- * startup snapshot), or `node dist/bundle/service.js` (the code cache) when
- * `BENCH_NODE_ARGS` asks for node flags, which keep node off the snapshot. Else
+ * What `npm start` runs when the bundle is built and fresh: `sh dist/bundle/start.sh`, or
+ * `node dist/bundle/service.js` (the same launcher) when `BENCH_NODE_ARGS` asks for node
+ * flags, which only a direct node command line takes. Else
  * `node --import tsx src/service/main.ts`.
  */
-export const serviceCommand = (): { readonly argv: ReadonlyArray<string>; readonly kind: "snapshot" | "bundle" | "tsx" } => {
+export const serviceCommand = (): { readonly argv: ReadonlyArray<string>; readonly kind: "start.sh" | "bundle" | "tsx" } => {
   const bundle = path.join(repoRoot, "dist", "bundle")
   const built = path.join(bundle, "service.js")
   if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestMtime(path.join(repoRoot, "src"))) {
     const startScript = path.join(bundle, "start.sh")
     return extraNodeArgs.length === 0 && fs.existsSync(startScript)
-      ? { argv: ["sh", startScript], kind: "snapshot" }
+      ? { argv: ["sh", startScript], kind: "start.sh" }
       : { argv: [process.execPath, built], kind: "bundle" }
   }
   return { argv: [process.execPath, "--import", "tsx", path.join(repoRoot, "src", "service", "main.ts")], kind: "tsx" }

@@ -1,15 +1,13 @@
 /**
  * The source of `dist/bundle/service.js`: starts the bundled service (`service.cjs`)
  * from V8's code cache (scripts/service-program.ts). `npm start` and the Docker image
- * run `dist/bundle/start.sh` (scripts/service-start.sh), which starts the service from
- * its startup snapshot when this Node can use it and runs this launcher otherwise; the
- * snapshot passes this file's path as the main script's, so `process.argv` is the same
- * both ways.
+ * run `dist/bundle/start.sh` (scripts/service-start.sh), which exec's node on this file.
  *
  * The cache is written by the build: scripts/build-service.ts starts the service once
  * with `RINGMASTER_CODE_CACHE_WRITE` and asks for it over IPC once `/health` answers
  * (`npm start`'s prestart and the image's build stage both run that build).
  */
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -40,7 +38,20 @@ export const main = (programPath: string) => {
   program.runMain({ startedFrom: `code cache (${compiled.cacheUse})` })
 }
 
+/**
+ * Whether node runs this file as its main script. Compared as real paths: node gives
+ * `import.meta.url` the main script's real path, and `argv[1]` as typed, so a start
+ * through a symlinked directory would otherwise exit 0 without starting anything.
+ */
+const isMain = (argv1: string | undefined) => {
+  try {
+    return argv1 !== undefined && fs.realpathSync(path.resolve(argv1)) === fs.realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
 // Run as `node dist/bundle/service.js`: the program is `service.cjs` beside it.
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain(process.argv[1])) {
   main(fileURLToPath(new URL("./service.cjs", import.meta.url)))
 }

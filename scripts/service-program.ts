@@ -1,10 +1,7 @@
 /**
  * The bundled service program (`dist/bundle/service.cjs`, one CommonJS file written by
  * scripts/build-service.ts) and V8's code cache for it: compiling it, running it, and
- * writing the cache. Both ways of starting the service use this: the code-cache
- * launcher (scripts/service-launcher.ts) and the startup snapshot's builder
- * (scripts/service-snapshot.ts), which compiles the program with the same cache so
- * that the snapshot holds the bytecode of every function a start runs.
+ * writing the cache, for the launcher (scripts/service-launcher.ts).
  *
  * Why by hand, with `vm.Script`: compiling the bundle was the largest part of the
  * cold start (bench:coldstart), and Node 20 caches no compiled code for ES modules
@@ -21,8 +18,8 @@
  * architecture, and V8's data in it is intact (V8 itself checks only the source's
  * length, its version and its flags, and says so in `cachedDataRejected`).
  *
- * Only Node's built-in modules here: the snapshot builder is bundled with this file
- * and may require nothing else.
+ * Only Node's built-in modules here: the launcher is bundled with this file and runs
+ * before anything else is loaded.
  */
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
@@ -32,8 +29,6 @@ import * as vm from "node:vm"
 /** What the program (scripts/service-entry.ts) exports. */
 export interface ServiceProgram {
   readonly runMain: (options?: { readonly startedFrom?: string }) => void
-  /** Resets what the program's modules made per process, once restored from a startup snapshot. */
-  readonly afterSnapshotRestore?: () => void
 }
 
 /** Where a program's cache lives: next to it. */
@@ -94,15 +89,15 @@ export interface Compiled {
 }
 
 /**
- * Compiles a CommonJS file as Node's loader would (same wrapper), with its cache when
- * that is valid. `cacheFile` is where the cache is read and written: beside the
- * program, except for the snapshot's builder on Node 22 (scripts/service-snapshot.ts).
+ * Compiles a CommonJS file as Node's loader would (same wrapper), with its cache (beside
+ * the program) when that is valid.
  */
-export const compile = (programPath: string, cacheFile = cachePathOf(programPath)): Compiled => {
+export const compile = (programPath: string): Compiled => {
+  const cacheFile = cachePathOf(programPath)
   const programBytes = fs.readFileSync(programPath)
   const key = keyOf(programBytes)
   // The bundle is ASCII apart from a few comments: latin1 reads it without decoding,
-  // and keeps it a one-byte string (half the memory, and half the snapshot, of UTF-16).
+  // and keeps it a one-byte string (half the memory of UTF-16).
   const source = programBytes.toString("latin1").replace(/^#!.*/, "")
   const cache = readIfExists(cacheFile)
   const cachedData = cache === undefined ? undefined : decode(cache, key)
@@ -131,8 +126,7 @@ export const compile = (programPath: string, cacheFile = cachePathOf(programPath
 
 /**
  * Runs a compiled CommonJS program as the main module would run; its `module.exports`.
- * `require` is what the program's `require` calls reach (the snapshot builder gives
- * its own: see scripts/service-snapshot.ts).
+ * `require` is what the program's `require` calls reach.
  */
 export const run = (programPath: string, compiled: Compiled, require: (id: string) => unknown): unknown => {
   const wrapper = compiled.script.runInThisContext() as (...args: Array<unknown>) => void

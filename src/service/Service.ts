@@ -39,6 +39,7 @@ import * as Refusals from "../http/Refusals.js"
 import { Ledger } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
 import * as Counters from "./Counters.js"
+import * as Home from "./home.js"
 import * as Identity from "./Identity.js"
 import * as Journal from "./Journal.js"
 import * as Lifecycle from "./Lifecycle.js"
@@ -69,9 +70,9 @@ export interface ServiceOptions {
   /** Your agents (see Pipeline.ts); the deterministic demo pipeline by default. */
   readonly pipeline?: Layer.Layer<Pipeline.Pipeline, unknown, PipelineRequirements> | undefined
   /**
-   * How this process was started, for the start log line: the bundle's launchers say
-   * "snapshot" or "code cache (accepted|absent|stale|rejected)" (scripts/). An operator
-   * who set `NODE_OPTIONS` or changed node sees there why a start took the slower path.
+   * How this process was started, for the start log line: the bundle's launcher says
+   * "code cache (accepted|absent|stale|rejected)" (scripts/). An operator who set V8
+   * flags in `NODE_OPTIONS` or changed node sees there why a start took the slower path.
    */
   readonly startedFrom?: string | undefined
 }
@@ -151,7 +152,8 @@ const layerHttp = (config: ServiceConfigShape) =>
         )
       }
       return Layer.unwrapEffect(
-        Effect.map(Routes.make({ withHealth: true }), (router) => HttpServer.serve(router, middleware))
+        Effect.map(Routes.make({ withHealth: true }), (router) =>
+          HttpServer.serve(Home.withIndex(config.metricsPort, config.metricsPath)(router), middleware))
       )
     })
   ).pipe(HttpServer.withLogAddress, Layer.provideMerge(layerNodeServer(config)))

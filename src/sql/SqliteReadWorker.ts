@@ -78,8 +78,8 @@ export interface SqliteReadWorkerOptions {
 /**
  * The file of the better-sqlite3 this process already loaded (the ledger's client
  * did), so the worker loads the very same driver. Resolving the package by name
- * instead would depend on how this module itself was loaded: as ES modules, in the
- * CommonJS bundle, or from the startup snapshot, whose `require` resolves nothing.
+ * instead would depend on how this module itself was loaded: as ES modules, or in the
+ * CommonJS bundle compiled from its code cache.
  */
 export const loadedDriver = (): string | undefined =>
   Object.keys(createRequire(process.execPath).cache).find((file) => /[\\/]better-sqlite3[\\/]lib[\\/]index\.js$/.test(file))

@@ -379,6 +379,11 @@ describe("the page", () => {
     expect(() => new vm.Script(Assets.script, { filename: "app.js" })).not.toThrow()
   })
 
+  it("is where GET / sends a person who opens the port", async () => {
+    const response = await fetch(r.base + "/", { redirect: "manual" })
+    expect({ status: response.status, location: response.headers.get("location") }).toEqual({ status: 302, location: "/dashboard" })
+  })
+
   it("publishes the data API's OpenAPI document", async () => {
     const spec = (await get("/api/dashboard/openapi.json")).body
     expect(Object.keys(spec.paths).sort()).toEqual([

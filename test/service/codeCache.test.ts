@@ -32,12 +32,11 @@ const expected = (answer: string, file: string) => ({ answer, sum: 200 + (199 * 
 const launch = async (
   file: string,
   write = false,
-  nodeFlags: Array<string> = [],
-  cacheFile?: string
+  nodeFlags: Array<string> = []
 ): Promise<{ cacheUse: string; exports: unknown; written?: number }> => {
   const code = `import { createRequire } from "node:module"
 import { compile, run } from ${JSON.stringify(path.join(repoRoot, "scripts/service-program.ts"))}
-const compiled = compile(${JSON.stringify(file)}${cacheFile === undefined ? "" : `, ${JSON.stringify(cacheFile)}`})
+const compiled = compile(${JSON.stringify(file)})
 const exports = run(${JSON.stringify(file)}, compiled, createRequire(${JSON.stringify(file)}))
 const written = ${write} ? compiled.writeCache() : undefined
 console.log(JSON.stringify({ cacheUse: compiled.cacheUse, exports, written }))`
@@ -53,15 +52,6 @@ describe("the service launcher's code cache", () => {
     expect(first.written).toBeGreaterThan(0)
     expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(["program.cjs", "program.cjs.codecache"])
     expect(await launch(file)).toEqual({ cacheUse: "accepted", exports: expected("first", file) })
-  })
-
-  it("can live in another file (the snapshot builder's, on Node 22), leaving the one beside the program alone", async () => {
-    const file = setUp()
-    const builderCache = path.join(path.dirname(file), "builder.codecache")
-    expect(await launch(file, true, [], builderCache)).toMatchObject({ cacheUse: "absent" })
-    expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(["builder.codecache", "program.cjs"])
-    expect(await launch(file, false, [], builderCache)).toEqual({ cacheUse: "accepted", exports: expected("first", file) })
-    expect(await launch(file)).toMatchObject({ cacheUse: "absent" })
   })
 
   it("is not used for a changed program, even one of the same length", async () => {

@@ -343,6 +343,22 @@ describe("remote settlement (ESCROW_BASE set)", () => {
     expect((await request(remote.base, "POST", "/api/agents", { body: { agent_name: "x" } })).status).toBe(404)
   })
 
+  it("GET / sends a person to the dashboard where there is one, and lists the routes where there is none", async () => {
+    const embedded = await fetch(`${svc.base}/`, { redirect: "manual" })
+    expect({ status: embedded.status, location: embedded.headers.get("location") }).toEqual({ status: 302, location: "/dashboard" })
+    const page = await fetch(`${svc.base}/`)
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/)
+    expect(await page.text()).toContain("<title>ringmaster · dashboard</title>")
+
+    const index = await fetch(`${remote.base}/`, { redirect: "manual" })
+    expect(index.status).toBe(200)
+    expect(index.headers.get("content-type")).toMatch(/^text\/plain/)
+    const text = await index.text()
+    for (const route of ["GET   /health ", "GET   /info ", "POST  /inference ", "POST  /tasks/{agent} "]) expect(text).toContain(route)
+    expect(text).toContain(`Prometheus metrics: port ${remote.config.metricsPort}, /metrics`)
+    expect((await fetch(`${remote.base}/dashboard`)).status).toBe(404)
+  })
+
   it("bills through the settlement service with PF_API_KEY: exact balances, 403 and 402 with nothing locked", async () => {
     await eventually(async () => ((await balanceOf(agent.wallet)).available >= micros("1") ? true : undefined))
     const payer = await payerWithMandate(svc.base, agent.wallet)

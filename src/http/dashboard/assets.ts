@@ -1,17 +1,20 @@
 /**
- * The dashboard page: one HTML shell, one stylesheet, one script, embedded as
- * strings so the service serves them from any build (tsx or compiled `dist/`) with
- * no bundler and no files to copy. The shell holds no data: everything comes from
- * `/api/dashboard/*` with the key the visitor signs in with.
+ * The dashboard page: one HTML shell, one stylesheet, one script, held as strings
+ * so the service serves them from memory (the script's text comes from script.ts).
+ * The shell holds no data: everything comes from `/api/dashboard/*` with the key the
+ * visitor signs in with.
  *
- * The script is plain ES2020 with no dependencies; charts are inline SVG built with
- * DOM calls, and every value from the server is set as text, never as HTML.
+ * The script is built from TypeScript (./browser/, see script.ts) into plain ES2020
+ * with no dependencies; charts are inline SVG built with DOM calls, and every value
+ * from the server is set as text, never as HTML.
  */
 import { createHash } from "node:crypto"
-import { script } from "./client.js"
+import { browserScript } from "./script.js"
 import { css } from "./style.js"
 
-export { css, script }
+export { css }
+
+export const script = browserScript()
 
 export const html = `<!doctype html>
 <html lang="en">

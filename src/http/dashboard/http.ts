@@ -160,9 +160,13 @@ const asset = (
         })))
 }
 
-/** `GET /dashboard`, its script and stylesheet, and the data API's OpenAPI document. */
+/**
+ * `GET /dashboard`, its script and stylesheet, and the data API's OpenAPI document;
+ * `GET /` (a person opening the port in a browser) redirects to the dashboard.
+ */
 export const layerPage: Layer.Layer<never> = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
+    yield* router.get("/", Effect.succeed(HttpServerResponse.redirect("/dashboard", { status: 302 })))
     const assets = yield* Effect.cached(Effect.promise(() => import("./assets.js")))
     // The router ignores a trailing slash: this serves `/dashboard/` too.
     yield* router.get("/dashboard", yield* asset(assets, (a) => a.html, "text/html; charset=utf-8"))
