@@ -35,7 +35,6 @@ import {
   Exit,
   Fiber,
   FiberId,
-  FiberRef,
   FiberSet,
   Layer,
   Option,
@@ -44,23 +43,25 @@ import {
   Scope,
   Stream
 } from "effect"
-import { type AgentNotFound, BudgetExceeded, InvalidInput, type LedgerUnavailable } from "../domain/errors.js"
+import { type AgentNotFound, BudgetExceeded, InvalidInput } from "../domain/errors.js"
 import type { AgentRecord, EscrowRecord, EscrowTerms } from "../domain/Escrow.js"
-import type { EscrowId, MandateId, WalletAddress } from "../domain/ids.js"
+import type { MandateId, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { Escrow, type EscrowShape, type ScopedEscrow } from "../escrow/Escrow.js"
-import { reconcileUnsettled, settleOnExit } from "../escrow/settlement.js"
+import { settleOnExit } from "../escrow/settlement.js"
 import { deadlineTimer, withSpanWhenTraced } from "../observability/spans.js"
 import type { CreateError } from "../ledger/Ledger.js"
 import { Accounts, type AccountsShape, type FaucetError, type RegisterError } from "./Accounts.js"
 import * as Agent from "./Agent.js"
-import { type Budget, perTaskCheck, reserve, settle, SpendTracker } from "./Budget.js"
+import { type Budget } from "./Budget.js"
+import { checkBudget, makeBudgets } from "./orchestrator/budgets.js"
+import { checkInteger, invalid } from "./orchestrator/checks.js"
+import { reconcileForever } from "./orchestrator/reconcile.js"
+import { earnings, payments } from "./orchestrator/reports.js"
 import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "./errors.js"
 import {
   type DelegateError,
   type DelegateOptions,
-  type EarningsTotals,
-  type Earnings,
   type Handle,
   HandleInternals,
   type HandleState,
@@ -68,7 +69,6 @@ import {
   Orchestrator as OrchestratorTag,
   type OrchestratorOptions,
   type OrchestratorShape,
-  type Payment,
   RestartPolicy,
   type SpawnError,
   type SpawnOptions,
@@ -77,6 +77,7 @@ import {
 
 export type { Budget } from "./Budget.js"
 export { Limits, RestartPolicy } from "./orchestrator/contract.js"
+export { referralChain } from "./orchestrator/reports.js"
 export type {
   DelegateError,
   DelegateOptions,
@@ -121,26 +122,6 @@ interface Config {
   readonly restart: Schedule.Schedule<unknown, unknown>
 }
 
-/** Run caps set by `withBudget`, per orchestrator wallet: a sub-agent's hiring is not charged to its parent's run. */
-const RunBudgets = FiberRef.unsafeMake<ReadonlyMap<WalletAddress, { readonly perTask: bigint | undefined; readonly tracker: SpendTracker }>>(
-  new Map()
-)
-
-const invalid = (field: string, message: string) => new InvalidInput({ field, message })
-
-const checkBudget = (field: string, budget: Budget | undefined): Either.Either<Budget, InvalidInput> => {
-  for (const key of ["perTask", "perRun"] as const) {
-    const value = budget?.[key]
-    if (value !== undefined && value < 0n) return Either.left(invalid(`${field}.${key}`, "must not be negative"))
-  }
-  return Either.right(budget ?? {})
-}
-
-const checkInteger = (field: string, value: number, min: number, max: number) =>
-  Number.isInteger(value) && value >= min && value <= max
-    ? Either.void
-    : Either.left(invalid(field, `must be an integer from ${min} to ${max}, got ${value}`))
-
 /** Builds the orchestrator for an agent that owns a wallet; it lives in the current scope. */
 export const make = (
   options: OrchestratorOptions
@@ -162,15 +143,7 @@ export const make = (
     if (options.deposit !== undefined) yield* accounts.deposit(identity.wallet, options.deposit)
     const scope = yield* Effect.scope
     // Sub-agents' orchestrators share this Escrow and its journal: one reconciler, the root's.
-    if (options.reconcileEvery !== "never") {
-      yield* reconcileUnsettled(escrow).pipe(
-        // A pass that dies (its journal unreadable, say) must not end the reconciler.
-        Effect.catchAllCause((cause) => Effect.logError("reconciling unsettled escrows failed; retrying on the next pass", cause)),
-        Effect.delay(options.reconcileEvery ?? "30 seconds"),
-        Effect.forever,
-        Effect.forkScoped
-      )
-    }
+    if (options.reconcileEvery !== "never") yield* reconcileForever(escrow, options.reconcileEvery)
     return yield* build({ accounts, escrow }, identity, scope, {
       budget,
       region: options.region,
@@ -216,7 +189,7 @@ const isFallbackable = (e: unknown) => isRetryable(e) || tagOf(e) === "AgentStop
 const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Config): Effect.Effect<OrchestratorShape> =>
   Effect.gen(function*() {
     const { accounts, escrow } = deps
-    const lifetime = new SpendTracker("per-run", config.budget.perRun)
+    const { reserveBudget, withBudget, spent } = makeBudgets(identity, config.budget)
     const handles = new Set<Handle<Agent.Any>>()
     const hired = new Map<Agent.Any, Deferred.Deferred<Handle<any>, SpawnError>>()
     let closed = false
@@ -283,35 +256,6 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
         yield* Effect.logDebug("spawned sub-agent", { agent: record.name, wallet: record.wallet, referrer: record.referrer })
         return handle
       })
-
-    // ---- budgets
-
-    const trackersFor = (runs: ReadonlyMap<WalletAddress, { perTask: bigint | undefined; tracker: SpendTracker }>) => {
-      const run = runs.get(identity.wallet)
-      return {
-        trackers: run === undefined ? [lifetime] : [lifetime, run.tracker],
-        perTask: minCap(config.budget.perTask, run?.perTask)
-      }
-    }
-
-    /** Checks the caps and reserves `amount`; the returned function ends the reservation with what was paid. */
-    const reserveBudget = (amount: Usdc, maxPrice: Usdc | undefined) =>
-      Effect.flatMap(FiberRef.get(RunBudgets), (runs) => {
-        const { perTask, trackers } = trackersFor(runs)
-        const taskCheck = perTaskCheck(minCap(perTask, maxPrice), amount)
-        if (Either.isLeft(taskCheck)) return Effect.fail(taskCheck.left)
-        const reserved = reserve(trackers, amount)
-        if (Either.isLeft(reserved)) return Effect.fail(reserved.left)
-        return Effect.succeed((paid: bigint) => settle(trackers, amount, paid))
-      })
-
-    const withBudget = (budget: Budget) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(checkBudget("budget", budget), (valid: Budget) =>
-        Effect.locallyWith(effect, RunBudgets, (runs) =>
-          new Map(runs).set(identity.wallet, {
-            perTask: valid.perTask,
-            tracker: new SpendTracker("per-run", valid.perRun)
-          })))
 
     // ---- one task
 
@@ -688,66 +632,6 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
       options: DelegateOptions<I, O, E, R> & { readonly spawn?: SpawnOptions | undefined } = {}
     ) => Effect.flatMap(spawnOnce(agent, options.spawn), (handle) => delegate(handle, input, options))
 
-    // ---- reports
-
-    const earnings = Effect.gen(function*() {
-      const [activity, referrals] = yield* Effect.all([accounts.activity(identity.wallet), accounts.referrals(identity.wallet)])
-      const totals = (t: { spent: Usdc; revenue: Usdc; feesPaid: Usdc; referralIncome: Usdc }): EarningsTotals => ({
-        referralIncome: t.referralIncome,
-        spending: t.spent,
-        revenue: t.revenue,
-        feesPaid: t.feesPaid,
-        net: t.revenue + t.referralIncome - t.spent
-      })
-      const byRegion: Record<string, EarningsTotals> = {}
-      for (const [region, t] of Object.entries(activity.byRegion)) byRegion[region] = totals(t)
-      return {
-        agent: referrals.agent,
-        ...totals(activity),
-        byRegion,
-        referred: referrals.referred.map((r) => ({ agent: r.agent, earned: r.earned }))
-      } satisfies Earnings
-    })
-
-    const payments = (options: { readonly limit?: number } = {}) =>
-      Effect.gen(function*() {
-        const limit = Math.min(Math.max(Math.trunc(options.limit ?? 1_000), 1), Limits.maxPayments)
-        const names = new Map<string, string>([[identity.wallet, identity.name]])
-        const nameOf = (wallet: WalletAddress) =>
-          names.has(wallet)
-            ? Effect.succeed(names.get(wallet)!)
-            : accounts.getAgent(wallet).pipe(
-              Effect.map((a) => a.name),
-              Effect.catchTag("AgentNotFound", () => Effect.succeed(wallet as string)),
-              Effect.tap((name) => Effect.sync(() => names.set(wallet, name)))
-            )
-        const out: Array<Payment> = []
-        let cursor: EscrowId | undefined
-        while (out.length < limit) {
-          const page = yield* accounts.escrows({ wallet: identity.wallet, limit: Math.min(500, limit - out.length), cursor })
-          for (const e of page.escrows) {
-            out.push({
-              escrowId: e.id,
-              payer: e.payer,
-              payerName: yield* nameOf(e.payer),
-              payee: e.payee,
-              payeeName: yield* nameOf(e.payee),
-              locked: e.amount,
-              released: e.released,
-              fee: e.feePaid,
-              refunded: e.refunded,
-              status: e.status,
-              description: e.description,
-              region: e.region,
-              createdAtMs: e.createdAtMs
-            })
-          }
-          if (page.nextCursor === null || page.escrows.length === 0) break
-          cursor = page.nextCursor
-        }
-        return out
-      })
-
     const shape: OrchestratorShape = {
       identity,
       spawn,
@@ -755,33 +639,13 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
       stream,
       hire,
       withBudget,
-      spent: Effect.sync(() => ({ paidMicros: lifetime.committed, lockedMicros: lifetime.reserved })),
+      spent,
       balance: accounts.balance(identity.wallet),
-      earnings,
-      payments,
+      earnings: earnings(accounts, identity),
+      payments: (options) => payments(accounts, identity, options),
       handles: Effect.sync(() => [...handles])
     }
     return shape
   })
 
-const minCap = (a: bigint | undefined, b: bigint | undefined): bigint | undefined =>
-  a === undefined ? b : b === undefined ? a : a < b ? a : b
-
-/**
- * The referral chain above a wallet, nearest first: who referred it, who referred
- * them, … (at most 32 levels).
- */
-export const referralChain = (
-  wallet: WalletAddress
-): Effect.Effect<ReadonlyArray<AgentRecord>, AgentNotFound | LedgerUnavailable, Accounts> =>
-  Effect.gen(function*() {
-    const accounts = yield* Accounts
-    const chain: Array<AgentRecord> = []
-    let current = yield* accounts.getAgent(wallet)
-    while (current.referrer !== null && chain.length < Limits.maxReferralDepth) {
-      current = yield* accounts.getAgent(current.referrer)
-      chain.push(current)
-    }
-    return chain
-  })
 
