@@ -31,11 +31,7 @@ import {
   Duration,
   Effect,
   Either,
-  ExecutionStrategy,
   Exit,
-  Fiber,
-  FiberId,
-  FiberSet,
   Layer,
   Option,
   Schedule,
@@ -47,16 +43,20 @@ import { type AgentNotFound, BudgetExceeded, InvalidInput } from "../domain/erro
 import type { AgentRecord, EscrowRecord, EscrowTerms } from "../domain/Escrow.js"
 import type { MandateId, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import { Escrow, type EscrowShape, type ScopedEscrow } from "../escrow/Escrow.js"
+import { Escrow, type ScopedEscrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
-import { deadlineTimer, withSpanWhenTraced } from "../observability/spans.js"
+import { withSpanWhenTraced } from "../observability/spans.js"
 import type { CreateError } from "../ledger/Ledger.js"
-import { Accounts, type AccountsShape, type FaucetError, type RegisterError } from "./Accounts.js"
+import { Accounts, type FaucetError, type RegisterError } from "./Accounts.js"
 import * as Agent from "./Agent.js"
-import { type Budget } from "./Budget.js"
 import { checkBudget, makeBudgets } from "./orchestrator/budgets.js"
 import { checkInteger, invalid } from "./orchestrator/checks.js"
+import type { Config, Deps } from "./orchestrator/config.js"
+import { deadlineFor, withinDeadline } from "./orchestrator/deadline.js"
 import { reconcileForever } from "./orchestrator/reconcile.js"
+import { isFallbackable, isRetryable, tagOf } from "./orchestrator/retries.js"
+import { type Parent, spawn as spawnSubAgent, spawnOnce } from "./orchestrator/spawn.js"
+import { describeDefect, inHandle, supervised } from "./orchestrator/supervision.js"
 import { earnings, payments } from "./orchestrator/reports.js"
 import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "./errors.js"
 import {
@@ -64,7 +64,6 @@ import {
   type DelegateOptions,
   type Handle,
   HandleInternals,
-  type HandleState,
   Limits,
   Orchestrator as OrchestratorTag,
   type OrchestratorOptions,
@@ -110,18 +109,6 @@ export type Orchestrator = OrchestratorTag
 // ---------------------------------------------------------------------------
 // Construction
 
-interface Deps {
-  readonly accounts: AccountsShape
-  readonly escrow: EscrowShape
-}
-
-interface Config {
-  readonly budget: Budget
-  readonly region: string | undefined
-  readonly settlementRetry: Schedule.Schedule<unknown, unknown> | undefined
-  readonly restart: Schedule.Schedule<unknown, unknown>
-}
-
 /** Builds the orchestrator for an agent that owns a wallet; it lives in the current scope. */
 export const make = (
   options: OrchestratorOptions
@@ -152,40 +139,6 @@ export const make = (
     })
   })
 
-/** A defect of `run`, on its way to the restart policy. */
-class Crash {
-  constructor(readonly defect: unknown) {}
-}
-
-const describeDefect = (defect: unknown): string =>
-  defect instanceof Error ? defect.message : typeof defect === "string" ? defect : Cause.pretty(Cause.die(defect))
-
-/**
- * Errors another attempt on the same sub-agent cannot fix: the caller's input or
- * caps, the payer's funds, the settlement service's refusals, a stopped agent.
- * Everything else (the agent's own errors, timeouts, crashes, invalid output) is
- * retried when the caller asked for retries.
- */
-const terminalTags = new Set([
-  "BudgetExceeded",
-  "InvalidInput",
-  "InsufficientFunds",
-  "AgentNotFound",
-  "IdempotencyConflict",
-  "MandateNotFound",
-  "MandateExceeded",
-  "LedgerUnavailable",
-  "EscrowNotFound",
-  "EscrowNotPending",
-  "ReleaseExceedsRemaining",
-  "AgentStopped",
-  "EscrowRefused"
-])
-const tagOf = (e: unknown): string | undefined =>
-  typeof e === "object" && e !== null && "_tag" in e && typeof e._tag === "string" ? e._tag : undefined
-const isRetryable = (e: unknown) => !terminalTags.has(tagOf(e) ?? "")
-const isFallbackable = (e: unknown) => isRetryable(e) || tagOf(e) === "AgentStopped" || tagOf(e) === "EscrowRefused"
-
 const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Config): Effect.Effect<OrchestratorShape> =>
   Effect.gen(function*() {
     const { accounts, escrow } = deps
@@ -197,65 +150,9 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
 
     // ---- spawn
 
-    const spawn = <A extends Agent.Any>(agent: A, options: SpawnOptions = {}): Effect.Effect<Handle<A>, SpawnError> =>
-      Effect.gen(function*() {
-        if (closed) return yield* new AgentStopped({ agent: identity.name })
-        const concurrency = options.concurrency ?? Limits.defaultConcurrency
-        yield* checkInteger("concurrency", concurrency, 1, Limits.maxConcurrency)
-        const subBudget = yield* checkBudget("budget", options.budget)
-        const record = agent.remote !== undefined
-          ? yield* agent.remote.describe
-          : yield* accounts.register({ name: options.name ?? agent.name, wallet: options.wallet, referralCode: identity.referralCode })
-        if (options.faucet === true) yield* accounts.claimFaucet(record.wallet, record.name)
-
-        const handleScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const fibers = yield* Scope.extend(FiberSet.make<any, any>(), handleScope)
-        const semaphore = yield* Effect.makeSemaphore(concurrency)
-        const stoppedSignal = yield* Deferred.make<never, AgentStopped>()
-        const state: HandleState = { stopped: false, inFlight: 0, completed: 0, failed: 0, crashes: 0, restarts: 0 }
-        const sub = agent.remote !== undefined ? undefined : yield* build(deps, record, handleScope, {
-          budget: subBudget,
-          region: config.region,
-          settlementRetry: config.settlementRetry,
-          restart: config.restart
-        })
-        const handle: Handle<A> = {
-          agent,
-          identity: record,
-          name: record.name,
-          wallet: record.wallet,
-          orchestrator: sub,
-          status: Effect.sync(() => ({
-            state: state.stopped ? "stopped" : "running",
-            inFlight: state.inFlight,
-            completed: state.completed,
-            failed: state.failed,
-            crashes: state.crashes,
-            restarts: state.restarts
-          })),
-          stop: Scope.close(handleScope, Exit.void),
-          [HandleInternals]: {
-            fibers,
-            semaphore,
-            stoppedSignal,
-            restart: options.restart ?? config.restart,
-            state,
-            scope: handleScope
-          }
-        }
-        // Added after the fiber set, so it runs first on close: mark stopped, then interrupt the tasks.
-        yield* Scope.addFinalizer(
-          handleScope,
-          Effect.suspend(() => {
-            state.stopped = true
-            handles.delete(handle)
-            return Deferred.fail(stoppedSignal, new AgentStopped({ agent: record.name }))
-          })
-        )
-        handles.add(handle)
-        yield* Effect.logDebug("spawned sub-agent", { agent: record.name, wallet: record.wallet, referrer: record.referrer })
-        return handle
-      })
+    const parent: Parent = { deps, identity, scope, config, handles, hired, isClosed: () => closed, build }
+    const spawn = <A extends Agent.Any>(agent: A, options?: SpawnOptions): Effect.Effect<Handle<A>, SpawnError> =>
+      spawnSubAgent(parent, agent, options)
 
     // ---- one task
 
@@ -313,102 +210,6 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
           get: escrow.get(created.id)
         })
       )
-
-    /** Runs `run`, restarting it per the policy when it dies. */
-    const supervised = <O, E, R>(
-      handle: Handle<Agent.Any>,
-      run: (restarts: number) => Effect.Effect<O, E, R>
-    ): Effect.Effect<O, E | AgentCrashed, R> => {
-      const internals = handle[HandleInternals]
-      let restarts = 0
-      const once = Effect.suspend(() => run(restarts)).pipe(
-        Effect.catchAllDefect((defect) => {
-          internals.state.crashes++
-          return Effect.zipRight(
-            Effect.logWarning("sub-agent crashed", { agent: handle.name, restarts, defect: describeDefect(defect) }),
-            Effect.fail(new Crash(defect))
-          )
-        })
-      )
-      const policy = internals.restart.pipe(
-        Schedule.whileInput((e: E | Crash) => e instanceof Crash),
-        Schedule.onDecision((_, decision) =>
-          Effect.sync(() => {
-            if (decision._tag === "Continue") {
-              restarts++
-              internals.state.restarts++
-            }
-          })
-        )
-      )
-      // The policy's schedule is only built after a first crash: the common path pays nothing for it.
-      const isCrash = (e: unknown): e is Crash => e instanceof Crash
-      return Effect.catchIf(once, isCrash, (first) => {
-        let replayed = false
-        const again = Effect.suspend(() => (replayed ? once : ((replayed = true), Effect.fail(first))))
-        return Effect.retry(again, policy)
-      }).pipe(
-        Effect.catchIf(isCrash, (crash) =>
-          Effect.fail(new AgentCrashed({ agent: handle.name, restarts, defect: describeDefect(crash.defect) })))
-      ) as Effect.Effect<O, E | AgentCrashed, R>
-    }
-
-    /**
-     * Runs `task` as one of the handle's fibers, so stopping the handle interrupts
-     * it; a caller that is interrupted interrupts it too, and waits for its escrow
-     * to be cancelled. A task interrupted by its own deadline (see `deadlineFor`)
-     * fails with `TaskTimedOut`.
-     */
-    const inHandle = <A, E, R>(
-      handle: Handle<Agent.Any>,
-      task: Effect.Effect<A, E, R>,
-      deadline: Deadline
-    ): Effect.Effect<A, E | AgentStopped | TaskTimedOut, R> => {
-      const internals = handle[HandleInternals]
-      return Effect.uninterruptibleMask((restore) =>
-        // Forked interruptible: the mask is only for wiring the caller's interruption to the task.
-        Effect.flatMap(FiberSet.run(internals.fibers, Effect.interruptible(task)), (fiber) =>
-          restore(Fiber.await(fiber)).pipe(
-            Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-            Effect.flatMap((exit): Effect.Effect<A, E | AgentStopped | TaskTimedOut> =>
-              !Exit.isInterrupted(exit)
-                ? exit
-                : deadline.expired
-                ? Effect.fail(new TaskTimedOut({ agent: handle.name, timeoutMs: deadline.timeoutMs }))
-                : Effect.fail(new AgentStopped({ agent: handle.name }))
-            )
-          )
-        )
-      )
-    }
-
-    /**
-     * A task's deadline, covering its run (restarts included) but not the escrow's
-     * create and settle. Not `Effect.timeoutFail`: that races two more forked fibers
-     * and merges the winner's FiberRefs back, which measured ~350 µs of CPU per task,
-     * a third of a paid delegate's cost. The task already runs in its own fiber (see
-     * `inHandle`), so a timer (`deadlineTimer`: TestClock-aware) interrupts it
-     * instead, unless the run finished first.
-     */
-    interface Deadline {
-      readonly timeoutMs: number
-      expired: boolean
-    }
-    const deadlineFor = (timeoutMs: number): Deadline => ({ timeoutMs, expired: false })
-    const withinDeadline = <A, E, R>(deadline: Deadline, run: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.withFiberRuntime((taskFiber) => {
-        let finished = false
-        const expire = () => {
-          if (finished) return
-          deadline.expired = true
-          taskFiber.unsafeInterruptAsFork(FiberId.none)
-        }
-        return Effect.flatMap(deadlineTimer(deadline.timeoutMs, expire), (timer) =>
-          Effect.ensuring(run, Effect.sync(() => {
-            finished = true
-            timer.cancel()
-          })))
-      })
 
     const attempt = <I, O, E, R>(
       handle: Handle<Agent.Agent<I, O, E, R>>,
@@ -612,25 +413,11 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
 
     // ---- hire: spawn once, then delegate
 
-    const spawnOnce = <A extends Agent.Any>(agent: A, options: SpawnOptions | undefined): Effect.Effect<Handle<A>, SpawnError> =>
-      Effect.suspend(() => {
-        const existing = hired.get(agent)
-        if (existing !== undefined) return Deferred.await(existing)
-        const deferred = Deferred.unsafeMake<Handle<any>, SpawnError>(FiberId.none)
-        hired.set(agent, deferred)
-        return spawn(agent, options).pipe(
-          Effect.onExit((exit) => {
-            if (Exit.isFailure(exit)) hired.delete(agent)
-            return Deferred.done(deferred, exit)
-          })
-        )
-      })
-
     const hire = <I, O, E, R>(
       agent: Agent.Agent<I, O, E, R>,
       input: I,
       options: DelegateOptions<I, O, E, R> & { readonly spawn?: SpawnOptions | undefined } = {}
-    ) => Effect.flatMap(spawnOnce(agent, options.spawn), (handle) => delegate(handle, input, options))
+    ) => Effect.flatMap(spawnOnce(parent, agent, options.spawn), (handle) => delegate(handle, input, options))
 
     const shape: OrchestratorShape = {
       identity,
