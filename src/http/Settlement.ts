@@ -11,6 +11,9 @@
  * - cancel: the payee at any time; the payer once the deadline has passed (or
  *   always, with `payerMayCancelBeforeDeadline`).
  * - get: the two parties. Faucet and wallet balance: the wallet's owner.
+ * - payment tokens: the payer mints one for a payee (and optionally one of its own
+ *   mandates to that payee); the payee redeems it at create instead of holding a
+ *   mandate: the token's rule (PaymentTokens.ts `redeem`) decides.
  * Every refusal happens before the ledger is touched, so it changes nothing.
  */
 import { Clock, Context, Duration, Effect, Layer, type Redacted } from "effect"
@@ -30,7 +33,8 @@ import {
 } from "../ledger/Ledger.js"
 import type { Caller } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
-import { NotAuthorized, type RateLimited, Unauthenticated } from "./errors.js"
+import { NotAuthorized, type PaymentTokenInvalid, type RateLimited, Unauthenticated } from "./errors.js"
+import { type MintedToken, PaymentTokens } from "./PaymentTokens.js"
 import * as RateLimits from "./RateLimits.js"
 import { SettlementConfig } from "./SettlementConfig.js"
 
@@ -46,6 +50,8 @@ export interface CreateEscrowInput {
   readonly timeoutMs?: number | undefined
   /** A payee's create: the mandate to use (default: the payer's newest live one for the caller). */
   readonly mandateId?: MandateId | undefined
+  /** A payee's create paid by the payer's payment token (its mandate, if any, comes from the token). */
+  readonly paymentToken?: Redacted.Redacted<string> | undefined
 }
 
 export interface RegisteredAgent {
@@ -94,11 +100,21 @@ export interface SettlementShape {
     input: { readonly payee: WalletAddress; readonly maxAmount: Usdc; readonly budget: Usdc; readonly expiresAtMs?: number | undefined }
   ) => Effect.Effect<MandateRecord, Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
   readonly revokeMandate: (caller: Caller, id: MandateId) => Effect.Effect<MandateRecord, Errors.MandateNotFound | Errors.LedgerUnavailable>
+  /** A single-use token letting `payee` open one escrow of at most `maxAmount` against the caller's wallet. */
+  readonly mintPaymentToken: (
+    caller: Caller,
+    input: {
+      readonly payee: WalletAddress
+      readonly maxAmount: Usdc
+      readonly expiresInSeconds?: number | undefined
+      readonly mandateId?: MandateId | undefined
+    }
+  ) => Effect.Effect<MintedToken, NotAuthorized | Errors.InvalidInput | Errors.MandateNotFound | Errors.LedgerUnavailable>
   readonly createEscrow: (
     caller: Caller,
     input: CreateEscrowInput,
     idempotencyKey?: string | undefined
-  ) => Effect.Effect<EscrowRecord, NotAuthorized | CreateError>
+  ) => Effect.Effect<EscrowRecord, NotAuthorized | PaymentTokenInvalid | CreateError>
   readonly release: (
     caller: Caller,
     id: EscrowId,
@@ -123,8 +139,8 @@ export interface SettlementShape {
 }
 
 export class Settlement extends Context.Tag("ringmaster/Settlement")<Settlement, SettlementShape>() {
-  /** Needs the `Ledger`, `ApiKeys` and `SettlementConfig`. */
-  static readonly layer: Layer.Layer<Settlement, never, Ledger | ApiKeys | SettlementConfig> = Layer.effect(
+  /** Needs the `Ledger`, `ApiKeys`, `PaymentTokens` and `SettlementConfig`. */
+  static readonly layer: Layer.Layer<Settlement, never, Ledger | ApiKeys | PaymentTokens | SettlementConfig> = Layer.effect(
     Settlement,
     Effect.suspend(() => make)
   )
@@ -148,6 +164,7 @@ const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthor
 export const make = Effect.gen(function*() {
   const ledger = yield* Ledger
   const keys = yield* ApiKeys
+  const tokens = yield* PaymentTokens
   const config = yield* SettlementConfig
   const limits = yield* RateLimits.make({
     agentRequestsPerSecond: config.agentRequestsPerSecond,
@@ -196,7 +213,7 @@ export const make = Effect.gen(function*() {
     caller: Caller,
     input: CreateEscrowInput,
     idempotencyKey: string | undefined
-  ): Effect.Effect<EscrowRecord, NotAuthorized | CreateError> => {
+  ): Effect.Effect<EscrowRecord, NotAuthorized | PaymentTokenInvalid | CreateError> => {
     const terms = {
       payer: input.payer,
       payee: input.payee,
@@ -205,6 +222,14 @@ export const make = Effect.gen(function*() {
       metadata: input.metadata,
       idempotencyKey,
       timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
+    }
+    if (input.paymentToken !== undefined) {
+      if (input.mandateId !== undefined) return refuse("mandate_id comes from the payment token; send one or the other", "mandate_id")
+      return tokens.redeem(
+        input.paymentToken,
+        { payee: caller.wallet, payer: input.payer, amount: input.amount, idempotencyKey },
+        (grant) => ledger.createEscrow({ ...terms, payee: caller.wallet, payer: grant.payer, mandateId: grant.mandateId })
+      )
     }
     if (caller.wallet === input.payer) {
       return input.mandateId === undefined
@@ -260,6 +285,19 @@ export const make = Effect.gen(function*() {
     createMandate: (caller, input) => ledger.createMandate({ ...input, payer: caller.wallet }),
 
     revokeMandate: (caller, id) => ledger.revokeMandate(id, caller.wallet),
+
+    mintPaymentToken: (caller, input) => {
+      const mint = tokens.mint({ ...input, payer: caller.wallet })
+      if (input.mandateId === undefined) return mint
+      // The ledger re-checks the mandate at create; this refuses a token that could never pay.
+      return Effect.flatMap(ledger.getMandate(input.mandateId), (mandate): Effect.Effect<MintedToken, NotAuthorized | Errors.InvalidInput | Errors.LedgerUnavailable> =>
+        mandate.payer !== caller.wallet
+          ? refuse(`mandate ${input.mandateId} is not yours: a payment token draws only on the payer's own mandate`, "mandate_id")
+          : mandate.payee !== input.payee
+          ? refuse(`mandate ${input.mandateId} is for payee ${mandate.payee}, not ${input.payee}`, "mandate_id")
+          : mint
+      )
+    },
 
     createEscrow: (caller, input, idempotencyKey) => Effect.tap(createEscrow(caller, input, idempotencyKey), rememberParties),
 

@@ -43,12 +43,23 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
   }
 }
 
+/**
+ * A payment token could not pay for this escrow: `reason` says why (unknown,
+ * expired, redeemed, wrong_payee, wrong_payer, over_max). Nothing was charged and
+ * the token is unchanged.
+ */
+export class PaymentTokenInvalid extends Schema.TaggedError<PaymentTokenInvalid>()("PaymentTokenInvalid", {
+  reason: Schema.Literal("unknown", "expired", "redeemed", "wrong_payee", "wrong_payer", "over_max"),
+  message: Schema.String
+}) {}
+
 /** Everything a settlement operation can be refused with. */
 export type SettlementError =
   | Errors.LedgerError
   | Errors.LedgerUnavailable
   | Errors.BudgetExceeded
   | NotAuthorized
+  | PaymentTokenInvalid
   | Unauthenticated
   | RateLimited
 
@@ -207,6 +218,8 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       )
     case "NotAuthorized":
       return new ForbiddenError(body("forbidden", error.message, error.field))
+    case "PaymentTokenInvalid":
+      return new ForbiddenError(body("payment_token_invalid", error.message, "payment_token", { reason: error.reason }))
     case "MandateExceeded":
       return new ForbiddenError(
         body("mandate_exceeded", error.message, "amount_usdc", { mandate_id: error.mandateId, reason: error.reason })

@@ -18,6 +18,7 @@ import { Effect, Layer } from "effect"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { ApiKeys } from "../../src/http/ApiKeys.js"
+import { PaymentTokens } from "../../src/http/PaymentTokens.js"
 import * as Server from "../../src/http/server.js"
 import * as SettlementConfig from "../../src/http/SettlementConfig.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
@@ -36,7 +37,7 @@ const ServerLive = Layer.unwrapScoped(
   ).pipe(
     Effect.map((dataDir) =>
       Server.layer.pipe(
-        Layer.provideMerge(ApiKeys.layerSql()),
+        Layer.provideMerge(Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql())),
         Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })),
         Layer.provideMerge(LedgerConfig.layer({ region: "test-local" })),
         Layer.provideMerge(SettlementConfig.layer({ port: 0, host: "127.0.0.1" }))
