@@ -7,7 +7,8 @@
  * - create: the payer (owner of `payer_wallet`), or the payee holding a live
  *   mandate from the payer; the ledger then checks the mandate's per-escrow maximum
  *   and remaining budget and decrements it in the same transaction as the lock.
- * - release: the payer; the payee too when the escrow was opened under a mandate.
+ * - release: the payer; the payee too when the escrow was opened under a mandate or
+ *   with a payment token (the payer authorized the payment up front either way).
  * - cancel: the payee at any time; the payer once the deadline has passed (or
  *   always, with `payerMayCancelBeforeDeadline`).
  * - get: the two parties. Faucet and wallet balance: the wallet's owner.
@@ -154,9 +155,18 @@ interface EscrowParties {
   readonly payer: WalletAddress
   readonly payee: WalletAddress
   readonly mandateId: MandateId | null
+  readonly paidWithToken: boolean
 }
 
-const isParty = (parties: EscrowParties, caller: Caller) => parties.payer === caller.wallet || parties.payee === caller.wallet
+/**
+ * Set in an escrow's metadata when a payment token paid for it, so its payee may
+ * release it. Only this service sets it: a create that carries it is refused.
+ */
+export const PAID_WITH_TOKEN = "paid_with_token"
+
+const paidWithToken = (escrow: EscrowRecord) => escrow.metadata[PAID_WITH_TOKEN] === true
+
+const isParty = (parties: Pick<EscrowParties, "payer" | "payee">, caller: Caller) => parties.payer === caller.wallet || parties.payee === caller.wallet
 
 const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthorized> =>
   Effect.fail(new NotAuthorized(field === undefined ? { message } : { message, field }))
@@ -189,7 +199,7 @@ export const make = Effect.gen(function*() {
   const rememberParties = (escrow: EscrowRecord) => {
     if (knownParties.has(escrow.id)) return
     if (knownParties.size >= KNOWN_ESCROWS_CAPACITY) knownParties.delete(knownParties.keys().next().value!)
-    knownParties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId })
+    knownParties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId, paidWithToken: paidWithToken(escrow) })
   }
 
   const notYours = (id: EscrowId) => refuse(`escrow ${id} is not yours: only its payer and payee may see or settle it`, "escrow_id")
@@ -201,13 +211,13 @@ export const make = Effect.gen(function*() {
   const partyEscrow = (caller: Caller, id: EscrowId) =>
     Effect.flatMap(readEscrow(id), (escrow) => (isParty(escrow, caller) ? Effect.succeed(escrow) : notYours(id)))
 
-  /** The payer may release; the payee too when the escrow was opened under a mandate. */
+  /** The payer may release; the payee too when the escrow was opened under a mandate or with a payment token. */
   const releaseAs = (caller: Caller, id: EscrowId, amount: Usdc | undefined, parties: EscrowParties) =>
     !isParty(parties, caller)
       ? notYours(id)
-      : parties.payer === caller.wallet || parties.mandateId !== null
+      : parties.payer === caller.wallet || parties.mandateId !== null || parties.paidWithToken
       ? ledger.releaseEscrow(id, { amount })
-      : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate)`, "escrow_id")
+      : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate or with a payment token)`, "escrow_id")
 
   const createEscrow = (
     caller: Caller,
@@ -223,12 +233,22 @@ export const make = Effect.gen(function*() {
       idempotencyKey,
       timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
     }
+    if (input.metadata !== undefined && PAID_WITH_TOKEN in input.metadata) {
+      return refuse(`metadata.${PAID_WITH_TOKEN} is set by the service when a payment token pays`, "metadata")
+    }
     if (input.paymentToken !== undefined) {
       if (input.mandateId !== undefined) return refuse("mandate_id comes from the payment token; send one or the other", "mandate_id")
       return tokens.redeem(
         input.paymentToken,
         { payee: caller.wallet, payer: input.payer, amount: input.amount, idempotencyKey },
-        (grant) => ledger.createEscrow({ ...terms, payee: caller.wallet, payer: grant.payer, mandateId: grant.mandateId })
+        (grant) =>
+          ledger.createEscrow({
+            ...terms,
+            metadata: { ...input.metadata, [PAID_WITH_TOKEN]: true },
+            payee: caller.wallet,
+            payer: grant.payer,
+            mandateId: grant.mandateId
+          })
       )
     }
     if (caller.wallet === input.payer) {
@@ -306,7 +326,7 @@ export const make = Effect.gen(function*() {
       return parties !== undefined
         ? releaseAs(caller, id, amount, parties)
         : Effect.flatMap(readEscrow(id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> =>
-          releaseAs(caller, id, amount, escrow))
+          releaseAs(caller, id, amount, { ...escrow, paidWithToken: paidWithToken(escrow) }))
     },
 
     cancel: (caller, id) =>

@@ -55,6 +55,18 @@ for (const sqlite of [false, true]) {
         const payerBalance = yield* h.ledger.balance(payer.wallet)
         expect(payerBalance.available).toBe(9_750_000n)
         expect(payerBalance.locked).toBe(250_000n)
+        expect(JSON.stringify(created.body)).not.toContain(token)
+
+        // The payer authorized the payment up front: its payee may release it, as under a mandate.
+        expect(created.body.metadata).toEqual({ paid_with_token: true })
+        const released = yield* h.http("POST", "/api/escrow/release", { key: payee.key, body: { escrow_id: created.body.escrow_id } })
+        expect(released).toMatchObject({ status: 200, body: { status: "released" } })
+        // Only the service marks an escrow as paid with a token.
+        const forged = yield* h.http("POST", "/api/escrow/create", {
+          key: payer.key,
+          body: { payer_wallet: payer.wallet, payee_wallet: payee.wallet, amount_usdc: "0.1", description: "x", metadata: { paid_with_token: true } }
+        })
+        expect(forged).toMatchObject({ status: 403, body: { field: "metadata" } })
 
         const before = yield* snapshot(h, all)
         const reused = yield* redeem(h, payee, { payer_wallet: payer.wallet, payee_wallet: payee.wallet, amount_usdc: "0.25", payment_token: token })

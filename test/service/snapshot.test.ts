@@ -19,7 +19,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import type { ProbeFacts } from "./fixtures/snapshot-probe.js"
-import { type Child, freePort, payerWithMandate, register, repoRoot, request, spawnService, tempDir, waitExit, waitHealthy } from "./support.js"
+import { type Child, freePort, paidRequest, payerWithMandate, register, repoRoot, request, spawnService, tempDir, waitExit, waitHealthy } from "./support.js"
 
 interface Built {
   readonly bundle: string
@@ -195,7 +195,7 @@ describe("the service started from its snapshot", () => {
     const minted = async (started: Started) => {
       const orchestrator = (await request(started.base, "GET", "/info")).body.wallet_address as string
       const payer = await payerWithMandate(started.base, orchestrator)
-      const inference = await request(started.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "hello" } })
+      const inference = await paidRequest(started.base, started.base, payer, "/inference", { payer_wallet: payer.wallet, prompt: "hello" })
       expect(inference.status).toBe(200)
       const agent = await register(started.base, "another")
       return { escrowId: inference.body.escrow_id as string, agentId: agent.agentId, wallet: agent.wallet, referralCode: agent.referralCode }
