@@ -238,6 +238,9 @@ export const make = Effect.gen(function*() {
     }
     if (input.paymentToken !== undefined) {
       if (input.mandateId !== undefined) return refuse("mandate_id comes from the payment token; send one or the other", "mandate_id")
+      if (input.payee !== caller.wallet) {
+        return refuse(`a payment token is redeemed by its payee: payee_wallet ${input.payee} is not the caller ${caller.wallet}`, "payee_wallet")
+      }
       return tokens.redeem(
         input.paymentToken,
         { payee: caller.wallet, payer: input.payer, amount: input.amount, idempotencyKey },
@@ -245,7 +248,6 @@ export const make = Effect.gen(function*() {
           ledger.createEscrow({
             ...terms,
             metadata: { ...input.metadata, [PAID_WITH_TOKEN]: true },
-            payee: caller.wallet,
             payer: grant.payer,
             mandateId: grant.mandateId
           })

@@ -86,6 +86,8 @@ for (const sqlite of [false, true]) {
 
         const wrongPayee = yield* redeem(h, stranger, { ...terms, payee_wallet: stranger.wallet })
         expect(wrongPayee).toMatchObject({ status: 403, body: { error: "payment_token_invalid", details: { reason: "wrong_payee" } } })
+        const elsewhere = yield* redeem(h, payee, { ...terms, payee_wallet: stranger.wallet })
+        expect(elsewhere).toMatchObject({ status: 403, body: { error: "forbidden", field: "payee_wallet" } })
         const overMax = yield* redeem(h, payee, { ...terms, amount_usdc: "0.500001" })
         expect(overMax).toMatchObject({ status: 403, body: { error: "payment_token_invalid", details: { reason: "over_max" } } })
         expect(overMax.body.message).toContain("0.500001 USDC exceeds the payment token's maximum of 0.500000 USDC")
