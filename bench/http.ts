@@ -118,6 +118,7 @@ const settlementChild = async () => {
   const Services = await import("../src/cli/services.js")
   const Server = await import("../src/http/server.js")
   const { ApiKeys } = await import("../src/http/ApiKeys.js")
+  const { PaymentTokens } = await import("../src/http/PaymentTokens.js")
   const SettlementSettings = await import("../src/http/SettlementConfig.js")
   const LedgerSettings = await import("../src/ledger/LedgerConfig.js")
   const MemoryLedger = await import("../src/ledger/MemoryLedger.js")
@@ -132,9 +133,9 @@ const settlementChild = async () => {
   // The dashboard's routes read the ledger's `SqlClient`; with the in-memory ledger
   // they get an empty in-memory SQLite database (the bench never calls them).
   const stores = ledgerKind === "memory"
-    ? Layer.mergeAll(ApiKeys.layerMemory, MemoryLedger.layer, Layer.orDie(SqliteClient.layer({ filename: ":memory:" })))
+    ? Layer.mergeAll(ApiKeys.layerMemory, PaymentTokens.layerMemory(), MemoryLedger.layer, Layer.orDie(SqliteClient.layer({ filename: ":memory:" })))
     : ledgerKind === "sqlite-normal"
-    ? ApiKeys.layerSql().pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })))
+    ? Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql()).pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })))
     : Services.sqliteStores(dataDir)
   // The production composition (`ringmaster settlement`), on an ephemeral loopback port.
   // Registration is limited per client address; the bench registers all its agents from

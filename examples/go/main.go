@@ -11,6 +11,13 @@
 // that fails (create, then cancel: the payer is refunded). It ends by printing one
 // JSON line with both balances and the payer's referral earnings.
 //
+// With ORCHESTRATOR_URL set (a ringmaster orchestrator service), the payer also
+// buys one inference the way every paid route is bought: the request is answered
+// 402 Payment Required with a `WWW-Authenticate: Payment ...` challenge naming the
+// price and the payee; the payer mints a single-use payment token for exactly that
+// on the settlement service (with its own API key) and retries with
+// `Authorization: Payment <token>`. Naming a wallet never pays: the token does.
+//
 // Run:  cd examples/go && ESCROW_BASE=http://127.0.0.1:8080 go run .
 // Standard library only: it builds offline (GOPROXY=off). Exits 1 on any
 // unexpected HTTP status, printing the status and the server's error body.
@@ -31,6 +38,8 @@ import (
 var (
 	escrowBase = strings.TrimRight(envOr("ESCROW_BASE", "http://127.0.0.1:8080"), "/")
 	flyRegion  = envOr("FLY_REGION", "local")
+	// A ringmaster orchestrator to buy one inference from; empty: skipped.
+	orchestratorURL = strings.TrimRight(os.Getenv("ORCHESTRATOR_URL"), "/")
 
 	// Shared client — reused for every call (keep-alive pool).
 	pfClient = &http.Client{
@@ -130,6 +139,65 @@ func pfPost(ctx context.Context, apiKey, path string, body any, want int) (map[s
 
 func pfGet(ctx context.Context, apiKey, path string) (map[string]any, error) {
 	return pfDo(ctx, "GET", path, apiKey, nil, http.StatusOK)
+}
+
+// postJSON posts body to an absolute URL with optional extra headers; returns status, headers and the JSON reply.
+func postJSON(ctx context.Context, url string, body any, headers map[string]string) (int, http.Header, map[string]any, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := pfClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return resp.StatusCode, resp.Header, nil, fmt.Errorf("POST %s: reply is not a JSON object: %w", url, err)
+	}
+	return resp.StatusCode, resp.Header, out, nil
+}
+
+// paidRequest buys a paid route with a payment token: request, 402 challenge,
+// mint a token for the challenge's payee and price, retry with the credential.
+func paidRequest(ctx context.Context, url string, body any, payerKey string) (map[string]any, error) {
+	status, header, challenge, err := postJSON(ctx, url, body, nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusPaymentRequired {
+		return nil, &unexpectedStatus{"POST", url, http.StatusPaymentRequired, status, fmt.Sprint(challenge)}
+	}
+	fmt.Fprintf(os.Stderr, "[go-agent] 402: %s\n", header.Get("WWW-Authenticate"))
+	// The token: for this payee, at most this price, short-lived, single use.
+	minted, err := pfPost(ctx, payerKey, "/api/payment-tokens", map[string]any{
+		"payee_wallet":       challenge["payee_wallet"],
+		"max_amount_usdc":    challenge["price_usdc"],
+		"expires_in_seconds": 60,
+	}, http.StatusCreated)
+	if err != nil {
+		return nil, err
+	}
+	token, _ := minted["payment_token"].(string)
+	status, _, paid, err := postJSON(ctx, url, body, map[string]string{"Authorization": "Payment " + token})
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, &unexpectedStatus{"POST", url, http.StatusOK, status, fmt.Sprint(paid)}
+	}
+	challenge["status"] = http.StatusPaymentRequired
+	challenge["www_authenticate"] = header.Get("WWW-Authenticate")
+	return map[string]any{"challenge": challenge, "paid": paid}, nil
 }
 
 // inferenceCost is the samples' per-request price. 42,000 characters cost
@@ -249,6 +317,21 @@ func run(ctx context.Context) (map[string]any, error) {
 		return nil, err
 	}
 
+	var inference map[string]any
+	if orchestratorURL != "" {
+		bought, err := paidRequest(ctx, orchestratorURL+"/inference",
+			map[string]any{"payer_wallet": payerWallet, "prompt": "hello from go"}, payerKey)
+		if err != nil {
+			return nil, err
+		}
+		after, err := pfGet(ctx, payerKey, "/api/wallets/"+payerWallet)
+		if err != nil {
+			return nil, err
+		}
+		bought["payer_balance_after_usdc"] = after["balance_usdc"]
+		inference = bought
+	}
+
 	paidSummary := pick(paid, "escrow_id", "status", "amount_usdc", "fee_usdc", "net_usdc")
 	paidSummary["sent_amount"] = paidCost
 	failedSummary := pick(failed, "escrow_id", "status", "amount_usdc")
@@ -274,6 +357,7 @@ func run(ctx context.Context) (map[string]any, error) {
 		"paid":       paidSummary,
 		"failed":     failedSummary,
 		"referrals":  referrals,
+		"inference":  inference,
 	}, nil
 }
 

@@ -12,6 +12,13 @@ payee bills the payer for one task that succeeds (create, then release) and one
 that fails (create, then cancel: the payer is refunded). It ends by printing
 one JSON line with both balances and the payer's referral earnings.
 
+With ORCHESTRATOR_URL set (a ringmaster orchestrator service), the payer also buys
+one inference the way every paid route is bought: the request is answered
+`402 Payment Required` with a `WWW-Authenticate: Payment ...` challenge naming the
+price and the payee; the payer mints a single-use payment token for exactly that
+on the settlement service (with its own API key), and retries with
+`Authorization: Payment <token>`. Naming a wallet never pays: the token does.
+
 Run:  ESCROW_BASE=http://127.0.0.1:8080 /usr/bin/python3 examples/python/agent_client.py
 Needs only httpx (Debian: apt-get install python3-httpx). Exits 1 on any
 unexpected HTTP status, printing the status and the server's error body.
@@ -25,6 +32,7 @@ import httpx
 
 ESCROW_BASE = os.getenv("ESCROW_BASE", "http://127.0.0.1:8080").rstrip("/")
 FLY_REGION = os.getenv("FLY_REGION", "local")
+ORCHESTRATOR_URL = os.getenv("ORCHESTRATOR_URL", "").rstrip("/")
 
 # Shared client: created once, not per request. Cold-start safe: a short connect
 # timeout, a generous read timeout, so a call never blocks the agent for long.
@@ -69,6 +77,27 @@ def release_escrow(api_key: str, escrow_id: str) -> dict:
 
 def cancel_escrow(api_key: str, escrow_id: str) -> dict:
     return call("POST", "/api/escrow/cancel", 200, api_key, {"escrow_id": escrow_id})
+
+
+def paid_request(url: str, body: dict, payer_key: str) -> dict:
+    """A paid route, bought with a payment token: request, 402 challenge, mint, retry."""
+    first = http.post(url, json=body)
+    if first.status_code != 402:
+        raise UnexpectedStatus("POST", url, 402, first)
+    challenge = first.json()  # error, price_usdc, payee_wallet, token_endpoint, ...
+    log(f"402: {first.headers.get('www-authenticate')}")
+    # The token: for this payee, at most this price, short-lived, single use.
+    minted = call("POST", "/api/payment-tokens", 201, payer_key, {
+        "payee_wallet": challenge["payee_wallet"],
+        "max_amount_usdc": challenge["price_usdc"],
+        "expires_in_seconds": 60,
+    })
+    retry = http.post(url, json=body, headers={"Authorization": f"Payment {minted['payment_token']}"})
+    if retry.status_code != 200:
+        raise UnexpectedStatus("POST", url, 200, retry)
+    return {"challenge": {"status": first.status_code, **challenge,
+                          "www_authenticate": first.headers.get("www-authenticate")},
+            "paid": retry.json()}
 
 
 def inference_cost(prompt: str) -> float:
@@ -124,6 +153,15 @@ def main() -> int:
     payee_wallet = call("GET", f"/api/wallets/{payee['wallet_address']}", 200, payee["api_key"])
     referrals = call("GET", "/api/referrals", 200, payer["api_key"])
 
+    inference = None
+    if ORCHESTRATOR_URL:
+        bought = paid_request(f"{ORCHESTRATOR_URL}/inference",
+                              {"payer_wallet": payer["wallet_address"], "prompt": "hello from python"},
+                              payer["api_key"])
+        after = call("GET", f"/api/wallets/{payer['wallet_address']}", 200, payer["api_key"])
+        inference = {**bought, "payer_balance_after_usdc": after["balance_usdc"]}
+        log(f"inference paid {bought['paid']['cost_usdc']} USDC with a payment token")
+
     print(json.dumps({
         "client": "python",
         "region": FLY_REGION,
@@ -147,6 +185,7 @@ def main() -> int:
         "failed": {"sent_amount": failed_cost, **{k: failed.get(k) for k in (
             "escrow_id", "status", "amount_usdc")}},
         "referrals": referrals,
+        "inference": inference,
     }), flush=True)
     return 0
 

@@ -9,6 +9,7 @@
 import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import { Config, Effect, Layer } from "effect"
 import { ApiKeys } from "../http/ApiKeys.js"
+import { PaymentTokens } from "../http/PaymentTokens.js"
 import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
 import * as DashboardHttp from "../http/dashboard/http.js"
 import * as Mcp from "../http/mcp/Mcp.js"
@@ -34,12 +35,12 @@ export const settlementHttp = HttpApiBuilder.serve().pipe(
   Layer.provideMerge(Settlement.layer)
 )
 
-/** Ledger and API keys in `<dataDir>/ledger.db`. Needs `LedgerConfig`. */
+/** Ledger, API keys and payment tokens in `<dataDir>/ledger.db`. Needs `LedgerConfig`. */
 export const sqliteStores = (dataDir: string) =>
-  ApiKeys.layerSql().pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })))
+  Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql()).pipe(Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })))
 
-/** Ledger and API keys on the backend the environment names: PostgreSQL with `DATABASE_URL`, else SQLite in `DATA_DIR`. */
-export const storesFromEnv = ApiKeys.layerSql().pipe(Layer.provideMerge(Backend.layerFromEnv))
+/** Ledger, API keys and payment tokens on the backend the environment names: PostgreSQL with `DATABASE_URL`, else SQLite in `DATA_DIR`. */
+export const storesFromEnv = Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql()).pipe(Layer.provideMerge(Backend.layerFromEnv))
 
 /** `DATA_DIR`, default `./data`. */
 export const dataDir = Config.string("DATA_DIR").pipe(Config.withDefault("./data"))

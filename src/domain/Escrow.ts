@@ -4,7 +4,7 @@
  * `pending` → `released` | `cancelled` | `expired`, each terminal state reached at
  * most once. A partial release leaves the escrow `pending` with less locked.
  */
-import type { Duration } from "effect"
+import type { Duration, Redacted } from "effect"
 import type { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "./ids.js"
 import type { Usdc } from "./Usdc.js"
 
@@ -26,6 +26,13 @@ export interface EscrowTerms {
   readonly timeout?: Duration.DurationInput | undefined
   /** Opened by the payee under the payer's mandate: the mandate's budget pays for it. */
   readonly mandateId?: MandateId | undefined
+  /**
+   * Opened by the payee with the payer's payment token (`POST /api/payment-tokens`):
+   * the settlement service checks and spends it. Sent by the HTTP client; an
+   * in-process ledger has no caller to authorize, and its callers redeem tokens
+   * themselves (`PaymentTokens.redeem`).
+   */
+  readonly paymentToken?: Redacted.Redacted<string> | undefined
 }
 
 export interface EscrowRecord {

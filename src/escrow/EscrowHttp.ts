@@ -115,8 +115,10 @@ export const makeWith = (
           const timeout = terms.timeout === undefined ? undefined : Math.ceil(Duration.toMillis(Duration.decode(terms.timeout)))
           return call<EscrowRecord, CreateError>(
             "create",
-            // The payer opens its escrows; under the payer's mandate, the payee does.
-            (partyClients(terms.payer) ?? (terms.mandateId !== undefined ? partyClients(terms.payee) : undefined) ?? own).escrow.create({
+            // The payer opens its escrows; under the payer's mandate or with its payment token, the payee does.
+            (terms.paymentToken !== undefined
+              ? partyClients(terms.payee) ?? own
+              : partyClients(terms.payer) ?? (terms.mandateId !== undefined ? partyClients(terms.payee) : undefined) ?? own).escrow.create({
               payload: {
                 payer_wallet: terms.payer,
                 payee_wallet: terms.payee,
@@ -124,7 +126,8 @@ export const makeWith = (
                 description: terms.description,
                 metadata: terms.metadata,
                 timeout_ms: timeout,
-                mandate_id: terms.mandateId
+                mandate_id: terms.mandateId,
+                payment_token: terms.paymentToken
               },
               headers: { "idempotency-key": idempotencyKey }
             }).pipe(Effect.map(escrowFromView)),

@@ -191,8 +191,32 @@ export const CreateEscrowRequest = Schema.Struct({
   /** Extension: the escrow's deadline in ms from now (default: the service's, 15 minutes). */
   timeout_ms: Schema.optional(Schema.Int.pipe(Schema.positive())),
   /** Extension: the mandate to open it under (default: the payer's newest live mandate for the caller). */
+  mandate_id: Schema.optional(MandateId),
+  /** The payer's payment token: the caller (its payee) opens the escrow with it instead of a mandate; single use. */
+  payment_token: Schema.optional(Schema.Redacted(Schema.String.pipe(Schema.maxLength(128))))
+})
+
+export const CreatePaymentTokenRequest = Schema.Struct({
+  /** The only wallet that may redeem it. */
+  payee_wallet: WalletAddress,
+  /** The largest escrow it pays for. */
+  max_amount_usdc: PositiveAmountIn,
+  /** Lifetime: 300 seconds by default, at most 3600. */
+  expires_in_seconds: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /** One of the caller's mandates to the payee: the escrow draws on its budget. */
   mandate_id: Schema.optional(MandateId)
 })
+
+export const PaymentToken = Schema.Struct({
+  /** Shown once; only its hash is stored. Send it to the payee, e.g. as `Authorization: Payment <token>`. */
+  payment_token: Schema.Redacted(Schema.String),
+  payer_wallet: WalletAddress,
+  payee_wallet: WalletAddress,
+  max_amount_usdc: AmountOut,
+  mandate_id: Schema.NullOr(MandateId),
+  created_at: Timestamp,
+  expires_at: Timestamp
+}).annotations(HttpApiSchema.annotations({ status: 201 }))
 
 export const IdempotencyHeaders = Schema.Struct({
   "idempotency-key": Schema.optional(
@@ -393,6 +417,18 @@ export class MandatesGroup extends HttpApiGroup.make("mandates")
   )
   .middleware(Authorization) {}
 
+export class PaymentTokensGroup extends HttpApiGroup.make("paymentTokens")
+  .add(
+    HttpApiEndpoint.post("create", "/api/payment-tokens")
+      .setPayload(CreatePaymentTokenRequest)
+      .addSuccess(PaymentToken)
+      .annotate(
+        OpenApi.Description,
+        "Mint a single-use, short-lived token letting one payee open one escrow of at most `max_amount_usdc` against the caller's wallet"
+      )
+  )
+  .middleware(Authorization) {}
+
 export class EscrowGroup extends HttpApiGroup.make("escrow")
   .add(
     HttpApiEndpoint.post("create", "/api/escrow/create")
@@ -401,7 +437,8 @@ export class EscrowGroup extends HttpApiGroup.make("escrow")
       .addSuccess(EscrowCreated)
       .annotate(
         OpenApi.Description,
-        "Lock funds: as the payer, or as the payee under a live mandate from the payer (its budget is decremented atomically)"
+        "Lock funds: as the payer, as the payee under a live mandate from the payer (its budget is decremented atomically), " +
+          "or as the payee redeeming the payer's `payment_token` (single use; 403 `payment_token_invalid` names why one is refused)"
       )
   )
   .add(
@@ -440,6 +477,7 @@ export class SettlementApi extends HttpApi.make("settlement")
   .add(AgentsGroup)
   .add(WalletsGroup)
   .add(MandatesGroup)
+  .add(PaymentTokensGroup)
   .add(EscrowGroup)
   .addError(Wire.BadRequestError)
   .addError(Wire.UnauthorizedError)

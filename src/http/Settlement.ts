@@ -7,7 +7,8 @@
  * - create: the payer (owner of `payer_wallet`), or the payee holding a live
  *   mandate from the payer; the ledger then checks the mandate's per-escrow maximum
  *   and remaining budget and decrements it in the same transaction as the lock.
- * - release: the payer; the payee too when the escrow was opened under a mandate.
+ * - release: the payer; the payee too when the escrow was opened under a mandate or
+ *   with a payment token (the payer authorized the payment up front either way).
  * - cancel: the payee at any time; the payer once the deadline has passed (or
  *   always, with `payerMayCancelBeforeDeadline`).
  * - get: the two parties. Faucet and wallet balance: the wallet's owner.
@@ -15,6 +16,9 @@
  *   key (`requireCurrentKey`). A key a rotation replaced keeps working for ordinary
  *   calls during its grace, so a fleet can switch keys; it can never mint a key or
  *   hand out spending rights, so a leaked key the owner rotated away is contained.
+ * - payment tokens: the payer mints one for a payee (and optionally one of its own
+ *   mandates to that payee); the payee redeems it at create instead of holding a
+ *   mandate: the token's rule (PaymentTokens.ts `redeem`) decides.
  * Every refusal happens before the ledger is touched, so it changes nothing.
  */
 import { Clock, Context, Duration, Effect, Layer, type Redacted } from "effect"
@@ -34,7 +38,8 @@ import {
 } from "../ledger/Ledger.js"
 import type { Caller } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
-import { KeyInGrace, NotAuthorized, type RateLimited, Unauthenticated } from "./errors.js"
+import { KeyInGrace, NotAuthorized, type PaymentTokenInvalid, type RateLimited, Unauthenticated } from "./errors.js"
+import { type MintedToken, PaymentTokens } from "./PaymentTokens.js"
 import * as RateLimits from "./RateLimits.js"
 import { SettlementConfig } from "./SettlementConfig.js"
 
@@ -50,6 +55,8 @@ export interface CreateEscrowInput {
   readonly timeoutMs?: number | undefined
   /** A payee's create: the mandate to use (default: the payer's newest live one for the caller). */
   readonly mandateId?: MandateId | undefined
+  /** A payee's create paid by the payer's payment token (its mandate, if any, comes from the token). */
+  readonly paymentToken?: Redacted.Redacted<string> | undefined
 }
 
 export interface RegisteredAgent {
@@ -113,11 +120,21 @@ export interface SettlementShape {
     caller: Caller,
     id: MandateId
   ) => Effect.Effect<MandateRecord, KeyInGrace | Errors.MandateNotFound | Errors.LedgerUnavailable>
+  /** A single-use token letting `payee` open one escrow of at most `maxAmount` against the caller's wallet. */
+  readonly mintPaymentToken: (
+    caller: Caller,
+    input: {
+      readonly payee: WalletAddress
+      readonly maxAmount: Usdc
+      readonly expiresInSeconds?: number | undefined
+      readonly mandateId?: MandateId | undefined
+    }
+  ) => Effect.Effect<MintedToken, KeyInGrace | NotAuthorized | Errors.InvalidInput | Errors.MandateNotFound | Errors.LedgerUnavailable>
   readonly createEscrow: (
     caller: Caller,
     input: CreateEscrowInput,
     idempotencyKey?: string | undefined
-  ) => Effect.Effect<EscrowRecord, NotAuthorized | CreateError>
+  ) => Effect.Effect<EscrowRecord, NotAuthorized | PaymentTokenInvalid | CreateError>
   readonly release: (
     caller: Caller,
     id: EscrowId,
@@ -142,8 +159,8 @@ export interface SettlementShape {
 }
 
 export class Settlement extends Context.Tag("ringmaster/Settlement")<Settlement, SettlementShape>() {
-  /** Needs the `Ledger`, `ApiKeys` and `SettlementConfig`. */
-  static readonly layer: Layer.Layer<Settlement, never, Ledger | ApiKeys | SettlementConfig> = Layer.effect(
+  /** Needs the `Ledger`, `ApiKeys`, `PaymentTokens` and `SettlementConfig`. */
+  static readonly layer: Layer.Layer<Settlement, never, Ledger | ApiKeys | PaymentTokens | SettlementConfig> = Layer.effect(
     Settlement,
     Effect.suspend(() => make)
   )
@@ -157,9 +174,18 @@ interface EscrowParties {
   readonly payer: WalletAddress
   readonly payee: WalletAddress
   readonly mandateId: MandateId | null
+  readonly paidWithToken: boolean
 }
 
-const isParty = (parties: EscrowParties, caller: Caller) => parties.payer === caller.wallet || parties.payee === caller.wallet
+/**
+ * Set in an escrow's metadata when a payment token paid for it, so its payee may
+ * release it. Only this service sets it: a create that carries it is refused.
+ */
+export const PAID_WITH_TOKEN = "paid_with_token"
+
+const paidWithToken = (escrow: EscrowRecord) => escrow.metadata[PAID_WITH_TOKEN] === true
+
+const isParty = (parties: Pick<EscrowParties, "payer" | "payee">, caller: Caller) => parties.payer === caller.wallet || parties.payee === caller.wallet
 
 const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthorized> =>
   Effect.fail(new NotAuthorized(field === undefined ? { message } : { message, field }))
@@ -186,6 +212,7 @@ const callerKey = (caller: Caller) => ({
 export const make = Effect.gen(function*() {
   const ledger = yield* Ledger
   const keys = yield* ApiKeys
+  const tokens = yield* PaymentTokens
   const config = yield* SettlementConfig
   const limits = yield* RateLimits.make({
     agentRequestsPerSecond: config.agentRequestsPerSecond,
@@ -224,7 +251,7 @@ export const make = Effect.gen(function*() {
   const rememberParties = (escrow: EscrowRecord) => {
     if (knownParties.has(escrow.id)) return
     if (knownParties.size >= KNOWN_ESCROWS_CAPACITY) knownParties.delete(knownParties.keys().next().value!)
-    knownParties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId })
+    knownParties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId, paidWithToken: paidWithToken(escrow) })
   }
 
   const notYours = (id: EscrowId) => refuse(`escrow ${id} is not yours: only its payer and payee may see or settle it`, "escrow_id")
@@ -236,19 +263,19 @@ export const make = Effect.gen(function*() {
   const partyEscrow = (caller: Caller, id: EscrowId) =>
     Effect.flatMap(readEscrow(id), (escrow) => (isParty(escrow, caller) ? Effect.succeed(escrow) : notYours(id)))
 
-  /** The payer may release; the payee too when the escrow was opened under a mandate. */
+  /** The payer may release; the payee too when the escrow was opened under a mandate or with a payment token. */
   const releaseAs = (caller: Caller, id: EscrowId, amount: Usdc | undefined, parties: EscrowParties) =>
     !isParty(parties, caller)
       ? notYours(id)
-      : parties.payer === caller.wallet || parties.mandateId !== null
+      : parties.payer === caller.wallet || parties.mandateId !== null || parties.paidWithToken
       ? ledger.releaseEscrow(id, { amount })
-      : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate)`, "escrow_id")
+      : refuse(`only the payer may release escrow ${id} (it was not opened under a mandate or with a payment token)`, "escrow_id")
 
   const createEscrow = (
     caller: Caller,
     input: CreateEscrowInput,
     idempotencyKey: string | undefined
-  ): Effect.Effect<EscrowRecord, NotAuthorized | CreateError> => {
+  ): Effect.Effect<EscrowRecord, NotAuthorized | PaymentTokenInvalid | CreateError> => {
     const terms = {
       payer: input.payer,
       payee: input.payee,
@@ -257,6 +284,26 @@ export const make = Effect.gen(function*() {
       metadata: input.metadata,
       idempotencyKey,
       timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
+    }
+    if (input.metadata !== undefined && PAID_WITH_TOKEN in input.metadata) {
+      return refuse(`metadata.${PAID_WITH_TOKEN} is set by the service when a payment token pays`, "metadata")
+    }
+    if (input.paymentToken !== undefined) {
+      if (input.mandateId !== undefined) return refuse("mandate_id comes from the payment token; send one or the other", "mandate_id")
+      if (input.payee !== caller.wallet) {
+        return refuse(`a payment token is redeemed by its payee: payee_wallet ${input.payee} is not the caller ${caller.wallet}`, "payee_wallet")
+      }
+      return tokens.redeem(
+        input.paymentToken,
+        { payee: caller.wallet, payer: input.payer, amount: input.amount, idempotencyKey },
+        (grant) =>
+          ledger.createEscrow({
+            ...terms,
+            metadata: { ...input.metadata, [PAID_WITH_TOKEN]: true },
+            payer: grant.payer,
+            mandateId: grant.mandateId
+          })
+      )
     }
     if (caller.wallet === input.payer) {
       return input.mandateId === undefined
@@ -325,6 +372,21 @@ export const make = Effect.gen(function*() {
 
     revokeMandate: (caller, id) => Effect.zipRight(requireCurrentKey(caller), ledger.revokeMandate(id, caller.wallet)),
 
+    mintPaymentToken: (caller, input) => {
+      const mint = tokens.mint({ ...input, payer: caller.wallet })
+      // The ledger re-checks the mandate at create; this refuses a token that could never pay.
+      const checked = input.mandateId === undefined ? mint : Effect.flatMap(
+        ledger.getMandate(input.mandateId),
+        (mandate): Effect.Effect<MintedToken, NotAuthorized | Errors.InvalidInput | Errors.LedgerUnavailable> =>
+          mandate.payer !== caller.wallet
+            ? refuse(`mandate ${input.mandateId} is not yours: a payment token draws only on the payer's own mandate`, "mandate_id")
+            : mandate.payee !== input.payee
+            ? refuse(`mandate ${input.mandateId} is for payee ${mandate.payee}, not ${input.payee}`, "mandate_id")
+            : mint
+      )
+      return Effect.zipRight(requireCurrentKey(caller), checked)
+    },
+
     createEscrow: (caller, input, idempotencyKey) => Effect.tap(createEscrow(caller, input, idempotencyKey), rememberParties),
 
     release: (caller, id, amount) => {
@@ -332,7 +394,7 @@ export const make = Effect.gen(function*() {
       return parties !== undefined
         ? releaseAs(caller, id, amount, parties)
         : Effect.flatMap(readEscrow(id), (escrow): Effect.Effect<EscrowRecord, NotAuthorized | ReleaseError> =>
-          releaseAs(caller, id, amount, escrow))
+          releaseAs(caller, id, amount, { ...escrow, paidWithToken: paidWithToken(escrow) }))
     },
 
     cancel: (caller, id) =>

@@ -60,6 +60,16 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
   }
 }
 
+/**
+ * A payment token could not pay for this escrow: `reason` says why (unknown,
+ * expired, redeemed, wrong_payee, wrong_payer, over_max). Nothing was charged and
+ * the token is unchanged.
+ */
+export class PaymentTokenInvalid extends Schema.TaggedError<PaymentTokenInvalid>()("PaymentTokenInvalid", {
+  reason: Schema.Literal("unknown", "expired", "redeemed", "wrong_payee", "wrong_payer", "over_max"),
+  message: Schema.String
+}) {}
+
 /** Everything a settlement operation can be refused with. */
 export type SettlementError =
   | Errors.LedgerError
@@ -67,6 +77,7 @@ export type SettlementError =
   | Errors.BudgetExceeded
   | NotAuthorized
   | KeyInGrace
+  | PaymentTokenInvalid
   | Unauthenticated
   | RateLimited
 
@@ -232,6 +243,8 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
           expires_at: new Date(error.expiresAtMs).toISOString()
         })
       )
+    case "PaymentTokenInvalid":
+      return new ForbiddenError(body("payment_token_invalid", error.message, "payment_token", { reason: error.reason }))
     case "MandateExceeded":
       return new ForbiddenError(
         body("mandate_exceeded", error.message, "amount_usdc", { mandate_id: error.mandateId, reason: error.reason })

@@ -118,6 +118,17 @@ const MandatesLive = HttpApiBuilder.group(SettlementApi, "mandates", (handlers) 
         Effect.flatMap(CurrentCaller, (caller) =>
           settlement.revokeMandate(caller, path.id).pipe(Effect.map(View.mandateView), wire)))))
 
+const PaymentTokensLive = HttpApiBuilder.group(SettlementApi, "paymentTokens", (handlers) =>
+  Effect.map(Settlement, (settlement) =>
+    handlers.handle("create", ({ payload }) =>
+      Effect.flatMap(CurrentCaller, (caller) =>
+        settlement.mintPaymentToken(caller, {
+          payee: payload.payee_wallet,
+          maxAmount: payload.max_amount_usdc,
+          expiresInSeconds: payload.expires_in_seconds,
+          mandateId: payload.mandate_id
+        }).pipe(Effect.map(View.paymentTokenView), wire)))))
+
 const EscrowLive = HttpApiBuilder.group(SettlementApi, "escrow", (handlers) =>
   Effect.gen(function*() {
     const settlement = yield* Settlement
@@ -135,7 +146,8 @@ const EscrowLive = HttpApiBuilder.group(SettlementApi, "escrow", (handlers) =>
               description: payload.description,
               metadata: payload.metadata,
               timeoutMs: payload.timeout_ms,
-              mandateId: payload.mandate_id
+              mandateId: payload.mandate_id,
+              paymentToken: payload.payment_token
             },
             headers["idempotency-key"]
           ).pipe(Effect.map(view), wire)))
@@ -155,6 +167,6 @@ const EscrowLive = HttpApiBuilder.group(SettlementApi, "escrow", (handlers) =>
   }))
 
 /** Every group's handlers and the contract's middleware. Needs `Settlement`, `Ledger`, `SettlementConfig`. */
-export const HandlersLive = Layer.mergeAll(SystemLive, AgentsLive, WalletsLive, MandatesLive, EscrowLive).pipe(
+export const HandlersLive = Layer.mergeAll(SystemLive, AgentsLive, WalletsLive, MandatesLive, PaymentTokensLive, EscrowLive).pipe(
   Layer.provide(Layer.mergeAll(AuthorizationLive, RegistrationLimitLive))
 )

@@ -23,6 +23,7 @@ import * as SqlLedger from "../ledger/SqlLedger.js"
 import { isUntraced } from "../observability/spans.js"
 import { SettlementApi } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
+import { PaymentTokens } from "./PaymentTokens.js"
 import { edge } from "./edge.js"
 import { HandlersLive } from "./handlers.js"
 import { Settlement } from "./Settlement.js"
@@ -91,7 +92,7 @@ export const layerNodeServer = Layer.unwrapEffect(
  * The settlement service over HTTP, on whatever `Ledger`, `ApiKeys` and
  * `SettlementConfig` are provided.
  */
-export const layer: Layer.Layer<HttpServer.HttpServer | Settlement, unknown, Ledger | ApiKeys | SettlementConfig> = HttpApiBuilder
+export const layer: Layer.Layer<HttpServer.HttpServer | Settlement, unknown, Ledger | ApiKeys | PaymentTokens | SettlementConfig> = HttpApiBuilder
   .serve()
   .pipe(
     Layer.provide(layerRoutes),
@@ -103,9 +104,10 @@ export const layer: Layer.Layer<HttpServer.HttpServer | Settlement, unknown, Led
 /** Self-contained: in-memory ledger and API keys. For tests, demos and examples. */
 export const layerMemory = (
   options: { readonly settlement?: Partial<SettlementConfigShape>; readonly ledger?: Partial<LedgerConfigShape> } = {}
-): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | ApiKeys | SettlementConfig, unknown> =>
+): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | ApiKeys | PaymentTokens | SettlementConfig, unknown> =>
   layer.pipe(
     Layer.provideMerge(ApiKeys.layerMemory),
+    Layer.provideMerge(PaymentTokens.layerMemory()),
     Layer.provideMerge(MemoryLedger.layer),
     Layer.provideMerge(LedgerConfig.layer(options.ledger)),
     Layer.provideMerge(SettlementSettings.layer(options.settlement))
@@ -122,9 +124,9 @@ export const layerSqlite = (
     readonly settlement?: Partial<SettlementConfigShape>
     readonly ledger?: Partial<LedgerConfigShape>
   } = {}
-): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | ApiKeys | SettlementConfig, unknown> =>
+): Layer.Layer<HttpServer.HttpServer | Settlement | Ledger | ApiKeys | PaymentTokens | SettlementConfig, unknown> =>
   layer.pipe(
-    Layer.provideMerge(ApiKeys.layerSql()),
+    Layer.provideMerge(Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql())),
     Layer.provideMerge(SqlLedger.layerSqlite({ dataDir: options.dataDir, synchronous: options.synchronous })),
     Layer.provideMerge(LedgerConfig.layer(options.ledger)),
     Layer.provideMerge(SettlementSettings.layer(options.settlement))

@@ -9,6 +9,7 @@ import type { Usdc } from "../domain/Usdc.js"
 import { type FeeSchedule, feeOf } from "../ledger/FeeSchedule.js"
 import type { ActivityReport, ActivityTotals, FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
 import type * as Api from "./Api.js"
+import type { MintedToken } from "./PaymentTokens.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
 
@@ -82,6 +83,17 @@ export const mandateView = (m: MandateRecord): MandateView => ({
   expires_at: m.expiresAtMs,
   revoked: m.revoked,
   created_at: m.createdAtMs
+})
+
+/** A freshly minted payment token: the token itself appears only in this response. */
+export const paymentTokenView = (minted: MintedToken): Type<typeof Api.PaymentToken> => ({
+  payment_token: minted.token,
+  payer_wallet: minted.terms.payer,
+  payee_wallet: minted.terms.payee,
+  max_amount_usdc: minted.terms.maxAmount,
+  mandate_id: minted.terms.mandateId,
+  created_at: minted.terms.createdAtMs,
+  expires_at: minted.terms.expiresAtMs
 })
 
 export const walletView = (b: WalletBalance): Type<typeof Api.Wallet> => ({

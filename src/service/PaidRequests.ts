@@ -2,29 +2,35 @@
  * Per-request billing, transport-free (the routes decode and encode around it):
  *
  * 1. validate the body (400 naming the field; nothing touched);
- * 2. price it: `/inference` by the seed's rule, `/tasks/{agent}` by the task;
- * 3. find the payer's live mandate to this orchestrator (embedded ledger: here, 403
- *    without one, its id remembered briefly since the ledger re-checks it at create;
- *    remote: the settlement service checks it at create);
- * 4. open the escrow payer → orchestrator, held as `Escrow.use` holds it (402 without funds,
- *    403 beyond the mandate; a refusal locks nothing);
+ * 2. price it: `/inference` by the price rule, `/tasks/{agent}` by the task;
+ * 3. without a payment credential (`Authorization: Payment <token>`), answer 402
+ *    with the price and this orchestrator's wallet: a wallet address is public, so
+ *    naming one never authorizes charging it;
+ * 4. open the escrow payer → orchestrator by redeeming the token (embedded ledger:
+ *    here, with `PaymentTokens.redeem`, the same rule as the REST create; remote: the
+ *    settlement service redeems it at create), held as `Escrow.use` holds it (402
+ *    with a new challenge for a refused token, 402 without funds, 403 beyond the
+ *    token's mandate; a refusal locks nothing and never discloses a balance);
  * 5. run the task, bounded by `TASK_TIMEOUT`, inside the shutdown-aware fiber set;
  * 6. it is settled before the response is written: released on success,
  *    cancelled (full refund) on failure, timeout, client abort or shutdown.
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Option, Schema } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Option, type Redacted, Schema } from "effect"
 import type { EscrowRecord, EscrowTerms } from "../domain/Escrow.js"
-import { type EscrowId, type MandateId, WalletAddress } from "../domain/ids.js"
-import type { Usdc } from "../domain/Usdc.js"
+import { type EscrowId, WalletAddress } from "../domain/ids.js"
+import * as Usdc from "../domain/Usdc.js"
 import { Escrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
+import type { PaymentTokenInvalid } from "../http/errors.js"
+import { PaymentTokens } from "../http/PaymentTokens.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
-import { type CreateError, Ledger, type LedgerShape } from "../ledger/Ledger.js"
+import type { CreateError } from "../ledger/Ledger.js"
 import {
   InvalidRequest,
   MandateRefused,
   NoMandate,
   type PaidRequestError,
+  PaymentChallenge,
   PaymentRequired,
   SettlementUnavailable,
   TaskFailed,
@@ -38,16 +44,24 @@ import * as Telemetry from "./Telemetry.js"
 
 export interface PaidResult {
   readonly result: unknown
-  readonly cost: Usdc
+  readonly cost: Usdc.Usdc
   readonly escrowId: EscrowId
   readonly region: string
 }
 
+/** The payer's payment token, from `Authorization: Payment <token>`; absent: the request is answered with a challenge. */
+export type PaymentCredential = Redacted.Redacted<string> | undefined
+
 export interface PaidRequestsShape {
-  /** `POST /inference {payer_wallet, prompt}`. */
-  readonly inference: (body: unknown) => Effect.Effect<PaidResult, PaidRequestError>
-  /** `POST /tasks/{name} {payer_wallet, input}`; a repeated `idempotencyKey` (the event's id) is charged once. */
-  readonly task: (name: string, body: unknown, idempotencyKey?: string | undefined) => Effect.Effect<PaidResult, PaidRequestError>
+  /** `POST /inference {payer_wallet?, prompt}`. */
+  readonly inference: (body: unknown, credential?: PaymentCredential) => Effect.Effect<PaidResult, PaidRequestError>
+  /** `POST /tasks/{name} {payer_wallet?, input}`; a repeated `idempotencyKey` (the event's id) is charged once. */
+  readonly task: (
+    name: string,
+    body: unknown,
+    idempotencyKey?: string | undefined,
+    credential?: PaymentCredential
+  ) => Effect.Effect<PaidResult, PaidRequestError>
 }
 
 export class PaidRequests extends Context.Tag("ringmaster/service/PaidRequests")<PaidRequests, PaidRequestsShape>() {}
@@ -55,11 +69,6 @@ export class PaidRequests extends Context.Tag("ringmaster/service/PaidRequests")
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const decodeWallet = Schema.decodeUnknownOption(WalletAddress)
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/
-
-/** How long a looked-up mandate id is used before it is looked up again (see `knownMandates`). */
-export const MANDATE_ID_REFRESH_MS = 1_000
-/** Payers whose mandate id is remembered at most; the oldest entry goes first. */
-const MAX_KNOWN_MANDATES = 10_000
 
 const outcomeCounter = (route: string, outcome: string) =>
   Metric.tagged(Metric.tagged(Telemetry.paidRequests, "route", route), "outcome", outcome)
@@ -70,8 +79,8 @@ export const make = Effect.gen(function*() {
   const pipeline = yield* Pipeline
   const lifecycle = yield* Lifecycle
   const config = yield* ServiceConfig
-  // The embedded ledger checks mandates here; a remote settlement service checks them at create.
-  const ledger = Option.getOrUndefined(yield* Effect.serviceOption(Ledger))
+  // With the embedded ledger the tokens are redeemed here; a remote settlement service redeems them at create.
+  const tokens = Option.getOrUndefined(yield* Effect.serviceOption(PaymentTokens))
   const payee = identity.wallet
   const region = config.region
   const counters = new Map<string, Metric.Metric.Counter<number>>()
@@ -82,107 +91,82 @@ export const make = Effect.gen(function*() {
     return Metric.increment(counter)
   }
 
-  const payerOf = (body: Record<string, unknown>): Effect.Effect<WalletAddress, InvalidRequest> => {
+  /** The payer named in the body, if any: with a payment token it must be the token's payer. */
+  const payerOf = (body: Record<string, unknown>): Effect.Effect<WalletAddress | undefined, InvalidRequest> => {
     const raw = body["payer_wallet"]
-    if (raw === undefined || raw === null || raw === "") {
-      return Effect.fail(new InvalidRequest({ field: "payer_wallet", message: "required: the wallet that pays (it must have granted this orchestrator a mandate)" }))
-    }
+    if (raw === undefined || raw === null || raw === "") return Effect.succeed(undefined)
     const wallet = decodeWallet(raw)
     if (Option.isNone(wallet)) return Effect.fail(new InvalidRequest({ field: "payer_wallet", message: "expected a wallet address: 0x followed by 40 hex digits" }))
     if (wallet.value === payee) return Effect.fail(new InvalidRequest({ field: "payer_wallet", message: "the orchestrator cannot pay itself" }))
     return Effect.succeed(wallet.value)
   }
 
-  /**
-   * payer → the id of its live mandate to this orchestrator, as last looked up. Looking
-   * it up is one SQL statement through the client per request (a span, a Scope, the
-   * query): measured at ~200 µs, more than the rest of the escrow's bookkeeping. The id
-   * alone is cached, never the mandate's state: the ledger checks the mandate again
-   * under its lock at every create (revoked, expired, payer and payee, per-escrow
-   * maximum, remaining budget; engine.ts `createEscrow`), so a cached id can never let
-   * a revoked or exhausted mandate pay. A create refused for its mandate drops the
-   * entry and looks again: a newer live mandate is then used, as an uncached lookup
-   * would have; the same id found again means the refusal stands. Entries are looked up
-   * afresh after `MANDATE_ID_REFRESH_MS`, so a newly granted mandate takes over (the
-   * lookup prefers the newest) within that time even while the old one still pays.
-   * `Date.now()`, not `Clock`: a freshness bound for a cache, no business time.
-   */
-  const knownMandates = new Map<WalletAddress, { readonly id: MandateId; readonly foundAtMs: number }>()
-
-  const lookUpMandate = (payer: WalletAddress, ledger: LedgerShape): Effect.Effect<MandateId, NoMandate | SettlementUnavailable> =>
-    ledger.findLiveMandate(payer, payee).pipe(
-      Effect.mapError((e) => new SettlementUnavailable({ message: e.message })),
-      Effect.flatMap((mandate) => {
-        if (mandate === null) {
-          knownMandates.delete(payer)
-          return Effect.fail(new NoMandate({ payer, payee }))
-        }
-        knownMandates.delete(payer)
-        if (knownMandates.size >= MAX_KNOWN_MANDATES) knownMandates.delete(knownMandates.keys().next().value!)
-        knownMandates.set(payer, { id: mandate.id, foundAtMs: Date.now() })
-        return Effect.succeed(mandate.id)
-      })
-    )
-
-  /** The escrow for `terms` (without a mandate id), under the payer's live mandate when the ledger is embedded. */
-  const openEscrow = (terms: EscrowTerms): Effect.Effect<EscrowRecord, PaidRequestError> => {
-    const payer = terms.payer
-    // A remote settlement service checks the mandate at create.
-    if (ledger === undefined) return escrow.create(terms).pipe(Effect.mapError(refusal(payer)))
-    const known = knownMandates.get(payer)
-    if (known === undefined || Date.now() - known.foundAtMs >= MANDATE_ID_REFRESH_MS) {
-      return Effect.flatMap(lookUpMandate(payer, ledger), (mandateId) =>
-        escrow.create({ ...terms, mandateId }).pipe(Effect.mapError(refusal(payer))))
+  /** The escrow for `terms`, paid by the payment token `credential` (see the module's doc, step 4). */
+  const openEscrow = (
+    terms: Omit<EscrowTerms, "payer">,
+    payer: WalletAddress | undefined,
+    credential: Redacted.Redacted<string>
+  ): Effect.Effect<EscrowRecord, PaidRequestError> => {
+    const refused = refusal(payer, terms.amount)
+    if (tokens !== undefined) {
+      return tokens.redeem(
+        credential,
+        { payee, payer, amount: terms.amount, idempotencyKey: terms.idempotencyKey },
+        (grant) => escrow.create({ ...terms, payer: grant.payer, mandateId: grant.mandateId })
+      ).pipe(Effect.mapError(refused))
     }
-    return escrow.create({ ...terms, mandateId: known.id }).pipe(
-      Effect.catchIf(
-        (error) => error._tag === "MandateNotFound" || error._tag === "MandateExceeded",
-        (error) =>
-          Effect.flatMap(lookUpMandate(payer, ledger), (mandateId) =>
-            mandateId === known.id
-              ? Effect.fail(error)
-              : escrow.create({ ...terms, mandateId }))
-      ),
-      Effect.mapError((error) => (error._tag === "NoMandate" || error._tag === "SettlementUnavailable" ? error : refusal(payer)(error)))
-    )
+    // The escrow journal is keyed by payer before the settlement service answers, so it must be named.
+    if (payer === undefined) {
+      return Effect.fail(
+        new InvalidRequest({ field: "payer_wallet", message: "required with a remote settlement service: the wallet that minted the payment token" })
+      )
+    }
+    return escrow.create({ ...terms, payer, paymentToken: credential }).pipe(Effect.mapError(refused))
   }
 
-  const refusal = (payer: WalletAddress) => (error: CreateError): PaidRequestError => {
+  /** A refused create as the route's error; a 402 never says what a balance is. */
+  const refusal = (payer: WalletAddress | undefined, price: Usdc.Usdc) => (error: CreateError | PaymentTokenInvalid): PaidRequestError => {
+    const named = payer ?? "the payment token's payer"
     switch (error._tag) {
+      case "PaymentTokenInvalid":
+        return new PaymentChallenge({ priceMicros: price, payee, refusal: error.message })
       case "InsufficientFunds":
         return new PaymentRequired({
-          message: `wallet ${payer} has ${error.availableMicros} micro-USDC available, ${error.requiredMicros} required`,
-          requiredMicros: error.requiredMicros,
-          availableMicros: error.availableMicros
+          message: `the payer's available balance does not cover the price of ${Usdc.format(error.requiredMicros)} USDC`,
+          requiredMicros: error.requiredMicros
         })
       case "MandateExceeded":
         return new MandateRefused({ message: error.message })
       case "MandateNotFound":
       case "AgentNotFound":
-        return new NoMandate({ payer, payee })
+        return new NoMandate({ payer: named, payee })
       case "InvalidInput":
         return new InvalidRequest({ field: error.field, message: error.message })
       case "IdempotencyConflict":
         return new InvalidRequest({ field: "idempotency-key", message: error.message })
-      case "LedgerUnavailable":
-        // The settlement service answers a payee's create without a mandate with 403; the
-        // HTTP Escrow client has no typed error for it (see the report: a typed mapping is asked for).
-        return / 403 forbidden: /.test(error.message) ? new NoMandate({ payer, payee }) : new SettlementUnavailable({ message: error.message })
+      case "LedgerUnavailable": {
+        // The HTTP Escrow client has no typed error for the settlement service's own
+        // refusals (403 forbidden, 403 payment_token_invalid): it names status and code.
+        const tokenRefused = / 403 payment_token_invalid: (.*)$/s.exec(error.message)
+        if (tokenRefused !== null) return new PaymentChallenge({ priceMicros: price, payee, refusal: tokenRefused[1]! })
+        return / 403 forbidden: /.test(error.message) ? new NoMandate({ payer: named, payee }) : new SettlementUnavailable({ message: error.message })
+      }
     }
   }
 
   /** Steps 3 to 6 for one priced request. */
   const charge = (
     route: string,
-    payer: WalletAddress,
-    price: Usdc,
+    payer: WalletAddress | undefined,
+    credential: PaymentCredential,
+    price: Usdc.Usdc,
     description: string,
     idempotencyKey: string | undefined,
     work: (ctx: TaskContext) => Effect.Effect<unknown, unknown>
   ): Effect.Effect<PaidResult, PaidRequestError> =>
     Effect.gen(function*() {
-      const terms: EscrowTerms = {
-        payer,
+      if (credential === undefined) return yield* new PaymentChallenge({ priceMicros: price, payee })
+      const terms: Omit<EscrowTerms, "payer"> = {
         payee,
         amount: price,
         description,
@@ -195,9 +179,9 @@ export const make = Effect.gen(function*() {
       // cancelled otherwise), on this service's `escrow` directly: no Scope, no
       // per-request service provision, both measurable at hundreds of requests/s.
       return yield* Effect.acquireUseRelease(
-        openEscrow(terms),
+        openEscrow(terms, payer, credential),
         (held) => {
-          const ctx: TaskContext = { payer, escrowId: held.id, orchestrator: payee, region, timeoutMs: config.taskTimeoutMs }
+          const ctx: TaskContext = { payer: held.payer, escrowId: held.id, orchestrator: payee, region, timeoutMs: config.taskTimeoutMs }
           return work(ctx).pipe(
             timeoutFailWithin(config.taskTimeoutMs, () =>
               new TaskFailed({ escrowId: held.id, timedOut: true, message: `the task did not finish within ${config.taskTimeoutMs} ms; the escrow was cancelled` })),
@@ -224,28 +208,28 @@ export const make = Effect.gen(function*() {
         onSuccess: () => count(route, "paid"),
         onFailure: (e) => count(route, e._tag)
       }),
-      withSpanWhenTraced(`PaidRequests.${route}`, { attributes: { "payer.wallet": payer, "price.micros": price.toString() } })
+      withSpanWhenTraced(`PaidRequests.${route}`, { attributes: { "payer.wallet": payer ?? "named by the payment token", "price.micros": price.toString() } })
     )
 
   const service: PaidRequestsShape = {
-    inference: (body) =>
+    inference: (body, credential) =>
       Effect.gen(function*() {
-        if (!isObject(body)) return yield* new InvalidRequest({ field: "body", message: "expected a JSON object {payer_wallet, prompt}" })
+        if (!isObject(body)) return yield* new InvalidRequest({ field: "body", message: "expected a JSON object {payer_wallet?, prompt}" })
         const payer = yield* payerOf(body)
         const prompt = body["prompt"] ?? ""
         if (typeof prompt !== "string") return yield* new InvalidRequest({ field: "prompt", message: "expected a string" })
         if (prompt.length > config.maxPromptChars) {
           return yield* new InvalidRequest({ field: "prompt", message: `at most ${config.maxPromptChars} characters` })
         }
-        return yield* charge("inference", payer, inferencePrice(prompt), `Inference (${region})`, undefined, (ctx) =>
+        return yield* charge("inference", payer, credential, inferencePrice(prompt), `Inference (${region})`, undefined, (ctx) =>
           pipeline.inference(prompt, ctx))
       }).pipe(Effect.tapErrorTag("InvalidRequest", () => count("inference", "InvalidRequest"))),
 
-    task: (name, body, idempotencyKey) =>
+    task: (name, body, idempotencyKey, credential) =>
       Effect.gen(function*() {
         const task = pipeline.tasks.get(name)
         if (task === undefined) return yield* new UnknownTask({ name: name.slice(0, 64), known: [...pipeline.tasks.keys()] })
-        if (!isObject(body)) return yield* new InvalidRequest({ field: "body", message: "expected a JSON object {payer_wallet, input}" })
+        if (!isObject(body)) return yield* new InvalidRequest({ field: "body", message: "expected a JSON object {payer_wallet?, input}" })
         if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
           return yield* new InvalidRequest({ field: "idempotency-key", message: "1-128 printable ASCII characters" })
         }
@@ -255,7 +239,7 @@ export const make = Effect.gen(function*() {
         )
         const price = task.price(input)
         if (price <= 0n) return yield* new InvalidRequest({ field: "input", message: `task ${name} priced this input at zero` })
-        return yield* charge(`task:${name}`, payer, price, `Task ${name} (${region})`, idempotencyKey && `evt_${name}_${idempotencyKey}`, (ctx) =>
+        return yield* charge(`task:${name}`, payer, credential, price, `Task ${name} (${region})`, idempotencyKey && `evt_${name}_${idempotencyKey}`, (ctx) =>
           task.run(input, ctx))
       }).pipe(
         Effect.tapError((e) => (e._tag === "InvalidRequest" || e._tag === "UnknownTask" ? count("task", e._tag) : Effect.void))

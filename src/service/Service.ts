@@ -27,6 +27,7 @@ import { createServer } from "node:http"
 import { Context, Duration, Effect, Layer, Logger, LogLevel } from "effect"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import { ApiKeys } from "../http/ApiKeys.js"
+import { PaymentTokens } from "../http/PaymentTokens.js"
 import * as Backend from "../ledger/Backend.js"
 import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
 import * as DashboardHttp from "../http/dashboard/http.js"
@@ -101,14 +102,15 @@ const layerBackend = (config: ServiceConfigShape) => {
         EscrowHttp.make({ baseUrl: remote.baseUrl, apiKey: remote.apiKey }))
     )
   }
-  // Ledger and API keys share one database, as `ringmaster settlement` does: PostgreSQL
-  // when DATABASE_URL is set, else DATA_DIR/ledger.db.
+  // Ledger, API keys and payment tokens share one database, as `ringmaster settlement`
+  // does: PostgreSQL when DATABASE_URL is set, else DATA_DIR/ledger.db. The paid routes
+  // redeem payment tokens there too (PaidRequests).
   const ledger = Layer.unwrapEffect(
     Effect.map(Backend.fromEnv, (backend) =>
       Backend.layer(backend._tag === "Sqlite" ? { _tag: "Sqlite", dataDir: config.dataDir } : backend))
   ).pipe(Layer.provide(Counters.layerTransitions)) // every escrow transition counted, whoever asked for it
   return Escrow.layerFromLedger.pipe(
-    Layer.provideMerge(ApiKeys.layerSql().pipe(Layer.provideMerge(ledger))),
+    Layer.provideMerge(Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql()).pipe(Layer.provideMerge(ledger))),
     Layer.provide(LedgerConfig.layer(config.ledger))
   )
 }

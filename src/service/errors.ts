@@ -4,6 +4,7 @@
  * failure after the escrow opened (500) has cancelled it: the payer is refunded.
  */
 import { Schema } from "effect"
+import * as Usdc from "../domain/Usdc.js"
 
 /** 400: the body is malformed; `field` names what was wrong. */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
@@ -26,12 +27,29 @@ export class MandateRefused extends Schema.TaggedError<MandateRefused>()("Mandat
   message: Schema.String
 }) {}
 
-/** 402: the payer's available balance does not cover the price. */
+/** 402: the payer's available balance does not cover the price. Says nothing of what the balance is. */
 export class PaymentRequired extends Schema.TaggedError<PaymentRequired>()("PaymentRequired", {
   message: Schema.String,
-  requiredMicros: Schema.BigIntFromSelf,
-  availableMicros: Schema.BigIntFromSelf
+  requiredMicros: Schema.BigIntFromSelf
 }) {}
+
+/**
+ * 402 with a challenge: the request carries no payment credential
+ * (`Authorization: Payment <token>`), or the settlement service refused the one it
+ * carries (`refusal` says why). The route adds where to mint a token.
+ */
+export class PaymentChallenge extends Schema.TaggedError<PaymentChallenge>()("PaymentChallenge", {
+  priceMicros: Schema.BigIntFromSelf,
+  payee: Schema.String,
+  refusal: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    const price = `${Usdc.format(this.priceMicros)} USDC`
+    return this.refusal === undefined
+      ? `this request costs ${price}: mint a payment token for payee ${this.payee} (POST /api/payment-tokens on the settlement service, with the payer's API key) and retry with \`Authorization: Payment <token>\``
+      : `${this.refusal}; this request costs ${price}: mint a new payment token for payee ${this.payee} and retry`
+  }
+}
 
 /** 404: `/tasks/{agent}` names no task this service runs. */
 export class UnknownTask extends Schema.TaggedError<UnknownTask>()("UnknownTask", {
@@ -67,6 +85,7 @@ export type PaidRequestError =
   | NoMandate
   | MandateRefused
   | PaymentRequired
+  | PaymentChallenge
   | UnknownTask
   | SettlementUnavailable
   | ShuttingDown
@@ -83,6 +102,18 @@ export const toHttp = (error: PaidRequestError): { readonly status: number; read
       return { status: 403, body: { error: "mandate_exceeded", message: error.message, field: "payer_wallet" } }
     case "PaymentRequired":
       return { status: 402, body: { error: "insufficient_funds", message: error.message, field: "payer_wallet" } }
+    case "PaymentChallenge":
+      return {
+        status: 402,
+        body: {
+          error: error.refusal === undefined ? "payment_required" : "payment_token_invalid",
+          message: error.message,
+          price_usdc: Usdc.format(error.priceMicros),
+          currency: "USDC",
+          payee_wallet: error.payee,
+          accepted_methods: ["payment_token"]
+        }
+      }
     case "UnknownTask":
       return { status: 404, body: { error: "unknown_task", message: error.message, details: { known: error.known } } }
     case "SettlementUnavailable":

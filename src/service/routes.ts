@@ -4,14 +4,19 @@
  * settlement), on the same router either way.
  *
  * - `GET  /info`          who this orchestrator is and what a request costs
- * - `POST /inference`     `{payer_wallet, prompt}` → `{result, cost_usdc, escrow_id, region}`
- * - `POST /tasks/{agent}` `{payer_wallet, input}` (+ `Idempotency-Key`) → `{agent, result, cost_usdc, escrow_id, region}`
+ * - `POST /inference`     `{payer_wallet?, prompt}` → `{result, cost_usdc, escrow_id, region}`
+ * - `POST /tasks/{agent}` `{payer_wallet?, input}` (+ `Idempotency-Key`) → `{agent, result, cost_usdc, escrow_id, region}`
  * - `GET  /health`        only when the settlement API (which has its own) is not served here
+ *
+ * The paid routes take the payer's payment token as `Authorization: Payment <token>`.
+ * Without one (or with one the settlement service refuses) they answer `402` with
+ * `WWW-Authenticate: Payment realm="ringmaster", ...` naming the price, this
+ * orchestrator's wallet (the payee to mint the token for) and the settlement service.
  *
  * Errors use the settlement API's shape: `{ "error", "message", "field"? }`.
  */
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect, Option, Redacted } from "effect"
 import * as Usdc from "../domain/Usdc.js"
 import { InvalidRequest, type PaidRequestError, toHttp } from "./errors.js"
 import { Identity } from "./Identity.js"
@@ -26,9 +31,33 @@ export const paths = {
   tasks: "/tasks/:agent"
 } as const
 
-const errorResponse = (error: PaidRequestError) => {
+const errorResponse = (error: PaidRequestError, settlementUrl: string) => {
   const { body, status } = toHttp(error)
-  return HttpServerResponse.unsafeJson(body, { status })
+  if (error._tag !== "PaymentChallenge") return HttpServerResponse.unsafeJson(body, { status })
+  const tokenEndpoint = `${settlementUrl}/api/payment-tokens`
+  const params = [
+    `realm="ringmaster"`,
+    `method="payment_token"`,
+    `amount="${Usdc.format(error.priceMicros)}"`,
+    `currency="USDC"`,
+    `payee="${error.payee}"`,
+    `settlement="${quotable(settlementUrl)}"`,
+    `token_endpoint="${quotable(tokenEndpoint)}"`,
+    ...(error.refusal === undefined ? [] : [`error="invalid_token"`])
+  ]
+  return HttpServerResponse.unsafeJson(
+    { ...body, settlement_url: settlementUrl, token_endpoint: tokenEndpoint },
+    { status, headers: { "www-authenticate": `Payment ${params.join(", ")}` } }
+  )
+}
+
+/** A header parameter's value: no quotes, backslashes or control characters (the Host header is the client's). */
+const quotable = (text: string) => text.replace(/["\\\x00-\x1f\x7f]/g, "")
+
+/** `Authorization: Payment <token>`; any other scheme (or none) is no payment credential. */
+const paymentCredential = (request: HttpServerRequest.HttpServerRequest) => {
+  const match = /^Payment +(\S{1,256}) *$/i.exec(request.headers["authorization"] ?? "")
+  return match === null ? undefined : Redacted.make(match[1]!)
 }
 
 const tooLarge = (maxBodyBytes: number) =>
@@ -55,7 +84,7 @@ const readJson = (maxBodyBytes: number) =>
     )
   })
 
-const respond = (paid: Effect.Effect<PaidResult, PaidRequestError>, extra: Record<string, unknown> = {}) =>
+const respond = (paid: Effect.Effect<PaidResult, PaidRequestError>, settlementUrl: string, extra: Record<string, unknown> = {}) =>
   paid.pipe(
     Effect.map((r) =>
       HttpServerResponse.unsafeJson({
@@ -66,7 +95,7 @@ const respond = (paid: Effect.Effect<PaidResult, PaidRequestError>, extra: Recor
         region: r.region
       })
     ),
-    Effect.catchAll((error) => Effect.succeed(errorResponse(error)))
+    Effect.catchAll((error) => Effect.succeed(errorResponse(error, settlementUrl)))
   )
 
 /** The routes, needing the service's parts from the context. */
@@ -92,6 +121,12 @@ export const make = (options: { readonly withHealth: boolean }) =>
       referral_rates: fees.referralTiersPpm.map((ppm) => (ppm / 1_000_000).toString())
     }
     const health = { ok: true as const, region: config.region }
+    /** Where a payer mints its token: the remote settlement service, or this server when it serves the settlement API. */
+    const settlementUrl = (request: HttpServerRequest.HttpServerRequest): string => {
+      if (config.settlement._tag === "Remote") return config.settlement.baseUrl
+      const proto = request.headers["x-forwarded-proto"]?.split(",")[0]?.trim() === "https" ? "https" : "http"
+      return `${proto}://${request.headers["host"] ?? `${config.host}:${config.port}`}`
+    }
 
     const body = readJson(config.maxBodyBytes)
     const withBody = (handle: (body: unknown) => Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
@@ -99,7 +134,7 @@ export const make = (options: { readonly withHealth: boolean }) =>
         read._tag === "TooLarge"
           ? Effect.succeed(tooLarge(config.maxBodyBytes))
           : read._tag === "Invalid"
-          ? Effect.succeed(errorResponse(new InvalidRequest({ field: "body", message: "not valid JSON" })))
+          ? Effect.succeed(errorResponse(new InvalidRequest({ field: "body", message: "not valid JSON" }), ""))
           : handle(read.body))
 
     let router = HttpRouter.empty.pipe(
@@ -116,7 +151,11 @@ export const make = (options: { readonly withHealth: boolean }) =>
             pricing
           }))
       ),
-      HttpRouter.post(paths.inference, withBody((b) => respond(paid.inference(b)))),
+      HttpRouter.post(
+        paths.inference,
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          withBody((b) => respond(paid.inference(b, paymentCredential(request)), settlementUrl(request))))
+      ),
       HttpRouter.post(
         paths.tasks,
         Effect.gen(function*() {
@@ -124,7 +163,7 @@ export const make = (options: { readonly withHealth: boolean }) =>
           const request = yield* HttpServerRequest.HttpServerRequest
           const agent = params["agent"] ?? ""
           const key = request.headers["idempotency-key"]
-          return yield* withBody((b) => respond(paid.task(agent, b, key), { agent }))
+          return yield* withBody((b) => respond(paid.task(agent, b, key, paymentCredential(request)), settlementUrl(request), { agent }))
         })
       )
     )

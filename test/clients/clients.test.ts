@@ -13,17 +13,19 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Command } from "@effect/platform"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { ApiKeys } from "../../src/http/ApiKeys.js"
+import { PaymentTokens } from "../../src/http/PaymentTokens.js"
 import * as Server from "../../src/http/server.js"
 import * as SettlementConfig from "../../src/http/SettlementConfig.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
 import * as LedgerConfig from "../../src/ledger/LedgerConfig.js"
 import * as SqlLedger from "../../src/ledger/SqlLedger.js"
 import { go, goEnv, python, repoRoot, runProcess, summaryOf } from "./run.js"
+import { type InProcess, request, startInProcess } from "../service/support.js"
 
 const CLIENT_TIMEOUT_MS = 60_000
 const GO_BUILD_TIMEOUT_MS = 180_000
@@ -36,7 +38,7 @@ const ServerLive = Layer.unwrapScoped(
   ).pipe(
     Effect.map((dataDir) =>
       Server.layer.pipe(
-        Layer.provideMerge(ApiKeys.layerSql()),
+        Layer.provideMerge(Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql())),
         Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })),
         Layer.provideMerge(LedgerConfig.layer({ region: "test-local" })),
         Layer.provideMerge(SettlementConfig.layer({ port: 0, host: "127.0.0.1" }))
@@ -176,4 +178,74 @@ describe("example clients against the settlement server", () => {
       GO_BUILD_TIMEOUT_MS + CLIENT_TIMEOUT_MS + 10_000
     )
   })
+})
+
+/** The paid-route flow both clients run when ORCHESTRATOR_URL is set: 402 challenge, token, retry. */
+const expectInference = (summary: Record<string, any>, orchestrator: string) => {
+  expect(summary.inference.challenge).toMatchObject({
+    status: 402,
+    error: "payment_required",
+    price_usdc: "0.001000",
+    payee_wallet: orchestrator,
+    accepted_methods: ["payment_token"]
+  })
+  expect(summary.inference.challenge.www_authenticate).toMatch(/^Payment realm="ringmaster", /)
+  expect(JSON.stringify(summary.inference.challenge)).not.toMatch(/balance|available/)
+  expect(summary.inference.paid).toMatchObject({ cost_usdc: "0.001000" })
+  // The payer paid exactly the price, after the run above left it at 0.580630.
+  expect(summary.inference.payer_balance_after_usdc).toBe("0.579630")
+}
+
+describe("example clients against an orchestrator service (settlement embedded)", () => {
+  let svc: InProcess
+  let orchestrator: string
+  beforeAll(async () => {
+    svc = await startInProcess({ region: "ord" })
+    orchestrator = (await request(svc.base, "GET", "/info")).body.wallet_address
+  }, 60_000)
+  afterAll(async () => {
+    await svc?.dispose()
+  })
+  const env = () => ({ ESCROW_BASE: svc.base, ORCHESTRATOR_URL: svc.base, FLY_REGION: "ord" })
+
+  it.effect.skipIf(python.path === null)(
+    `python client buys an inference: 402 challenge, payment token, retry${python.path === null ? ` — skipped: ${python.reason}` : ""}`,
+    () =>
+      Effect.gen(function*() {
+        const finished = yield* runProcess(
+          Command.make(python.path!, join(repoRoot, "examples/python/agent_client.py")).pipe(
+            Command.env({ ...env(), PYTHONDONTWRITEBYTECODE: "1" })
+          ),
+          CLIENT_TIMEOUT_MS
+        )
+        expect(finished.exitCode, finished.stderr).toBe(0)
+        const summary = summaryOf(finished)
+        expectSummary(summary, "ord")
+        expectInference(summary, orchestrator)
+        const escrow = yield* svc.ledger!.getEscrow(summary.inference.paid.escrow_id)
+        expect(escrow).toMatchObject({ status: "released", payer: summary.payer.wallet_address, payee: orchestrator, amount: Usdc.make("0.001") })
+      }),
+    CLIENT_TIMEOUT_MS + 10_000
+  )
+
+  it.effect.skipIf(!go.available)(
+    `go client buys an inference: 402 challenge, payment token, retry${!go.available ? ` — skipped: ${go.reason}` : ""}`,
+    () =>
+      Effect.gen(function*() {
+        const binDir = mkdtempSync(join(tmpdir(), "ringmaster-go-bin-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(binDir, { recursive: true, force: true })))
+        const binary = join(binDir, "agent-client")
+        const build = yield* runProcess(
+          Command.make("go", "build", "-o", binary, ".").pipe(Command.workingDirectory(join(repoRoot, "examples/go")), Command.env(goEnv())),
+          GO_BUILD_TIMEOUT_MS
+        )
+        expect(build.exitCode, build.stderr).toBe(0)
+        const finished = yield* runProcess(Command.make(binary).pipe(Command.env(env())), CLIENT_TIMEOUT_MS)
+        expect(finished.exitCode, finished.stderr).toBe(0)
+        const summary = summaryOf(finished)
+        expectSummary(summary, "ord")
+        expectInference(summary, orchestrator)
+      }).pipe(Effect.scoped),
+    GO_BUILD_TIMEOUT_MS + CLIENT_TIMEOUT_MS + 10_000
+  )
 })

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { ApiKeys } from "../../src/http/ApiKeys.js"
+import { PaymentTokens } from "../../src/http/PaymentTokens.js"
 import * as DashboardSettings from "../../src/http/dashboard/DashboardConfig.js"
 import type { DashboardConfigShape } from "../../src/http/dashboard/DashboardConfig.js"
 import * as DashboardHttp from "../../src/http/dashboard/http.js"
@@ -38,7 +39,7 @@ export const start = async (dashboard: Partial<DashboardConfigShape> = {}, clock
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-dashboard-"))
   const operatorKey = randomBytes(32).toString("hex")
   const layer = DashboardHttp.layerWithSettlement.pipe(
-    Layer.provideMerge(ApiKeys.layerSql()),
+    Layer.provideMerge(Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql())),
     Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })),
     Layer.provideMerge(LedgerConfig.layer({ region: "local" })),
     Layer.provideMerge(SettlementSettings.layer({ port: 0, host: "127.0.0.1" })),

@@ -286,6 +286,7 @@ describe("settlement REST API: happy paths", () => {
         "/api/faucet/claim",
         "/api/mandates",
         "/api/mandates/{id}",
+        "/api/payment-tokens",
         "/api/referrals",
         "/api/wallets/{address}",
         "/api/wallets/{address}/activity",

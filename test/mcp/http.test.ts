@@ -10,6 +10,7 @@ import { call, connect, register, rest, startService } from "./harness.js"
 
 const TOOLS = {
   create_escrow: ["payer_wallet", "payee_wallet", "amount_usdc", "description"],
+  create_payment_token: ["payee_wallet", "max_amount_usdc", "expires_in_seconds", "mandate_id"],
   release_escrow: ["escrow_id"],
   cancel_escrow: ["escrow_id"],
   get_escrow: ["escrow_id"],
@@ -17,6 +18,9 @@ const TOOLS = {
   get_balance: ["wallet_address"],
   referral_stats: []
 } as const
+
+/** Arguments a tool may be called without. */
+const OPTIONAL: Record<string, ReadonlyArray<string>> = { create_payment_token: ["expires_in_seconds", "mandate_id"] }
 
 describe("MCP over StreamableHTTP", () => {
   it.scopedLive("initialize, list tools, call each tool with exact balances; results equal the REST records", () =>
@@ -36,14 +40,15 @@ describe("MCP over StreamableHTTP", () => {
         expect(asAlice.getServerVersion()?.name).toBe("ringmaster-settlement")
         expect(asAlice.getServerCapabilities()?.tools).toBeDefined()
 
-        // tools/list: the seven tools, each with exactly its documented arguments
+        // tools/list: the eight tools, each with exactly its documented arguments
         const { tools } = await asAlice.listTools()
         expect(tools.map((t) => t.name).sort()).toEqual(Object.keys(TOOLS).sort())
         for (const tool of tools) {
           const expected = TOOLS[tool.name as keyof typeof TOOLS]
           expect(tool.inputSchema.type).toBe("object")
           expect(Object.keys(tool.inputSchema.properties ?? {}).sort()).toEqual([...expected].sort())
-          expect([...((tool.inputSchema as any).required ?? [])].sort()).toEqual([...expected].sort())
+          const optional = OPTIONAL[tool.name] ?? []
+          expect([...((tool.inputSchema as any).required ?? [])].sort()).toEqual(expected.filter((a) => !optional.includes(a)).sort())
           expect(tool.description?.length ?? 0).toBeGreaterThan(10)
         }
         const create = tools.find((t) => t.name === "create_escrow")!.inputSchema as any
@@ -215,7 +220,7 @@ describe("MCP over StreamableHTTP", () => {
 
         // No key, or a wrong one: initialize and tools/list work, every tool call is refused as 401 would be.
         const anonymous = await connect(base)
-        expect((await anonymous.listTools()).tools).toHaveLength(7)
+        expect((await anonymous.listTools()).tools).toHaveLength(8)
         const noKey = await call(anonymous, "get_balance", { wallet_address: alice.wallet })
         expect(noKey).toMatchObject({ isError: true, structured: { error: "unauthorized" } })
         const wrongKey = await connect(base, "pk_" + "A".repeat(43))

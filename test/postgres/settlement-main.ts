@@ -11,6 +11,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { ApiKeys } from "../../src/http/ApiKeys.js"
+import { PaymentTokens } from "../../src/http/PaymentTokens.js"
 import { createApiKeysTable } from "../../src/http/migrations.js"
 import * as Server from "../../src/http/server.js"
 import * as SettlementSettings from "../../src/http/SettlementConfig.js"
@@ -21,7 +22,7 @@ import * as LedgerSettings from "../../src/ledger/LedgerConfig.js"
 // The API keys table, created under the ledger's migration lock so processes starting together do not race on it.
 const apiKeysTable = Layer.effectDiscard(withMigrationLock(createApiKeysTable))
 
-const stores = ApiKeys.layerSql().pipe(Layer.provide(apiKeysTable), Layer.provideMerge(Backend.layerFromEnv))
+const stores = Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql()).pipe(Layer.provide(apiKeysTable), Layer.provideMerge(Backend.layerFromEnv))
 
 const main = Effect.gen(function*() {
   yield* Console.log(`LISTENING ${yield* Server.baseUrl}`)

@@ -17,6 +17,7 @@ import {
   eventually,
   freePort,
   metricValue,
+  paidRequest,
   payerWithMandate,
   repoRoot,
   request,
@@ -93,8 +94,8 @@ describe("graceful shutdown", () => {
     const payer = await payerWithMandate(base, orchestrator)
 
     // Two paid requests in flight: one finishes inside the 3 s bound, one cannot.
-    const quick = request(base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "slow:1500" } })
-    const stuck = request(base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "slow:60000" } })
+    const quick = paidRequest(base, base, payer, "/inference", { payer_wallet: payer.wallet, prompt: "slow:1500" })
+    const stuck = paidRequest(base, base, payer, "/inference", { payer_wallet: payer.wallet, prompt: "slow:60000" })
     // Both escrows are open (0.001 each locked) before the signal.
     await eventually(async () => {
       const w = await request(base, "GET", `/api/wallets/${payer.wallet}`, { key: payer.key })
@@ -136,7 +137,7 @@ describe("crash recovery", () => {
     const orchestrator = (await request(first.base, "GET", "/info")).body.wallet_address as WalletAddress
     const payer = await payerWithMandate(first.base, orchestrator)
     const prompt = "slow:25000" + " ".repeat(190) // 200 characters: 0.002 USDC
-    const inFlight = request(first.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt } }).catch((e) => e)
+    const inFlight = paidRequest(first.base, first.base, payer, "/inference", { payer_wallet: payer.wallet, prompt }).catch((e) => e)
     await eventually(async () => {
       const w = await request(first.base, "GET", `/api/wallets/${payer.wallet}`, { key: payer.key })
       return w.body.locked_usdc === "0.002000" ? true : undefined

@@ -17,8 +17,11 @@ import * as Pipeline from "../../src/service/Pipeline.js"
 import {
   type Agent,
   eventually,
+  fundedPayer,
   type InProcess,
   metricValue,
+  mintToken,
+  paidRequest,
   payerWithMandate,
   register,
   request,
@@ -103,11 +106,11 @@ describe("service: health, info, identity", () => {
 
 describe("POST /inference: per-request billing", () => {
   it("charges max(0.001, len × 0.00001) through an escrow released to the orchestrator, fee and referral exact", async () => {
-    const payer = await payerWithMandate(svc.base, orchestrator, { referralCode: referrer.referralCode })
+    const payer = await fundedPayer(svc.base, "payer", referrer.referralCode)
     const prompt = "word ".repeat(200) // 1,000 characters → 0.010000 USDC
     const [orchBefore, feesBefore, refBefore] = [await balanceOf(orchestrator), await platformFees(), await balanceOf(referrer.wallet)]
 
-    const reply = await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt } })
+    const reply = await paidRequest(svc.base, svc.base, payer, "/inference", { payer_wallet: payer.wallet, prompt })
     expect(reply.status).toBe(200)
     expect(reply.body.cost_usdc).toBe("0.010000")
     expect(reply.body.region).toBe("iad")
@@ -124,7 +127,7 @@ describe("POST /inference: per-request billing", () => {
 
     const escrow = await run(ledger.getEscrow(reply.body.escrow_id as EscrowId))
     expect(escrow).toMatchObject({ status: "released", amount: micros("0.01"), region: "iad", payer: payer.wallet, payee: orchestrator })
-    expect(escrow.mandateId).toBe(payer.mandateId)
+    expect(escrow.mandateId).toBeNull()
     const row = new Database(journalFilename(svc.dataDir), { readonly: true })
       .prepare("SELECT status, escrow_id, amount_micros FROM service_escrows WHERE escrow_id = ?")
       .get(reply.body.escrow_id) as any
@@ -132,41 +135,43 @@ describe("POST /inference: per-request billing", () => {
   })
 
   it("short prompts cost the minimum 0.001; length counts code points", async () => {
-    const payer = await payerWithMandate(svc.base, orchestrator)
-    const short = await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "hi" } })
+    const payer = await fundedPayer(svc.base)
+    const short = await paidRequest(svc.base, svc.base, payer, "/inference", { prompt: "hi" })
     expect(short.body.cost_usdc).toBe("0.001000")
     const emoji = "😀".repeat(150) // 150 code points (300 UTF-16 units) → 0.001500
-    const long = await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: emoji } })
+    const long = await paidRequest(svc.base, svc.base, payer, "/inference", { payer_wallet: payer.wallet, prompt: emoji })
     expect(long.body.cost_usdc).toBe("0.001500")
     expect(await wallet(svc.base, payer)).toEqual({ available: "0.997500", locked: "0.000000" })
   })
 
-  it("400 without payer_wallet or with a bad one, 403 without a mandate, 402 without funds, 403 beyond the mandate: nothing changes", async () => {
+  it("400 for a bad body, 402 without funds (no balance disclosed), 403 beyond the token's mandate: nothing changes", async () => {
     const funded = await payerWithMandate(svc.base, orchestrator, { maxAmount: "0.002" })
-    const noMandate = await register(svc.base, "no-mandate")
-    await request(svc.base, "POST", "/api/faucet/claim", { key: noMandate.key, body: { wallet_address: noMandate.wallet, agent_name: "x" } })
     const broke = await payerWithMandate(svc.base, orchestrator, { faucet: false })
     const orchBefore = await balanceOf(orchestrator)
     const feesBefore = await platformFees()
-    const before = await Promise.all([funded, noMandate, broke].map((a) => wallet(svc.base, a)))
+    const before = await Promise.all([funded, broke].map((a) => wallet(svc.base, a)))
     const mandateBefore = await run(ledger.getMandate(funded.mandateId as any))
+    const paying = async (payer: Agent, options: { readonly mandateId?: string } = {}) =>
+      `Payment ${await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.01", ...options })}`
 
-    const cases: Array<[unknown, number, string, string | undefined]> = [
-      [{ prompt: "hello" }, 400, "invalid_request", "payer_wallet"],
-      [{ payer_wallet: "0xnothex", prompt: "hello" }, 400, "invalid_request", "payer_wallet"],
-      [{ payer_wallet: funded.wallet, prompt: 42 }, 400, "invalid_request", "prompt"],
-      [{ payer_wallet: noMandate.wallet, prompt: "hello" }, 403, "no_mandate", "payer_wallet"],
-      [{ payer_wallet: broke.wallet, prompt: "hello" }, 402, "insufficient_funds", "payer_wallet"],
-      [{ payer_wallet: funded.wallet, prompt: "x".repeat(1_000) }, 403, "mandate_exceeded", "payer_wallet"]
+    const cases: Array<[unknown, string | undefined, number, string, string | undefined]> = [
+      [{ payer_wallet: "0xnothex", prompt: "hello" }, await paying(funded), 400, "invalid_request", "payer_wallet"],
+      [{ payer_wallet: funded.wallet, prompt: 42 }, await paying(funded), 400, "invalid_request", "prompt"],
+      [{ payer_wallet: broke.wallet, prompt: "hello" }, await paying(broke), 402, "insufficient_funds", "payer_wallet"],
+      [{ prompt: "x".repeat(1_000) }, await paying(funded, { mandateId: funded.mandateId }), 403, "mandate_exceeded", "payer_wallet"]
     ]
-    for (const [body, status, error, field] of cases) {
-      const reply = await request(svc.base, "POST", "/inference", { body })
+    for (const [body, authorization, status, error, field] of cases) {
+      const reply = await request(svc.base, "POST", "/inference", { body, headers: authorization === undefined ? {} : { authorization } })
       expect({ status: reply.status, error: reply.body.error, field: reply.body.field }).toEqual({ status, error, field })
+      if (status === 402) {
+        expect(reply.body.message).toBe("the payer's available balance does not cover the price of 0.001000 USDC")
+        expect(JSON.stringify(reply.body)).not.toMatch(/available_usdc|0\.000000/)
+      }
     }
     const bad = await request(svc.base, "POST", "/inference", { raw: "{not json" })
     expect(bad.status).toBe(400)
 
-    expect(await Promise.all([funded, noMandate, broke].map((a) => wallet(svc.base, a)))).toEqual(before)
+    expect(await Promise.all([funded, broke].map((a) => wallet(svc.base, a)))).toEqual(before)
     expect(await balanceOf(orchestrator)).toEqual(orchBefore)
     expect(await platformFees()).toBe(feesBefore)
     expect((await run(ledger.getMandate(funded.mandateId as any))).remaining).toBe(mandateBefore.remaining)
@@ -174,52 +179,26 @@ describe("POST /inference: per-request billing", () => {
     expect(pending.escrows).toEqual([])
   })
 
-  it("a revoked mandate stops paying at the next request, its id remembered or not; a new mandate pays at once", async () => {
-    const payer = await payerWithMandate(svc.base, orchestrator)
-    const body = { payer_wallet: payer.wallet, prompt: "hello" }
-    // Two requests: the second uses the mandate id the first looked up.
-    for (let i = 0; i < 2; i++) expect((await request(svc.base, "POST", "/inference", { body })).status).toBe(200)
-    expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
-
-    const revoked = await request(svc.base, "DELETE", `/api/mandates/${payer.mandateId}`, { key: payer.key })
-    expect(revoked.status).toBe(200)
-    const refused = await request(svc.base, "POST", "/inference", { body })
-    expect({ status: refused.status, error: refused.body.error }).toEqual({ status: 403, error: "no_mandate" })
-    expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
-    const mandate = await run(ledger.getMandate(payer.mandateId as any))
-    expect({ revoked: mandate.revoked, remaining: mandate.remaining }).toEqual({ revoked: true, remaining: micros("0.998") })
-
-    const grant = async () => {
-      const granted = await request(svc.base, "POST", "/api/mandates", {
-        key: payer.key,
-        body: { payee_wallet: orchestrator, max_amount_usdc: "0.5", budget_usdc: "0.5" }
-      })
-      expect(granted.status).toBe(201)
-      return granted.body.mandate_id as string
-    }
-    const second = await grant()
-    const paid = await request(svc.base, "POST", "/inference", { body })
-    expect(paid.status).toBe(200)
-    expect((await run(ledger.getEscrow(paid.body.escrow_id))).mandateId).toBe(second)
-
-    // Revoked and replaced between two requests, well within the id's refresh period:
-    // the create under the remembered (revoked) id is refused, and the lookup finds the new one.
-    expect((await request(svc.base, "DELETE", `/api/mandates/${second}`, { key: payer.key })).status).toBe(200)
-    const third = await grant()
-    const paidAgain = await request(svc.base, "POST", "/inference", { body })
-    expect(paidAgain.status).toBe(200)
-    expect((await run(ledger.getEscrow(paidAgain.body.escrow_id))).mandateId).toBe(third)
-    expect((await run(ledger.getMandate(second as any))).remaining).toBe(micros("0.499"))
-    expect((await run(ledger.getMandate(third as any))).remaining).toBe(micros("0.499"))
-    expect(await wallet(svc.base, payer)).toEqual({ available: "0.996000", locked: "0.000000" })
-  })
-
-  it("an exhausted mandate is refused with nothing charged, its id remembered", async () => {
+  it("a token naming a mandate draws on its budget; a revoked or exhausted mandate refuses it with nothing charged", async () => {
     const payer = await payerWithMandate(svc.base, orchestrator, { budget: "0.002" })
     const body = { payer_wallet: payer.wallet, prompt: "hello" }
-    for (let i = 0; i < 2; i++) expect((await request(svc.base, "POST", "/inference", { body })).status).toBe(200)
-    const refused = await request(svc.base, "POST", "/inference", { body })
-    expect({ status: refused.status, error: refused.body.error }).toEqual({ status: 403, error: "mandate_exceeded" })
+    for (let i = 0; i < 2; i++) {
+      expect((await paidRequest(svc.base, svc.base, payer, "/inference", body, { mandateId: payer.mandateId })).status).toBe(200)
+    }
+    expect((await run(ledger.getMandate(payer.mandateId as any))).remaining).toBe(0n)
+    const exhausted = await paidRequest(svc.base, svc.base, payer, "/inference", body, { mandateId: payer.mandateId })
+    expect({ status: exhausted.status, error: exhausted.body.error }).toEqual({ status: 403, error: "mandate_exceeded" })
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
+
+    const granted = await request(svc.base, "POST", "/api/mandates", {
+      key: payer.key,
+      body: { payee_wallet: orchestrator, max_amount_usdc: "0.5", budget_usdc: "0.5" }
+    })
+    const token = await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.001", mandateId: granted.body.mandate_id })
+    expect((await request(svc.base, "DELETE", `/api/mandates/${granted.body.mandate_id}`, { key: payer.key })).status).toBe(200)
+    const revoked = await request(svc.base, "POST", "/inference", { body, headers: { authorization: `Payment ${token}` } })
+    expect({ status: revoked.status, error: revoked.body.error }).toEqual({ status: 403, error: "mandate_exceeded" })
+    expect(revoked.body.message).toContain("revoked")
     expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
   })
 
@@ -227,7 +206,7 @@ describe("POST /inference: per-request billing", () => {
     const payer = await payerWithMandate(svc.base, orchestrator)
     const orchBefore = await balanceOf(orchestrator)
     for (const [prompt, status, error] of [["fail: please", 500, "task_failed"], ["die: please", 500, "task_failed"], ["slow:5000", 504, "task_timed_out"]] as const) {
-      const reply = await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt } })
+      const reply = await paidRequest(svc.base, svc.base, payer, "/inference", { payer_wallet: payer.wallet, prompt }, { mandateId: payer.mandateId })
       expect({ status: reply.status, error: reply.body.error }).toEqual({ status, error })
       const escrow = await run(ledger.getEscrow(reply.body.escrow_id))
       expect(escrow.status).toBe("cancelled")
@@ -240,11 +219,91 @@ describe("POST /inference: per-request billing", () => {
   })
 })
 
+describe("paid routes: a wallet address is no credential", () => {
+  it("30 anonymous requests naming a victim's wallet are each a 402 challenge; the victim's money and mandate do not move", async () => {
+    const victim = await payerWithMandate(svc.base, orchestrator, { budget: "1" })
+    const before = { victim: await wallet(svc.base, victim), orchestrator: await balanceOf(orchestrator), fees: await platformFees() }
+    const mandateBefore = await run(ledger.getMandate(victim.mandateId as any))
+    for (let i = 0; i < 30; i++) {
+      const [path, body] = i % 2 === 0
+        ? ["/inference", { payer_wallet: victim.wallet, prompt: "spend it" }]
+        : ["/tasks/summarize", { payer_wallet: victim.wallet, input: { text: "Spend it. Now." } }]
+      // A bearer key (the victim's own, even) is not a payment credential either.
+      const headers = i === 29 ? { authorization: `Bearer ${victim.key}` } : {}
+      const reply = await request(svc.base, "POST", path as string, { body, headers })
+      expect(reply.status).toBe(402)
+      expect(reply.body).toMatchObject({
+        error: "payment_required",
+        price_usdc: path === "/inference" ? "0.001000" : "0.002000",
+        currency: "USDC",
+        payee_wallet: orchestrator,
+        settlement_url: svc.base,
+        token_endpoint: `${svc.base}/api/payment-tokens`,
+        accepted_methods: ["payment_token"]
+      })
+      const challenge = reply.headers.get("www-authenticate") ?? ""
+      expect(challenge).toMatch(/^Payment realm="ringmaster", /)
+      expect(challenge).toContain(`payee="${orchestrator}"`)
+      expect(challenge).toContain(`amount="${reply.body.price_usdc}"`)
+      expect(challenge).toContain(`token_endpoint="${svc.base}/api/payment-tokens"`)
+      // Nothing about any balance.
+      expect(JSON.stringify(reply.body)).not.toMatch(/balance|available|1\.000000/)
+    }
+    expect(await wallet(svc.base, victim)).toEqual(before.victim)
+    expect(await balanceOf(orchestrator)).toEqual(before.orchestrator)
+    expect(await platformFees()).toBe(before.fees)
+    expect((await run(ledger.getMandate(victim.mandateId as any))).remaining).toBe(mandateBefore.remaining)
+  })
+
+  it("the token flow pays exactly the price; a reused, expired, wrong-payee, over-max or other payer's token is refused with nothing charged", async () => {
+    const payer = await fundedPayer(svc.base)
+    const other = await fundedPayer(svc.base, "other")
+    const body = { payer_wallet: payer.wallet, prompt: "hello" }
+    const pay = (token: string, b: unknown = body) => request(svc.base, "POST", "/inference", { body: b, headers: { authorization: `Payment ${token}` } })
+
+    const token = await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.001" })
+    const orchBefore = await balanceOf(orchestrator)
+    const paid = await pay(token)
+    expect(paid).toMatchObject({ status: 200, body: { cost_usdc: "0.001000" } })
+    expect(await wallet(svc.base, payer)).toEqual({ available: "0.999000", locked: "0.000000" })
+    expect((await balanceOf(orchestrator)).available - orchBefore.available).toBe(990n)
+
+    const shortLived = await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.001", expiresInSeconds: 1 })
+    const forAnother = await mintToken(svc.base, payer, other.wallet, { maxAmount: "0.001" })
+    const tooSmall = await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.000999" })
+    const othersToken = await mintToken(svc.base, other, orchestrator, { maxAmount: "0.001" })
+    // The token's deadline is in whole seconds: past it, nothing depends on timing.
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    const before = { payer: await wallet(svc.base, payer), other: await wallet(svc.base, other), orchestrator: await balanceOf(orchestrator) }
+    const cases: Array<[string, unknown, string]> = [
+      [token, body, "already redeemed"],
+      [shortLived, body, "expired"],
+      [forAnother, body, `payment token is for payee ${other.wallet}`],
+      [tooSmall, body, "exceeds the payment token's maximum of 0.000999 USDC"],
+      [othersToken, body, `payment token was minted by ${other.wallet}, not by payer_wallet ${payer.wallet}`],
+      ["ptk_not-a-token", body, "payment token unknown"]
+    ]
+    for (const [credential, b, why] of cases) {
+      const reply = await pay(credential, b)
+      expect({ status: reply.status, error: reply.body.error }).toEqual({ status: 402, error: "payment_token_invalid" })
+      expect(reply.body.message).toContain(why)
+      expect(reply.body).toMatchObject({ price_usdc: "0.001000", payee_wallet: orchestrator })
+      expect(reply.headers.get("www-authenticate")).toContain(`error="invalid_token"`)
+      expect(JSON.stringify(reply.body)).not.toContain(credential)
+    }
+    expect({ payer: await wallet(svc.base, payer), other: await wallet(svc.base, other), orchestrator: await balanceOf(orchestrator) }).toEqual(before)
+    // The other payer's own token pays when it names no other payer.
+    expect((await pay(othersToken, { prompt: "hello" })).status).toBe(200)
+    expect(await wallet(svc.base, other)).toEqual({ available: "0.999000", locked: "0.000000" })
+  })
+})
+
 describe("POST /tasks/{agent}: one paid task per event", () => {
   it("runs the task, settles before answering, and charges a repeated event id once", async () => {
-    const payer = await payerWithMandate(svc.base, orchestrator)
+    const payer = await fundedPayer(svc.base)
     const body = { payer_wallet: payer.wallet, input: { text: "Escrow settles first. Then the machine may stop." } }
-    const headers = { "idempotency-key": "event-42" }
+    // The event's retry resends the same request, credential included.
+    const headers = { "idempotency-key": "event-42", authorization: `Payment ${await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.002" })}` }
     const first = await request(svc.base, "POST", "/tasks/summarize", { body, headers })
     expect(first.status).toBe(200)
     expect(first.body).toMatchObject({ agent: "summarize", cost_usdc: "0.002000", region: "iad", result: { summary: "Escrow settles first.", words: 8 } })
@@ -256,16 +315,16 @@ describe("POST /tasks/{agent}: one paid task per event", () => {
   })
 
   it("404 for an unknown agent, 400 for a bad input, refund on failure", async () => {
-    const payer = await payerWithMandate(svc.base, orchestrator)
+    const payer = await fundedPayer(svc.base)
     const unknown = await request(svc.base, "POST", "/tasks/nope", { body: { payer_wallet: payer.wallet, input: {} } })
     expect(unknown.status).toBe(404)
     expect(unknown.body.details.known).toContain("summarize")
     const bad = await request(svc.base, "POST", "/tasks/summarize", { body: { payer_wallet: payer.wallet, input: { text: 5 } } })
     expect({ status: bad.status, field: bad.body.field }).toEqual({ status: 400, field: "input" })
-    const failed = await request(svc.base, "POST", "/tasks/flaky", { body: { payer_wallet: payer.wallet, input: { ok: false } } })
+    const failed = await paidRequest(svc.base, svc.base, payer, "/tasks/flaky", { payer_wallet: payer.wallet, input: { ok: false } })
     expect(failed.status).toBe(500)
     expect((await run(ledger.getEscrow(failed.body.escrow_id))).status).toBe("cancelled")
-    const ok = await request(svc.base, "POST", "/tasks/flaky", { body: { payer_wallet: payer.wallet, input: { ok: true } } })
+    const ok = await paidRequest(svc.base, svc.base, payer, "/tasks/flaky", { payer_wallet: payer.wallet, input: { ok: true } })
     expect(ok.body.cost_usdc).toBe("0.003000")
     expect(await wallet(svc.base, payer)).toEqual({ available: "0.997000", locked: "0.000000" })
   })
@@ -279,9 +338,9 @@ describe("metrics", () => {
       return response.text()
     }
     const before = await scrape()
-    const payer = await payerWithMandate(svc.base, orchestrator)
-    await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "ok" } })
-    await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "fail:" } })
+    const payer = await fundedPayer(svc.base)
+    await paidRequest(svc.base, svc.base, payer, "/inference", { payer_wallet: payer.wallet, prompt: "ok" })
+    await paidRequest(svc.base, svc.base, payer, "/inference", { payer_wallet: payer.wallet, prompt: "fail:" })
     const after = await scrape()
     const delta = (name: string, labels: Record<string, string> = { region: "iad" }) => metricValue(after, name, labels) - metricValue(before, name, labels)
     expect(delta("ringmaster_escrows_created_total")).toBe(2)
@@ -359,11 +418,17 @@ describe("remote settlement (ESCROW_BASE set)", () => {
     expect((await fetch(`${remote.base}/dashboard`)).status).toBe(404)
   })
 
-  it("bills through the settlement service with PF_API_KEY: exact balances, 403 and 402 with nothing locked", async () => {
+  it("bills through the settlement service with PF_API_KEY, redeeming the payer's token there: exact balances; refusals lock nothing", async () => {
     await eventually(async () => ((await balanceOf(agent.wallet)).available >= micros("1") ? true : undefined))
-    const payer = await payerWithMandate(svc.base, agent.wallet)
+    const payer = await fundedPayer(svc.base)
     const before = await balanceOf(agent.wallet)
-    const reply = await request(remote.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "p".repeat(500) } })
+    const anonymous = await request(remote.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "p".repeat(500) } })
+    expect(anonymous).toMatchObject({
+      status: 402,
+      body: { error: "payment_required", price_usdc: "0.005000", payee_wallet: agent.wallet, settlement_url: svc.base }
+    })
+    expect(anonymous.headers.get("www-authenticate")).toContain(`settlement="${svc.base}"`)
+    const reply = await paidRequest(remote.base, svc.base, payer, "/inference", { payer_wallet: payer.wallet, prompt: "p".repeat(500) })
     expect(reply.status).toBe(200)
     expect(reply.body).toMatchObject({ cost_usdc: "0.005000", region: "nrt" })
     const escrow = await run(ledger.getEscrow(reply.body.escrow_id))
@@ -371,14 +436,26 @@ describe("remote settlement (ESCROW_BASE set)", () => {
     expect(await wallet(svc.base, payer)).toEqual({ available: "0.995000", locked: "0.000000" })
     expect((await balanceOf(agent.wallet)).available - before.available).toBe(4_950n)
 
-    const stranger = await register(svc.base, "stranger")
-    await request(svc.base, "POST", "/api/faucet/claim", { key: stranger.key, body: { wallet_address: stranger.wallet, agent_name: "s" } })
-    const broke = await payerWithMandate(svc.base, agent.wallet, { faucet: false })
-    const noMandate = await request(remote.base, "POST", "/inference", { body: { payer_wallet: stranger.wallet, prompt: "hi" } })
-    expect({ status: noMandate.status, error: noMandate.body.error }).toEqual({ status: 403, error: "no_mandate" })
-    const noFunds = await request(remote.base, "POST", "/inference", { body: { payer_wallet: broke.wallet, prompt: "hi" } })
+    const stranger = await fundedPayer(svc.base, "stranger")
+    const broke = await register(svc.base, "broke")
+    // A token for another payee, and one already spent, are refused by the settlement service.
+    const elsewhere = await mintToken(svc.base, stranger, orchestrator, { maxAmount: "0.001" })
+    const wrongPayee = await request(remote.base, "POST", "/inference", {
+      body: { payer_wallet: stranger.wallet, prompt: "hi" },
+      headers: { authorization: `Payment ${elsewhere}` }
+    })
+    expect(wrongPayee).toMatchObject({ status: 402, body: { error: "payment_token_invalid", payee_wallet: agent.wallet } })
+    expect(wrongPayee.body.message).toContain(`payment token is for payee ${orchestrator}`)
+    const spent = await mintToken(svc.base, stranger, agent.wallet, { maxAmount: "0.001" })
+    const once = { body: { payer_wallet: stranger.wallet, prompt: "hi" }, headers: { authorization: `Payment ${spent}` } }
+    expect((await request(remote.base, "POST", "/inference", once)).status).toBe(200)
+    const reused = await request(remote.base, "POST", "/inference", once)
+    expect(reused).toMatchObject({ status: 402, body: { error: "payment_token_invalid" } })
+    expect(reused.body.message).toContain("already redeemed")
+    const noFunds = await paidRequest(remote.base, svc.base, broke, "/inference", { payer_wallet: broke.wallet, prompt: "hi" })
     expect({ status: noFunds.status, error: noFunds.body.error }).toEqual({ status: 402, error: "insufficient_funds" })
-    expect(await wallet(svc.base, stranger)).toEqual({ available: "1.000000", locked: "0.000000" })
+    expect(JSON.stringify(noFunds.body)).not.toContain("available_usdc")
+    expect(await wallet(svc.base, stranger)).toEqual({ available: "0.999000", locked: "0.000000" })
     expect(await wallet(svc.base, broke)).toEqual({ available: "0.000000", locked: "0.000000" })
 
     // The local journal keeps the audit trail of what this machine charged.

@@ -81,6 +81,56 @@ export const payerWithMandate = async (
   return { ...payer, mandateId: mandate.body.mandate_id as string }
 }
 
+/** Registers a payer and claims its faucet (1 USDC). */
+export const fundedPayer = async (base: string, name = "payer", referralCode?: string): Promise<Agent> => {
+  const payer = await register(base, name, referralCode)
+  const claim = await request(base, "POST", "/api/faucet/claim", { key: payer.key, body: { wallet_address: payer.wallet, agent_name: name } })
+  if (claim.status !== 200) throw new Error(`faucet: ${claim.status} ${JSON.stringify(claim.body)}`)
+  return payer
+}
+
+/** Mints a payment token for `payee` on the settlement service at `settlementBase`, with the payer's key. */
+export const mintToken = async (
+  settlementBase: string,
+  payer: Agent,
+  payee: string,
+  options: { readonly maxAmount?: string; readonly mandateId?: string; readonly expiresInSeconds?: number } = {}
+): Promise<string> => {
+  const reply = await request(settlementBase, "POST", "/api/payment-tokens", {
+    key: payer.key,
+    body: {
+      payee_wallet: payee,
+      max_amount_usdc: options.maxAmount ?? "0.5",
+      ...(options.mandateId === undefined ? {} : { mandate_id: options.mandateId }),
+      ...(options.expiresInSeconds === undefined ? {} : { expires_in_seconds: options.expiresInSeconds })
+    }
+  })
+  if (reply.status !== 201) throw new Error(`payment token: ${reply.status} ${JSON.stringify(reply.body)}`)
+  return reply.body.payment_token as string
+}
+
+/**
+ * A paid request as a client makes it: the request, its 402 challenge, a token
+ * minted on the settlement service for the challenge's price and payee (or
+ * `maxAmount`, under `mandateId`), and the retry with `Authorization: Payment <token>`.
+ */
+export const paidRequest = async (
+  base: string,
+  settlementBase: string,
+  payer: Agent,
+  urlPath: string,
+  body: unknown,
+  options: { readonly headers?: Record<string, string>; readonly maxAmount?: string; readonly mandateId?: string } = {}
+): Promise<Reply> => {
+  const challenge = await request(base, "POST", urlPath, { body, headers: options.headers ?? {} })
+  if (challenge.status !== 402 || challenge.body.error !== "payment_required") return challenge
+  const token = await mintToken(settlementBase, payer, challenge.body.payee_wallet, {
+    maxAmount: options.maxAmount ?? challenge.body.price_usdc,
+    ...(options.mandateId === undefined ? {} : { mandateId: options.mandateId })
+  })
+  return request(base, "POST", urlPath, { body, headers: { ...options.headers, authorization: `Payment ${token}` } })
+}
+
 /** A wallet's balance through the API (as its owner). */
 export const wallet = async (base: string, agent: Agent) => {
   const reply = await request(base, "GET", `/api/wallets/${agent.wallet}`, { key: agent.key })

@@ -15,6 +15,7 @@ import { Duration, Effect, Layer, Ref, Schedule, Stream } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
 import { type ServiceUnavailableError, toWire, TooManyRequestsError, type UnauthorizedError } from "../errors.js"
 import type { ApiKeys } from "../ApiKeys.js"
+import type { PaymentTokens } from "../PaymentTokens.js"
 import * as Server from "../server.js"
 import { Settlement } from "../Settlement.js"
 import type { SettlementConfig } from "../SettlementConfig.js"
@@ -200,7 +201,7 @@ export const layer: Layer.Layer<never, never, Settlement | Ledger | SqlClient.Sq
 export const layerWithSettlement: Layer.Layer<
   HttpServer.HttpServer | Settlement,
   unknown,
-  Ledger | ApiKeys | SettlementConfig | SqlClient.SqlClient | DashboardConfig
+  Ledger | ApiKeys | PaymentTokens | SettlementConfig | SqlClient.SqlClient | DashboardConfig
 > = HttpApiBuilder.serve().pipe(
   Layer.provide(Layer.merge(Server.layerRoutes, layer)),
   HttpServer.withLogAddress,

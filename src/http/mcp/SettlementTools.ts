@@ -7,8 +7,8 @@
  * a key, a wallet "acting as", or any other credential among its arguments.
  */
 import { Tool, Toolkit } from "@effect/ai"
-import { Effect, Option } from "effect"
-import { EscrowId, WalletAddress } from "../../domain/ids.js"
+import { Effect, Option, Schema } from "effect"
+import { EscrowId, MandateId, WalletAddress } from "../../domain/ids.js"
 import * as Usdc from "../../domain/Usdc.js"
 import { Ledger } from "../../ledger/Ledger.js"
 import * as Api from "../Api.js"
@@ -66,6 +66,34 @@ export const CreateEscrow = Tool.make("create_escrow", {
   success: Api.Escrow,
   failure
 }).annotate(Tool.Title, "Create escrow").annotate(Tool.Destructive, false).annotate(Tool.OpenWorld, false)
+
+export const CreatePaymentToken = Tool.make("create_payment_token", {
+  description:
+    "Mint a single-use payment token letting one payee open one escrow of at most max_amount_usdc against your wallet, " +
+    "within expires_in_seconds (default 300, at most 3600). Give it to the payee, e.g. as `Authorization: Payment <token>` " +
+    "on its paid route; it is shown only here. With mandate_id (one of your mandates to that payee) the escrow draws on that mandate's budget.",
+  parameters: {
+    payee_wallet: wallet("The only wallet that may redeem the token"),
+    max_amount_usdc: Usdc.PositiveFromWire.annotations({
+      jsonSchema: {
+        description: "The largest escrow the token pays for, greater than zero, at most 6 decimal places: a decimal string (\"0.01\") or a number",
+        anyOf: [{ type: "string", pattern: "^\\s*\\d+(\\.\\d{0,6})?\\s*$" }, { type: "number", exclusiveMinimum: 0 }]
+      }
+    }),
+    expires_in_seconds: Schema.optional(
+      Schema.Int.pipe(Schema.positive()).annotations({
+        jsonSchema: { type: "integer", minimum: 1, maximum: 3600, description: "Lifetime in seconds (default 300, at most 3600)" }
+      })
+    ),
+    mandate_id: Schema.optional(
+      MandateId.annotations({
+        jsonSchema: { type: "string", pattern: "^mdt_[0-9a-z]{10,40}$", description: "One of your mandates to the payee (mdt_…), to draw on its budget" }
+      })
+    )
+  },
+  success: Api.PaymentToken,
+  failure
+}).annotate(Tool.Title, "Create payment token").annotate(Tool.Destructive, false).annotate(Tool.OpenWorld, false)
 
 export const ReleaseEscrow = Tool.make("release_escrow", {
   description:
@@ -125,6 +153,7 @@ export const ReferralStats = Tool.make("referral_stats", {
 
 export const SettlementToolkit = Toolkit.make(
   CreateEscrow,
+  CreatePaymentToken,
   ReleaseEscrow,
   CancelEscrow,
   GetEscrow,
@@ -176,6 +205,15 @@ export const layerHandlers = SettlementToolkit.toLayer(
             description: args.description
           })
         ).pipe(Effect.map(escrowView)),
+      create_payment_token: (args) =>
+        asCaller((caller) =>
+          settlement.mintPaymentToken(caller, {
+            payee: args.payee_wallet,
+            maxAmount: args.max_amount_usdc,
+            expiresInSeconds: args.expires_in_seconds,
+            mandateId: args.mandate_id
+          })
+        ).pipe(Effect.map(View.paymentTokenView)),
       release_escrow: ({ escrow_id }) => asCaller((caller) => settlement.release(caller, escrow_id)).pipe(Effect.map(escrowView)),
       cancel_escrow: ({ escrow_id }) => asCaller((caller) => settlement.cancel(caller, escrow_id)).pipe(Effect.map(escrowView)),
       get_escrow: ({ escrow_id }) => asCaller((caller) => settlement.get(caller, escrow_id)).pipe(Effect.map(escrowView)),
