@@ -425,6 +425,7 @@ const terminalTags = new Set([
   "LedgerUnavailable",
   "EscrowNotFound",
   "EscrowNotPending",
+  "EscrowExpired",
   "ReleaseExceedsRemaining",
   "AgentStopped",
   "EscrowRefused"

@@ -103,7 +103,7 @@ export const makeWith = (
       "MandateExceeded",
       "LedgerUnavailable"
     ])
-    const releaseErrors = new Set(["EscrowNotFound", "EscrowNotPending", "ReleaseExceedsRemaining", "InvalidInput", "LedgerUnavailable"])
+    const releaseErrors = new Set(["EscrowNotFound", "EscrowNotPending", "EscrowExpired", "ReleaseExceedsRemaining", "InvalidInput", "LedgerUnavailable"])
     const cancelErrors = new Set(["EscrowNotFound", "EscrowNotPending", "LedgerUnavailable"])
     const getErrors = new Set(["EscrowNotFound", "LedgerUnavailable"])
 

@@ -7,11 +7,15 @@ import { withMigrationLock } from "../dialect.js"
 import ledger from "./0001_ledger.js"
 import apiKeys from "./0002_api_keys.js"
 import leanerEscrowIndexes from "./0003_leaner_escrow_indexes.js"
+import idempotencyKeys from "./0004_idempotency_keys.js"
+import mandateMaxTimeout from "./0005_mandate_max_timeout.js"
 
 export const migrations = {
   "0001_ledger": ledger,
   "0002_api_keys": apiKeys,
-  "0003_leaner_escrow_indexes": leanerEscrowIndexes
+  "0003_leaner_escrow_indexes": leanerEscrowIndexes,
+  "0004_idempotency_keys": idempotencyKeys,
+  "0005_mandate_max_timeout": mandateMaxTimeout
 }
 
 export const loader = Migrator.fromRecord(migrations)
