@@ -21,6 +21,8 @@ import { settleOnExit } from "../escrow/settlement.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
 import { type CreateError, Ledger, type LedgerShape } from "../ledger/Ledger.js"
 import {
+  IdempotencyKeyReused,
+  IdempotentReplyUnavailable,
   InvalidRequest,
   MandateRefused,
   NoMandate,
@@ -34,6 +36,7 @@ import { Identity } from "./Identity.js"
 import { Lifecycle } from "./Lifecycle.js"
 import { inferencePrice, Pipeline, type TaskContext } from "./Pipeline.js"
 import { ServiceConfig } from "./ServiceConfig.js"
+import * as TaskReplies from "./TaskReplies.js"
 import * as Telemetry from "./Telemetry.js"
 
 export interface PaidResult {
@@ -46,7 +49,10 @@ export interface PaidResult {
 export interface PaidRequestsShape {
   /** `POST /inference {payer_wallet, prompt}`. */
   readonly inference: (body: unknown) => Effect.Effect<PaidResult, PaidRequestError>
-  /** `POST /tasks/{name} {payer_wallet, input}`; a repeated `idempotencyKey` (the event's id) is charged once. */
+  /**
+   * `POST /tasks/{name} {payer_wallet, input}`; a repeated `idempotencyKey` (the event's id) with the same input
+   * is run and charged once, and answered with the same reply; with another input it is refused (see `TaskReplies`).
+   */
   readonly task: (name: string, body: unknown, idempotencyKey?: string | undefined) => Effect.Effect<PaidResult, PaidRequestError>
 }
 
@@ -74,6 +80,7 @@ export const make = Effect.gen(function*() {
   const ledger = Option.getOrUndefined(yield* Effect.serviceOption(Ledger))
   const payee = identity.wallet
   const region = config.region
+  const replies = TaskReplies.make()
   const counters = new Map<string, Metric.Metric.Counter<number>>()
   const count = (route: string, outcome: string) => {
     const key = `${route}\u0000${outcome}`
@@ -163,13 +170,20 @@ export const make = Effect.gen(function*() {
       case "InvalidInput":
         return new InvalidRequest({ field: error.field, message: error.message })
       case "IdempotencyConflict":
-        return new InvalidRequest({ field: "idempotency-key", message: error.message })
+        return new IdempotencyKeyReused({ idempotencyKey: error.idempotencyKey })
       case "LedgerUnavailable":
         // The settlement service answers a payee's create without a mandate with 403; the
         // HTTP Escrow client has no typed error for it (see the report: a typed mapping is asked for).
         return / 403 forbidden: /.test(error.message) ? new NoMandate({ payer, payee }) : new SettlementUnavailable({ message: error.message })
     }
   }
+
+  const answeredBefore = (key: string | undefined, held: EscrowRecord) =>
+    new IdempotentReplyUnavailable({
+      idempotencyKey: key ?? "",
+      message: `a request with this idempotency key was already settled (escrow ${held.id}, ${held.status}) and its reply is no longer held; ` +
+        "nothing was run or charged again; send a new key to run it again"
+    })
 
   /** Steps 3 to 6 for one priced request. */
   const charge = (
@@ -178,7 +192,8 @@ export const make = Effect.gen(function*() {
     price: Usdc,
     description: string,
     idempotencyKey: string | undefined,
-    work: (ctx: TaskContext) => Effect.Effect<unknown, unknown>
+    work: (ctx: TaskContext) => Effect.Effect<unknown, unknown>,
+    requestSha256?: string | undefined
   ): Effect.Effect<PaidResult, PaidRequestError> =>
     Effect.gen(function*() {
       const terms: EscrowTerms = {
@@ -186,7 +201,8 @@ export const make = Effect.gen(function*() {
         payee,
         amount: price,
         description,
-        metadata: { fly_region: region, route },
+        // The request's digest binds the escrow's key to it in the ledger too (and survives in the journal for recovery).
+        metadata: requestSha256 === undefined ? { fly_region: region, route } : { fly_region: region, route, request_sha256: requestSha256 },
         idempotencyKey,
         // Past the task's own bound, so the ledger's expiry never races a settle; short, so a crash locks little for long.
         timeout: Duration.millis(config.taskTimeoutMs + config.escrowGraceMs)
@@ -195,7 +211,8 @@ export const make = Effect.gen(function*() {
       // cancelled otherwise), on this service's `escrow` directly: no Scope, no
       // per-request service provision, both measurable at hundreds of requests/s.
       return yield* Effect.acquireUseRelease(
-        openEscrow(terms),
+        // A keyed escrow already settled answered this request before: never run or charge it again.
+        openEscrow(terms).pipe(Effect.filterOrFail((held) => held.status === "pending", (held) => answeredBefore(idempotencyKey, held))),
         (held) => {
           const ctx: TaskContext = { payer, escrowId: held.id, orchestrator: payee, region, timeoutMs: config.taskTimeoutMs }
           return work(ctx).pipe(
@@ -255,8 +272,21 @@ export const make = Effect.gen(function*() {
         )
         const price = task.price(input)
         if (price <= 0n) return yield* new InvalidRequest({ field: "input", message: `task ${name} priced this input at zero` })
-        return yield* charge(`task:${name}`, payer, price, `Task ${name} (${region})`, idempotencyKey && `evt_${name}_${idempotencyKey}`, (ctx) =>
-          task.run(input, ctx))
+        const paid = (requestSha256?: string) =>
+          charge(`task:${name}`, payer, price, `Task ${name} (${region})`, idempotencyKey && `evt_${name}_${idempotencyKey}`, (ctx) =>
+            task.run(input, ctx), requestSha256)
+        if (idempotencyKey === undefined) return yield* paid()
+        const digest = TaskReplies.taskRequestSha256(name, payer, body["input"])
+        return yield* replies.once(payer, name, idempotencyKey, digest, paid(digest)).pipe(
+          // The ledger names its own form of the key; the caller sent this one.
+          Effect.mapError((e): PaidRequestError =>
+            e._tag === "IdempotencyKeyReused"
+              ? new IdempotencyKeyReused({ idempotencyKey })
+              : e._tag === "IdempotentReplyUnavailable"
+              ? new IdempotentReplyUnavailable({ idempotencyKey, message: e.message })
+              : e
+          )
+        )
       }).pipe(
         Effect.tapError((e) => (e._tag === "InvalidRequest" || e._tag === "UnknownTask" ? count("task", e._tag) : Effect.void))
       )
