@@ -176,7 +176,7 @@ export interface LedgerShape {
   readonly cancelEscrow: (id: EscrowId) => Effect.Effect<EscrowRecord, CancelError>
   /** Refunds pending escrows past their deadline (at most `limit`); returns those it expired. */
   readonly expireDue: (limit?: number) => Effect.Effect<ReadonlyArray<EscrowRecord>, Errors.LedgerUnavailable>
-  /** Forgets idempotency keys past their lifetime (about `limit` at most); returns how many. */
+  /** Forgets idempotency keys past their lifetime (at most `limit`); returns how many. */
   readonly forgetExpiredKeys: (limit?: number) => Effect.Effect<number, Errors.LedgerUnavailable>
   readonly createMandate: (
     input: CreateMandateInput

@@ -421,9 +421,9 @@ export const make = (config: LedgerConfigShape) =>
       forgetExpiredKeys: (limit = 10_000) =>
         Effect.gen(function*() {
           const nowMs = yield* Clock.currentTimeMillis
-          // Bounded through the expiry index; keys sharing the last expiry time may go too.
-          const rows = yield* orUnavailable(sql<Row>`DELETE FROM idempotency_keys WHERE expires_at_ms IN (
-            SELECT expires_at_ms FROM idempotency_keys WHERE expires_at_ms <= ${nowMs}
+          // At most `limit` rows, oldest first, found through the expiry index.
+          const rows = yield* orUnavailable(sql<Row>`DELETE FROM idempotency_keys WHERE (owner, route, key) IN (
+            SELECT owner, route, key FROM idempotency_keys WHERE expires_at_ms <= ${nowMs}
             ORDER BY expires_at_ms LIMIT ${Math.max(1, Math.min(limit, 100_000))}) RETURNING owner`)
           return rows.length
         }),
