@@ -232,6 +232,18 @@ export const escrowContract = (implementations: ReadonlyArray<Implementation>) =
             expect(yield* everything(p)).toEqual(before)
           }).pipe(test()))
 
+        it.effect("idempotency under concurrency: one key, many identical creates at once → one escrow, locked once", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const p = yield* parties({ fund: "100" })
+            const created = yield* Effect.all(
+              Array.from({ length: 12 }, () => escrow.create(terms(p, "30", { idempotencyKey: "burst" }))),
+              { concurrency: "unbounded" }
+            )
+            expect(new Set(created.map((e) => e.id)).size).toBe(1)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "70.000000", payerLocked: "30.000000", holding: "30.000000" })
+          }).pipe(test()))
+
         it.effect("idempotency keys are the caller's own: a payee under a mandate neither uses up nor collides with the payer's", () =>
           Effect.gen(function*() {
             const escrow = yield* Escrow
