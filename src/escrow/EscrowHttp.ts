@@ -139,7 +139,11 @@ export const makeWith = (
           asReleaser(id).escrow.release({ payload: { escrow_id: id, amount_usdc: amount } }).pipe(Effect.map(escrowFromView)),
           amount === undefined ? isTransient : isRateLimited,
           releaseErrors
-        ).pipe(Effect.tap((released) => (released.status === "pending" ? Effect.void : forget(id))))
+        ).pipe(
+          Effect.tap((released) => (released.status === "pending" ? Effect.void : forget(id))),
+          // Refused past the deadline: the service expired the escrow as it refused.
+          Effect.tapError((error) => (error._tag === "EscrowExpired" ? forget(id) : Effect.void))
+        )
       },
       cancel: (id) =>
         call<EscrowRecord, CancelError>(
