@@ -20,8 +20,16 @@ export interface EscrowTerms {
   readonly amount: Usdc
   readonly description: string
   readonly metadata?: Metadata | undefined
-  /** A retry with the same key and terms returns the same escrow. */
+  /**
+   * A retry with the same key and the same request returns the same escrow; the same
+   * key with a different request is refused (`IdempotencyConflict`). Keys expire
+   * (the ledger's `idempotencyKeyTtl`, 24 hours by default).
+   */
   readonly idempotencyKey?: string | undefined
+  /** Whose key it is and where it was sent; default: the opener (payee under a mandate, else payer) on `Escrow.create`. */
+  readonly idempotencyScope?: IdempotencyScope | undefined
+  /** SHA-256 (hex) of the request as its caller sent it; default: of these terms. */
+  readonly requestSha256?: string | undefined
   /** Time until the escrow expires and refunds; the ledger's default when absent. */
   readonly timeout?: Duration.DurationInput | undefined
   /** Opened by the payee under the payer's mandate: the mandate's budget pays for it. */
@@ -33,6 +41,12 @@ export interface EscrowTerms {
    * themselves (`PaymentTokens.redeem`).
    */
   readonly paymentToken?: Redacted.Redacted<string> | undefined
+}
+
+/** An idempotency key binds only within its scope: the caller that sent it, on the route it was sent to. */
+export interface IdempotencyScope {
+  readonly owner: WalletAddress
+  readonly route: string
 }
 
 export interface EscrowRecord {
@@ -101,6 +115,8 @@ export interface MandateRecord {
   /** Budget still available: the budget less what pending and released escrows under it hold. */
   readonly remaining: Usdc
   readonly expiresAtMs: number | null
+  /** Longest timeout an escrow opened under it may have: none outlives this, nor the mandate's own expiry. */
+  readonly maxTimeoutMs: number
   readonly revoked: boolean
   readonly createdAtMs: number
 }

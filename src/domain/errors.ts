@@ -78,6 +78,19 @@ export class EscrowNotPending extends Schema.TaggedError<EscrowNotPending>()("Es
   }
 }
 
+/**
+ * A release came after the escrow's deadline. The escrow was refunded to its payer
+ * in the same transaction that refused the release, so no later call can pay it.
+ */
+export class EscrowExpired extends Schema.TaggedError<EscrowExpired>()("EscrowExpired", {
+  escrowId: Schema.String,
+  expiresAtMs: Schema.Number
+}) {
+  override get message() {
+    return `cannot release escrow ${this.escrowId}: its deadline ${new Date(this.expiresAtMs).toISOString()} has passed; it was refunded to its payer`
+  }
+}
+
 /** A partial release asked for more than is still locked. */
 export class ReleaseExceedsRemaining extends Schema.TaggedError<ReleaseExceedsRemaining>()("ReleaseExceedsRemaining", {
   escrowId: Schema.String,
@@ -89,13 +102,16 @@ export class ReleaseExceedsRemaining extends Schema.TaggedError<ReleaseExceedsRe
   }
 }
 
-/** The same idempotency key was used before with different terms. */
+/**
+ * The idempotency key was used before, by the same caller on the same route, with a
+ * different request. Names nothing of that other request: the key is the caller's
+ * own, but what it answered for is not repeated to a request that differs from it.
+ */
 export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", {
-  idempotencyKey: Schema.String,
-  escrowId: Schema.String
+  idempotencyKey: Schema.String
 }) {
   override get message() {
-    return `idempotency key ${this.idempotencyKey} was used for escrow ${this.escrowId} with different terms`
+    return `idempotency key ${this.idempotencyKey} was already used with a different request; send a new key for a new request`
   }
 }
 
@@ -172,6 +188,7 @@ export type LedgerError =
   | ReferralCycle
   | EscrowNotFound
   | EscrowNotPending
+  | EscrowExpired
   | ReleaseExceedsRemaining
   | IdempotencyConflict
   | FaucetAlreadyClaimed

@@ -103,7 +103,7 @@ export const makeWith = (
       "MandateExceeded",
       "LedgerUnavailable"
     ])
-    const releaseErrors = new Set(["EscrowNotFound", "EscrowNotPending", "ReleaseExceedsRemaining", "InvalidInput", "LedgerUnavailable"])
+    const releaseErrors = new Set(["EscrowNotFound", "EscrowNotPending", "EscrowExpired", "ReleaseExceedsRemaining", "InvalidInput", "LedgerUnavailable"])
     const cancelErrors = new Set(["EscrowNotFound", "EscrowNotPending", "LedgerUnavailable"])
     const getErrors = new Set(["EscrowNotFound", "LedgerUnavailable"])
 
@@ -142,7 +142,11 @@ export const makeWith = (
           asReleaser(id).escrow.release({ payload: { escrow_id: id, amount_usdc: amount } }).pipe(Effect.map(escrowFromView)),
           amount === undefined ? isTransient : isRateLimited,
           releaseErrors
-        ).pipe(Effect.tap((released) => (released.status === "pending" ? Effect.void : forget(id))))
+        ).pipe(
+          Effect.tap((released) => (released.status === "pending" ? Effect.void : forget(id))),
+          // Refused past the deadline: the service expired the escrow as it refused.
+          Effect.tapError((error) => (error._tag === "EscrowExpired" ? forget(id) : Effect.void))
+        )
       },
       cancel: (id) =>
         call<EscrowRecord, CancelError>(

@@ -38,8 +38,10 @@ export const settleOnExit = (
       ),
       Effect.asVoid
     )
-    // Retrying cannot un-expire an escrow; everything else may be transient.
-    const retryable = (error: { readonly _tag: string }) => error._tag !== "EscrowNotPending"
+    // Retrying cannot un-expire an escrow (`EscrowExpired`: a release past the deadline,
+    // refused as the ledger refunded it); everything else may be transient. Either is
+    // recorded, so the reconciler reports the payment as lost.
+    const retryable = (error: { readonly _tag: string }) => error._tag !== "EscrowNotPending" && error._tag !== "EscrowExpired"
     return settle.pipe(
       // The first attempt runs bare: a retry schedule's driver costs more than the
       // settlement's own bookkeeping, and almost every settlement succeeds at once.
@@ -96,6 +98,16 @@ export const reconcileUnsettled = (escrow: EscrowShape): Effect.Effect<Reconcile
       const outcome = yield* Effect.either(entry.intent === "release" ? escrow.release(id) : escrow.cancel(id))
       if (Either.isLeft(outcome)) {
         const error = outcome.left
+        if (error._tag === "EscrowExpired") {
+          lost.push(id)
+          yield* Effect.logError("an escrow owed to its payee was refunded before its release could be made", {
+            escrowId: id,
+            status: "expired",
+            firstError: entry.error
+          })
+          yield* escrow.markSettled(id)
+          continue
+        }
         if (error._tag !== "EscrowNotPending") {
           pending++
           continue

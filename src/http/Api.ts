@@ -166,7 +166,13 @@ export const CreateMandateRequest = Schema.Struct({
   payee_wallet: WalletAddress,
   max_amount_usdc: PositiveAmountIn,
   budget_usdc: PositiveAmountIn,
-  expires_at: Schema.optional(TimestampIn)
+  expires_at: Schema.optional(TimestampIn),
+  /**
+   * Extension: the longest timeout an escrow opened under the mandate may have
+   * (default: the service's default escrow timeout, 15 minutes; at most its maximum).
+   * No escrow under it outlives the mandate's `expires_at` either.
+   */
+  max_timeout_ms: Schema.optional(Schema.Int.pipe(Schema.positive()))
 })
 
 export const Mandate = Schema.Struct({
@@ -178,6 +184,8 @@ export const Mandate = Schema.Struct({
   /** Budget left: the budget less what pending and released escrows under it hold. */
   remaining_usdc: AmountOut,
   expires_at: Schema.NullOr(Timestamp),
+  /** The longest timeout of an escrow opened under it; escrows opened before a revocation keep their deadlines. */
+  max_timeout_ms: Schema.Int,
   revoked: Schema.Boolean,
   created_at: Timestamp
 })
@@ -221,7 +229,9 @@ export const PaymentToken = Schema.Struct({
 export const IdempotencyHeaders = Schema.Struct({
   "idempotency-key": Schema.optional(
     Schema.String.pipe(Schema.minLength(1), Schema.maxLength(Limits.idempotencyKeyChars)).annotations({
-      description: "A retry with the same key and terms returns the same escrow instead of opening another"
+      description: "The caller's own key for this create, kept 24 hours: a retry with the same key and the same body " +
+        "returns the same escrow instead of opening another; the same key with a different body is refused " +
+        "(409 idempotency_key_reused)"
     })
   )
 })
@@ -408,7 +418,11 @@ export class MandatesGroup extends HttpApiGroup.make("mandates")
     HttpApiEndpoint.post("create", "/api/mandates")
       .setPayload(CreateMandateRequest)
       .addSuccess(Mandate.annotations(HttpApiSchema.annotations({ status: 201 })))
-      .annotate(OpenApi.Description, "Let the payee open escrows against the caller's wallet, within limits")
+      .annotate(
+        OpenApi.Description,
+        "Let the payee open escrows against the caller's wallet, within limits: per escrow (`max_amount_usdc`, " +
+          "`max_timeout_ms`), in total (`budget_usdc`) and in time (`expires_at`)"
+      )
   )
   .add(
     HttpApiEndpoint.del("revoke")`/api/mandates/${mandateIdParam}`
@@ -445,7 +459,11 @@ export class EscrowGroup extends HttpApiGroup.make("escrow")
     HttpApiEndpoint.post("release", "/api/escrow/release")
       .setPayload(ReleaseRequest)
       .addSuccess(Escrow)
-      .annotate(OpenApi.Description, "Pay out all that remains, or `amount_usdc` of it: the payer, or the payee of an escrow opened under a mandate")
+      .annotate(
+        OpenApi.Description,
+        "Pay out all that remains, or `amount_usdc` of it: the payer, or the payee of an escrow opened under a mandate. " +
+          "At or after the escrow's deadline it is refused (409 escrow_expired) and the escrow is refunded to its payer."
+      )
   )
   .add(
     HttpApiEndpoint.post("cancel", "/api/escrow/cancel")

@@ -25,7 +25,7 @@
  * and the orchestrator's paid routes (`PaidRequests`, embedded ledger) both call it.
  *
  * Layers: `PaymentTokens.layerMemory` and `PaymentTokens.layerSql` (any `SqlClient`;
- * table `payment_tokens`, migration `0004_payment_tokens`).
+ * table `payment_tokens`, migration `0006_payment_tokens`).
  */
 import { SqlClient } from "@effect/sql"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
@@ -33,7 +33,7 @@ import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
 import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { MandateId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
-import createPaymentTokensTable from "../ledger/migrations/0004_payment_tokens.js"
+import createPaymentTokensTable from "../ledger/migrations/0006_payment_tokens.js"
 import { PaymentTokenInvalid } from "./errors.js"
 
 /** What a token allows; fixed when it is minted. */
@@ -231,7 +231,7 @@ export class PaymentTokens extends Context.Tag("ringmaster/PaymentTokens")<Payme
 
   /**
    * On the `SqlClient` (SQLite or PostgreSQL). Creates its table if missing (the same
-   * statements as migration `0004_payment_tokens`, so running both is harmless).
+   * statements as migration `0006_payment_tokens`, so running both is harmless).
    */
   static readonly layerSql = (options: PaymentTokensOptions = {}): Layer.Layer<PaymentTokens, LedgerUnavailable, SqlClient.SqlClient> =>
     Layer.effect(

@@ -25,7 +25,8 @@ import { Clock, Context, Duration, Effect, Layer, type Redacted } from "effect"
 import * as Errors from "../domain/errors.js"
 import type { AgentRecord, EscrowRecord, EscrowStatus, MandateRecord, Metadata, WalletBalance } from "../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
-import type { Usdc } from "../domain/Usdc.js"
+import { format as formatUsdc, type Usdc } from "../domain/Usdc.js"
+import { requestSha256, REST_CREATE_ROUTE } from "../ledger/idempotency.js"
 import {
   type ActivityReport,
   type CancelError,
@@ -114,7 +115,13 @@ export interface SettlementShape {
   readonly balance: (caller: Caller, wallet: WalletAddress) => Effect.Effect<WalletBalance, NotAuthorized | Errors.LedgerUnavailable>
   readonly createMandate: (
     caller: Caller,
-    input: { readonly payee: WalletAddress; readonly maxAmount: Usdc; readonly budget: Usdc; readonly expiresAtMs?: number | undefined }
+    input: {
+      readonly payee: WalletAddress
+      readonly maxAmount: Usdc
+      readonly budget: Usdc
+      readonly expiresAtMs?: number | undefined
+      readonly maxTimeoutMs?: number | undefined
+    }
   ) => Effect.Effect<MandateRecord, KeyInGrace | Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
   readonly revokeMandate: (
     caller: Caller,
@@ -186,6 +193,20 @@ export const PAID_WITH_TOKEN = "paid_with_token"
 const paidWithToken = (escrow: EscrowRecord) => escrow.metadata[PAID_WITH_TOKEN] === true
 
 const isParty = (parties: Pick<EscrowParties, "payer" | "payee">, caller: Caller) => parties.payer === caller.wallet || parties.payee === caller.wallet
+
+/** An idempotency key's scope and the digest of the create as the caller sent it (a defaulted mandate is not part of it). */
+const createRequestIdentity = (caller: Caller, input: CreateEscrowInput) => ({
+  idempotencyScope: { owner: caller.wallet, route: REST_CREATE_ROUTE },
+  requestSha256: requestSha256(REST_CREATE_ROUTE, {
+    payer_wallet: input.payer,
+    payee_wallet: input.payee,
+    amount_usdc: formatUsdc(input.amount),
+    description: input.description,
+    metadata: input.metadata ?? null,
+    timeout_ms: input.timeoutMs ?? null,
+    mandate_id: input.mandateId ?? null
+  })
+})
 
 const refuse = (message: string, field?: string): Effect.Effect<never, NotAuthorized> =>
   Effect.fail(new NotAuthorized(field === undefined ? { message } : { message, field }))
@@ -283,6 +304,8 @@ export const make = Effect.gen(function*() {
       description: input.description,
       metadata: input.metadata,
       idempotencyKey,
+      // The key is the caller's own, on this route, bound to the request as sent.
+      ...(idempotencyKey === undefined ? {} : createRequestIdentity(caller, input)),
       timeout: input.timeoutMs === undefined ? undefined : Duration.millis(input.timeoutMs)
     }
     if (input.metadata !== undefined && PAID_WITH_TOKEN in input.metadata) {

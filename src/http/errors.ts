@@ -119,7 +119,7 @@ export class NotFoundError extends Schema.Class<NotFoundError>("NotFoundError")(
 ) {}
 export class ConflictError extends Schema.Class<ConflictError>("ConflictError")(
   fields,
-  wire(409, "The state forbids it: already settled, already claimed, already registered, idempotency conflict")
+  wire(409, "The state forbids it: already settled, past the deadline, already claimed, already registered, idempotency key reused")
 ) {}
 export class PayloadTooLargeError extends Schema.Class<PayloadTooLargeError>("PayloadTooLargeError")(
   fields,
@@ -279,9 +279,13 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       )
     case "IdempotencyConflict":
       return new ConflictError(
-        body("idempotency_conflict", error.message, "Idempotency-Key", {
-          idempotency_key: error.idempotencyKey,
-          escrow_id: error.escrowId
+        body("idempotency_key_reused", error.message, "Idempotency-Key", { idempotency_key: error.idempotencyKey })
+      )
+    case "EscrowExpired":
+      return new ConflictError(
+        body("escrow_expired", error.message, "escrow_id", {
+          escrow_id: error.escrowId,
+          expires_at: new Date(error.expiresAtMs).toISOString()
         })
       )
     case "FaucetAlreadyClaimed":
@@ -367,8 +371,12 @@ export const fromWire = (error: WireError): Errors.LedgerError | Errors.LedgerUn
         requestedMicros: micros(d["requested_usdc"]),
         remainingMicros: micros(d["remaining_usdc"])
       })
-    case "idempotency_conflict":
-      return new Errors.IdempotencyConflict({ idempotencyKey: d["idempotency_key"] ?? "", escrowId: d["escrow_id"] ?? "" })
+    case "idempotency_key_reused":
+      return new Errors.IdempotencyConflict({ idempotencyKey: d["idempotency_key"] ?? "" })
+    case "escrow_expired": {
+      const expiresAtMs = Date.parse(d["expires_at"] ?? "")
+      return new Errors.EscrowExpired({ escrowId: d["escrow_id"] ?? "", expiresAtMs: Number.isFinite(expiresAtMs) ? expiresAtMs : 0 })
+    }
     case "faucet_already_claimed":
       return new Errors.FaucetAlreadyClaimed({ wallet: d["wallet"] ?? "" })
     case "faucet_treasury_empty":

@@ -112,7 +112,8 @@ const MandatesLive = HttpApiBuilder.group(SettlementApi, "mandates", (handlers) 
             payee: payload.payee_wallet,
             maxAmount: payload.max_amount_usdc,
             budget: payload.budget_usdc,
-            expiresAtMs: payload.expires_at
+            expiresAtMs: payload.expires_at,
+            maxTimeoutMs: payload.max_timeout_ms
           }).pipe(Effect.map(View.mandateView), wire)))
       .handle("revoke", ({ path }) =>
         Effect.flatMap(CurrentCaller, (caller) =>

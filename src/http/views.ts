@@ -81,6 +81,7 @@ export const mandateView = (m: MandateRecord): MandateView => ({
   budget_usdc: m.budget,
   remaining_usdc: m.remaining,
   expires_at: m.expiresAtMs,
+  max_timeout_ms: m.maxTimeoutMs,
   revoked: m.revoked,
   created_at: m.createdAtMs
 })

@@ -1,6 +1,7 @@
 /**
  * Refunds escrows past their deadline, periodically, so no funds stay locked forever
- * even when nobody calls release or cancel. Safe to run in several instances at once:
+ * even when nobody calls release or cancel; forgets idempotency keys past their
+ * lifetime, so their table stays bounded. Safe to run in several instances at once:
  * expiry is a guarded transition (an escrow that is no longer pending is skipped).
  */
 import { Duration, Effect, Layer, Schedule } from "effect"
@@ -13,15 +14,21 @@ export interface SweeperOptions {
   readonly batchLimit?: number | undefined
 }
 
-/** One sweep: expires what is due, logs how many. */
+/** One sweep: expires what is due and forgets expired idempotency keys, logs how many. */
 export const sweepOnce = (batchLimit = 1_000) =>
-  Effect.flatMap(Ledger, (ledger) => ledger.expireDue(batchLimit)).pipe(
-    Effect.tap((expired) =>
-      expired.length > 0
-        ? Effect.logInfo("expired escrows refunded", { count: expired.length, escrowIds: expired.slice(0, 20).map((e) => e.id) })
-        : Effect.void
-    )
-  )
+  Effect.flatMap(Ledger, (ledger) =>
+    ledger.expireDue(batchLimit).pipe(
+      Effect.tap((expired) =>
+        expired.length > 0
+          ? Effect.logInfo("expired escrows refunded", { count: expired.length, escrowIds: expired.slice(0, 20).map((e) => e.id) })
+          : Effect.void
+      ),
+      // Keys go after the escrows: a failure to forget them must not hold a refund back.
+      Effect.tap(() =>
+        Effect.tap(ledger.forgetExpiredKeys(batchLimit * 10), (forgotten) =>
+          forgotten > 0 ? Effect.logDebug("expired idempotency keys forgotten", { count: forgotten }) : Effect.void)
+      )
+    ))
 
 /** A background fiber in the layer's scope. A failed sweep is logged and the next one runs. */
 export const layer = (options: SweeperOptions = {}): Layer.Layer<never, never, Ledger> =>

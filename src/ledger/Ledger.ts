@@ -30,6 +30,8 @@ export interface LedgerConfigShape {
   readonly defaultEscrowTimeout: Duration.Duration
   /** Longest timeout a caller may ask for. */
   readonly maxEscrowTimeout: Duration.Duration
+  /** How long an idempotency key answers for its request; swept after. */
+  readonly idempotencyKeyTtl: Duration.Duration
   /** Credited once per wallet by the faucet. */
   readonly faucetClaimAmount: Usdc
   /** The treasury is funded with this at first start (from `system:external`). */
@@ -61,6 +63,8 @@ export interface CreateMandateInput {
   readonly maxAmount: Usdc
   readonly budget: Usdc
   readonly expiresAtMs?: number | undefined
+  /** Longest timeout of an escrow opened under it; default: `defaultEscrowTimeout`, at most `maxEscrowTimeout`. */
+  readonly maxTimeoutMs?: number | undefined
 }
 
 export interface EscrowQuery {
@@ -131,6 +135,7 @@ export type CreateError =
 export type ReleaseError =
   | Errors.EscrowNotFound
   | Errors.EscrowNotPending
+  | Errors.EscrowExpired
   | Errors.ReleaseExceedsRemaining
   | Errors.InvalidInput
   | Errors.LedgerUnavailable
@@ -162,16 +167,21 @@ export interface LedgerShape {
     | Errors.LedgerUnavailable
   >
   readonly createEscrow: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>
-  /** Pays out all that remains, or `options.amount` of it. Repeating a release of a released escrow returns it. */
+  /**
+   * Pays out all that remains, or `options.amount` of it. Repeating a release of a released escrow returns it.
+   * At or after the deadline it is refused with `EscrowExpired`, and the escrow is refunded to its payer in the same transaction.
+   */
   readonly releaseEscrow: (id: EscrowId, options?: ReleaseOptions) => Effect.Effect<EscrowRecord, ReleaseError>
   /** Refunds what remains to the payer. Repeating a cancel of a cancelled escrow returns it. */
   readonly cancelEscrow: (id: EscrowId) => Effect.Effect<EscrowRecord, CancelError>
   /** Refunds pending escrows past their deadline (at most `limit`); returns those it expired. */
   readonly expireDue: (limit?: number) => Effect.Effect<ReadonlyArray<EscrowRecord>, Errors.LedgerUnavailable>
+  /** Forgets idempotency keys past their lifetime (at most `limit`); returns how many. */
+  readonly forgetExpiredKeys: (limit?: number) => Effect.Effect<number, Errors.LedgerUnavailable>
   readonly createMandate: (
     input: CreateMandateInput
   ) => Effect.Effect<MandateRecord, Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
-  /** Only the payer may revoke. */
+  /** Only the payer may revoke. Escrows already opened under it keep their deadlines (bounded by `maxTimeoutMs`). */
   readonly revokeMandate: (
     id: MandateId,
     payer: WalletAddress

@@ -12,6 +12,7 @@ export const defaults: LedgerConfigShape = {
   fees: defaultFeeSchedule,
   defaultEscrowTimeout: Duration.minutes(15),
   maxEscrowTimeout: Duration.days(30),
+  idempotencyKeyTtl: Duration.hours(24),
   faucetClaimAmount: Usdc.make("1"),
   // Generous enough for development and load tests; configurable for production.
   faucetTreasuryInitial: Usdc.make("1000000"),
@@ -47,13 +48,17 @@ const usdc = (name: string, fallback: Usdc.Usdc) =>
 /**
  * From the environment: `FLY_REGION`, `ESCROW_FEE` ("0.01"), `REFERRAL_RATE` ("0.15",
  * or tiers "0.15,0.05"), `ESCROW_TIMEOUT` ("15 minutes"), `FAUCET_AMOUNT`,
- * `FAUCET_TREASURY`, `FAUCET_DAILY_CAP`.
+ * `FAUCET_TREASURY`, `FAUCET_DAILY_CAP`, `IDEMPOTENCY_KEY_TTL` ("24 hours").
  */
 export const fromEnv: Config.Config<LedgerConfigShape> = Config.all({
   region: Config.string("FLY_REGION").pipe(Config.withDefault(defaults.region)),
   feePpm: rate("ESCROW_FEE", defaults.fees.feePpm),
   referral: Config.string("REFERRAL_RATE").pipe(Config.withDefault("0.15")),
   defaultEscrowTimeout: Config.duration("ESCROW_TIMEOUT").pipe(Config.withDefault(defaults.defaultEscrowTimeout)),
+  idempotencyKeyTtl: Config.duration("IDEMPOTENCY_KEY_TTL").pipe(
+    Config.validate({ message: "IDEMPOTENCY_KEY_TTL must be longer than zero", validation: (d) => Duration.toMillis(d) > 0 }),
+    Config.withDefault(defaults.idempotencyKeyTtl)
+  ),
   faucetClaimAmount: usdc("FAUCET_AMOUNT", defaults.faucetClaimAmount),
   faucetTreasuryInitial: usdc("FAUCET_TREASURY", defaults.faucetTreasuryInitial),
   faucetDailyCap: Config.integer("FAUCET_DAILY_CAP").pipe(Config.withDefault(defaults.faucetDailyCap))

@@ -53,7 +53,11 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
       Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
         const eventsBefore = ws.events.length
         const outcome = apply(ws, command, config, nowMs)
-        if (Either.isLeft(outcome)) return Effect.fail(outcome.left)
+        if (Either.isLeft(outcome)) {
+          // A release refused past the deadline expired the escrow as it refused.
+          if (outcome.left._tag === "EscrowExpired") pendingIds.delete(outcome.left.escrowId)
+          return Effect.fail(outcome.left)
+        }
         if (escrowCommands.has(command._tag) && outcome.right !== null) {
           const escrow = outcome.right as EscrowRecord
           if (escrow.status === "pending") pendingIds.add(escrow.id)
@@ -92,6 +96,19 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
           return Effect.forEach(due, (e) => Effect.orDie(run({ _tag: "ExpireEscrow", id: e.id }))).pipe(
             Effect.map((expired) => expired.filter((e): e is EscrowRecord => e !== null))
           )
+        }),
+
+      forgetExpiredKeys: (limit = 10_000) =>
+        Effect.map(Clock.currentTimeMillis, (nowMs) => {
+          let forgotten = 0
+          for (const [slot, record] of ws.idempotencyKeys) {
+            if (forgotten >= limit) break
+            if (record !== null && record.expiresAtMs <= nowMs) {
+              ws.idempotencyKeys.delete(slot)
+              forgotten++
+            }
+          }
+          return forgotten
         }),
 
       getEscrow: (id) => {

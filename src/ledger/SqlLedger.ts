@@ -27,7 +27,8 @@ import * as GroupCommit from "../sql/GroupCommit.js"
 import { chunks, padded } from "../sql/statementShapes.js"
 import { inTransaction } from "../sql/Transaction.js"
 import * as Dialect from "./dialect.js"
-import { apply, type Command, commandMethods, directKeys, escrowKey, type ResultOf, utcDay, WorkingSet } from "./engine.js"
+import { apply, type Command, commandMethods, directKeys, type ResultOf, utcDay, WorkingSet } from "./engine.js"
+import { slotOf } from "./idempotency.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
 import {
   type ActivityTotals,
@@ -41,7 +42,7 @@ import * as LedgerConfigLayers from "./LedgerConfig.js"
 import * as Migrations from "./migrations/index.js"
 import { EscrowTransitions } from "./Transitions.js"
 
-import { big, num, type Row, toAgent, toEscrow, toEvent, toMandate, usdc } from "./rows.js"
+import { big, num, type Row, toAgent, toEscrow, toEvent, toIdempotencyKey, toMandate, usdc } from "./rows.js"
 
 /** Bounds (TIGER_STYLE): queued commands, batch retries, remembered agent rows. */
 const QUEUE_CAPACITY = 16_384
@@ -80,7 +81,7 @@ export const make = (config: LedgerConfigShape) =>
         const ws = new WorkingSet(false)
         const wallets = new Set<string>()
         const escrowIds = new Set<string>()
-        const escrowKeys = new Set<string>()
+        const slots = new Map<string, { readonly owner: string; readonly route: string; readonly key: string }>()
         const mandateIds = new Set<string>()
         const codes = new Set<string>()
         const faucetWallets = new Set<string>()
@@ -89,7 +90,7 @@ export const make = (config: LedgerConfigShape) =>
           const keys = directKeys(command)
           keys.wallets.forEach((w) => wallets.add(w))
           keys.escrowIds.forEach((id) => escrowIds.add(id))
-          keys.escrowKeys.forEach((k) => escrowKeys.add(k))
+          keys.idempotencySlots.forEach((k) => slots.set(slotOf(k.owner, k.route, k.key), k))
           keys.mandateIds.forEach((id) => mandateIds.add(id))
           keys.codes.forEach((c) => codes.add(c))
           if (command._tag === "ClaimFaucet") faucetWallets.add(command.wallet)
@@ -99,10 +100,26 @@ export const make = (config: LedgerConfigShape) =>
         const putEscrowRow = (row: Row) => {
           const escrow = toEscrow(row)
           ws.escrows.set(escrow.id, escrow)
-          if (escrow.idempotencyKey !== null) ws.escrowsByKey.set(escrowKey(escrow.payer, escrow.idempotencyKey), escrow)
           wallets.add(escrow.payer)
           wallets.add(escrow.payee)
           if (escrow.mandateId !== null) mandateIds.add(escrow.mandateId)
+        }
+        if (slots.size > 0) {
+          // By (owner, key) on the primary key; the cross product of the two IN lists
+          // may match slots no command asked about, filtered out here. Locked first:
+          // a key's row, then its escrow, then mandates and accounts, in every batch.
+          const owners = [...new Set([...slots.values()].map((s) => s.owner))].sort()
+          const keys = [...new Set([...slots.values()].map((s) => s.key))].sort()
+          const rows = yield* run(sql<Row>`SELECT * FROM idempotency_keys WHERE ${sql.in("owner", padded(owners))}
+            AND ${sql.in("key", padded(keys))} ORDER BY owner, route, key ${dialect.forUpdate}`)
+          for (const row of rows) {
+            const record = toIdempotencyKey(row)
+            const slot = slotOf(record.owner, record.route, record.key)
+            if (!slots.has(slot)) continue
+            ws.idempotencyKeys.set(slot, record)
+            escrowIds.add(record.escrowId)
+          }
+          for (const slot of slots.keys()) if (!ws.idempotencyKeys.has(slot)) ws.idempotencyKeys.set(slot, null)
         }
         if (escrowIds.size > 0) {
           const ids = [...escrowIds].sort()
@@ -110,21 +127,6 @@ export const make = (config: LedgerConfigShape) =>
             putEscrowRow(row)
           }
           for (const id of ids) if (!ws.escrows.has(id)) ws.escrows.set(id, null)
-        }
-        if (escrowKeys.size > 0) {
-          // By (payer, key) so the partial unique index answers; the cross product of
-          // the two IN lists may match pairs no command asked about, filtered out here.
-          const payers = new Set<string>()
-          const keys = new Set<string>()
-          for (const composite of escrowKeys) {
-            const [payer, key] = composite.split("\u0000") as [string, string]
-            payers.add(payer)
-            keys.add(key)
-          }
-          const rows = yield* run(sql<Row>`SELECT * FROM escrows WHERE ${sql.in("payer", padded([...payers].sort()))}
-            AND ${sql.in("idempotency_key", padded([...keys].sort()))} ORDER BY id ${dialect.forUpdate}`)
-          for (const row of rows) if (escrowKeys.has(escrowKey(row.payer as string, row.idempotency_key as string))) putEscrowRow(row)
-          for (const composite of escrowKeys) if (!ws.escrowsByKey.has(composite)) ws.escrowsByKey.set(composite, null)
         }
         if (mandateIds.size > 0) {
           const ids = [...mandateIds].sort()
@@ -222,6 +224,7 @@ export const make = (config: LedgerConfigShape) =>
       budget: m(x.budget),
       remaining: m(x.remaining),
       expires_at_ms: x.expiresAtMs,
+      max_timeout_ms: x.maxTimeoutMs,
       revoked: x.revoked ? 1 : 0,
       created_at_ms: x.createdAtMs
     })
@@ -256,6 +259,26 @@ export const make = (config: LedgerConfigShape) =>
         for (const rows of chunks(mandates)) {
           yield* run(sql`INSERT INTO mandates ${sql.insert(rows)}
             ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, revoked = excluded.revoked`)
+        }
+        // An expired key's row is replaced: it was read under lock, so deleting it takes
+        // no one's live key. A new key is a plain insert: a concurrent batch inserting
+        // the same one fails on the primary key and is retried, then sees this one.
+        for (const old of ws.replacedKeys) {
+          yield* run(sql`DELETE FROM idempotency_keys WHERE owner = ${old.owner} AND route = ${old.route} AND key = ${old.key}
+            AND expires_at_ms = ${old.expiresAtMs}`)
+        }
+        for (const rows of chunks(ws.newKeys)) {
+          yield* run(sql`INSERT INTO idempotency_keys ${
+            sql.insert(rows.map((k) => ({
+              owner: k.owner,
+              route: k.route,
+              key: k.key,
+              request_sha256: k.requestSha256,
+              escrow_id: k.escrowId,
+              created_at_ms: k.createdAtMs,
+              expires_at_ms: k.expiresAtMs
+            })))
+          }`)
         }
         const legs = new Map<string, number>()
         const postings = ws.postings.map((p) => {
@@ -400,6 +423,16 @@ export const make = (config: LedgerConfigShape) =>
           )
           return expired.filter((e): e is EscrowRecord => e !== null)
         }).pipe(Effect.catchAll((e) => e._tag === "LedgerUnavailable" ? Effect.fail(e) : Effect.die(e))),
+
+      forgetExpiredKeys: (limit = 10_000) =>
+        Effect.gen(function*() {
+          const nowMs = yield* Clock.currentTimeMillis
+          // At most `limit` rows, oldest first, found through the expiry index.
+          const rows = yield* orUnavailable(sql<Row>`DELETE FROM idempotency_keys WHERE (owner, route, key) IN (
+            SELECT owner, route, key FROM idempotency_keys WHERE expires_at_ms <= ${nowMs}
+            ORDER BY expires_at_ms LIMIT ${Math.max(1, Math.min(limit, 100_000))}) RETURNING owner`)
+          return rows.length
+        }),
 
       getEscrow,
       listEscrows: (query) =>

@@ -5,12 +5,14 @@
  * Both ledgers run these functions: the in-memory one over its whole state, the SQL
  * one over a working set it loaded (and, on PostgreSQL, row-locked) inside the
  * batch's transaction. Each command validates everything before it changes
- * anything, so a refused command leaves the working set as it found it.
+ * anything, so a refused command leaves the working set as it found it; the one
+ * exception is a release after the deadline, refused as the escrow expires.
  */
 import { randomUUID } from "node:crypto"
 import { Duration, type Effect, Either, Option } from "effect"
 import {
   AgentNotFound,
+  EscrowExpired,
   EscrowNotFound,
   EscrowNotPending,
   FaucetAlreadyClaimed,
@@ -52,6 +54,7 @@ import {
 } from "../domain/ids.js"
 import { MAX_MICROS, type Usdc } from "../domain/Usdc.js"
 import { split } from "./FeeSchedule.js"
+import { type IdempotencyRecord, IdempotencyLimits, isSha256Hex, scopeOf, slotOf, termsSha256 } from "./idempotency.js"
 import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, LedgerShape, RegisterAgentInput } from "./Ledger.js"
 
 export type PostingKind = "deposit" | "faucet" | "lock" | "payout" | "fee" | "referral" | "refund"
@@ -121,7 +124,8 @@ export class WorkingSet {
   readonly agents = new Map<string, AgentRecord | null>()
   readonly agentsByCode = new Map<string, AgentRecord | null>()
   readonly escrows = new Map<string, EscrowRecord | null>()
-  readonly escrowsByKey = new Map<string, EscrowRecord | null>()
+  /** Idempotency keys by slot (`slotOf`). */
+  readonly idempotencyKeys = new Map<string, IdempotencyRecord | null>()
   readonly mandates = new Map<string, MandateRecord | null>()
   readonly faucetClaimed = new Map<string, boolean>()
   readonly faucetDays = new Map<string, number>()
@@ -133,6 +137,9 @@ export class WorkingSet {
   readonly newAgents: Array<AgentRecord> = []
   readonly dirtyEscrows = new Set<string>()
   readonly dirtyMandates = new Set<string>()
+  readonly newKeys: Array<IdempotencyRecord> = []
+  /** Expired keys a new one takes the slot of: their rows go first. */
+  readonly replacedKeys: Array<IdempotencyRecord> = []
   readonly postings: Array<Posting> = []
   readonly events: Array<EscrowEvent> = []
   readonly claims: Array<FaucetClaimRow> = []
@@ -159,8 +166,8 @@ export class WorkingSet {
   escrow(id: string): EscrowRecord | undefined {
     return this.read(this.escrows, id, "escrow") ?? undefined
   }
-  escrowByKey(key: string): EscrowRecord | undefined {
-    return this.read(this.escrowsByKey, key, "idempotency key") ?? undefined
+  idempotencyKey(slot: string): IdempotencyRecord | undefined {
+    return this.read(this.idempotencyKeys, slot, "idempotency key") ?? undefined
   }
   mandate(id: string): MandateRecord | undefined {
     return this.read(this.mandates, id, "mandate") ?? undefined
@@ -207,8 +214,15 @@ export class WorkingSet {
 
   putEscrow(escrow: EscrowRecord): void {
     this.escrows.set(escrow.id, escrow)
-    if (escrow.idempotencyKey !== null) this.escrowsByKey.set(escrowKey(escrow.payer, escrow.idempotencyKey), escrow)
     this.dirtyEscrows.add(escrow.id)
+  }
+
+  putKey(record: IdempotencyRecord, replaces: IdempotencyRecord | undefined): void {
+    this.idempotencyKeys.set(slotOf(record.owner, record.route, record.key), record)
+    // In memory the map is the store: rows to write would only pile up.
+    if (this.complete) return
+    if (replaces !== undefined) this.replacedKeys.push(replaces)
+    this.newKeys.push(record)
   }
 
   putMandate(mandate: MandateRecord): void {
@@ -220,9 +234,6 @@ export class WorkingSet {
     if (this.locked.has(wallet) || this.complete) this.locked.set(wallet, (this.locked.get(wallet) ?? 0n) + delta)
   }
 }
-
-/** Idempotency keys are scoped to the payer, so two callers cannot collide. */
-export const escrowKey = (payer: string, key: string) => `${payer}\u0000${key}`
 
 export const utcDay = (atMs: number) => new Date(atMs).toISOString().slice(0, 10)
 
@@ -355,13 +366,6 @@ const claimFaucet = (
   return Either.right({ wallet, agentName, credited: amount, balance: asUsdc(ws.balanceOf(wallet)) })
 }
 
-const sameTerms = (escrow: EscrowRecord, terms: EscrowTerms) =>
-  escrow.payer === terms.payer &&
-  escrow.payee === terms.payee &&
-  escrow.amount === terms.amount &&
-  escrow.description === terms.description &&
-  escrow.mandateId === (terms.mandateId ?? null)
-
 const mandateIsLive = (mandate: MandateRecord, nowMs: number) =>
   !mandate.revoked && (mandate.expiresAtMs === null || mandate.expiresAtMs > nowMs)
 
@@ -374,6 +378,15 @@ export const validateTerms = (terms: EscrowTerms, config: LedgerConfigShape): Ei
   }
   if (terms.idempotencyKey !== undefined && (terms.idempotencyKey.length === 0 || terms.idempotencyKey.length > Limits.idempotencyKeyChars)) {
     return invalid("idempotency_key", `must be 1-${Limits.idempotencyKeyChars} characters`)
+  }
+  if (terms.idempotencyScope !== undefined) {
+    const route = terms.idempotencyScope.route
+    if (route.length === 0 || route.length > IdempotencyLimits.routeChars) {
+      return invalid("idempotency_scope", `route must be 1-${IdempotencyLimits.routeChars} characters`)
+    }
+  }
+  if (terms.requestSha256 !== undefined && !isSha256Hex(terms.requestSha256)) {
+    return invalid("request_sha256", "expected 64 lowercase hex digits")
   }
   if (terms.metadata !== undefined) {
     // JSON.stringify throws on a bigint or a cycle: that is bad input, not a defect.
@@ -404,17 +417,24 @@ const createEscrow = (
 ): Outcome<EscrowRecord> => {
   const timeout = validateTerms(terms, config)
   if (Either.isLeft(timeout)) return Either.left(timeout.left)
+  let keyed: { readonly slot: Omit<IdempotencyRecord, "escrowId" | "createdAtMs" | "expiresAtMs">; readonly expired: IdempotencyRecord | undefined } | undefined
   if (terms.idempotencyKey !== undefined) {
-    const previous = ws.escrowByKey(escrowKey(terms.payer, terms.idempotencyKey))
-    if (previous !== undefined) {
-      return sameTerms(previous, terms)
-        ? Either.right(previous)
-        : Either.left(new IdempotencyConflict({ idempotencyKey: terms.idempotencyKey, escrowId: previous.id }))
+    const scope = scopeOf(terms)
+    const requestSha256 = terms.requestSha256 ?? termsSha256(terms, terms.timeout === undefined ? null : timeout.right)
+    const previous = ws.idempotencyKey(slotOf(scope.owner, scope.route, terms.idempotencyKey))
+    if (previous !== undefined && previous.expiresAtMs > nowMs) {
+      if (previous.requestSha256 !== requestSha256) return Either.left(new IdempotencyConflict({ idempotencyKey: terms.idempotencyKey }))
+      const answered = ws.escrow(previous.escrowId)
+      // Escrows are never deleted: a key's escrow is always there.
+      if (answered === undefined) throw new Error(`idempotency key answers for escrow ${previous.escrowId}, which does not exist`)
+      return Either.right(answered)
     }
+    keyed = { slot: { ...scope, key: terms.idempotencyKey, requestSha256 }, expired: previous }
   }
   if (ws.agent(terms.payer) === undefined) return Either.left(new AgentNotFound({ wallet: terms.payer }))
   if (ws.agent(terms.payee) === undefined) return Either.left(new AgentNotFound({ wallet: terms.payee }))
   let mandate: MandateRecord | undefined
+  let timeoutMs = timeout.right
   if (terms.mandateId !== undefined) {
     mandate = ws.mandate(terms.mandateId)
     if (mandate === undefined) return Either.left(new MandateNotFound({ mandateId: terms.mandateId }))
@@ -423,6 +443,20 @@ const createEscrow = (
     if (!mandateIsLive(mandate, nowMs)) return refuse(mandate.revoked ? "it was revoked" : "it has expired")
     if (terms.amount > mandate.maxAmount) return refuse(`amount exceeds the per-escrow maximum of ${mandate.maxAmount} micro-USDC`)
     if (terms.amount > mandate.remaining) return refuse(`amount exceeds the remaining budget of ${mandate.remaining} micro-USDC`)
+    // The payer's protection: an escrow under its mandate cannot hold its money for
+    // longer than the mandate allows, nor outlive the mandate. An explicit timeout
+    // beyond either is refused; the default one is shortened to fit.
+    const boundMs = mandate.expiresAtMs === null ? mandate.maxTimeoutMs : Math.min(mandate.maxTimeoutMs, mandate.expiresAtMs - nowMs)
+    if (terms.timeout === undefined) {
+      timeoutMs = Math.min(timeoutMs, boundMs)
+    } else if (timeoutMs > mandate.maxTimeoutMs) {
+      return invalid("timeout_ms", `${timeoutMs} ms exceeds the ${mandate.maxTimeoutMs} ms max_timeout_ms of mandate ${mandate.id}`)
+    } else if (mandate.expiresAtMs !== null && nowMs + timeoutMs > mandate.expiresAtMs) {
+      return invalid(
+        "timeout_ms",
+        `the escrow would outlive mandate ${mandate.id}, which expires at ${new Date(mandate.expiresAtMs).toISOString()}; at most ${boundMs} ms`
+      )
+    }
   }
   const available = ws.balanceOf(terms.payer)
   if (available < terms.amount) {
@@ -444,11 +478,17 @@ const createEscrow = (
     idempotencyKey: terms.idempotencyKey ?? null,
     mandateId: terms.mandateId ?? null,
     createdAtMs: nowMs,
-    expiresAtMs: nowMs + timeout.right,
+    expiresAtMs: nowMs + timeoutMs,
     settledAtMs: null,
     version: 1
   }
   if (mandate !== undefined) ws.putMandate({ ...mandate, remaining: asUsdc(mandate.remaining - terms.amount) })
+  if (keyed !== undefined) {
+    ws.putKey(
+      { ...keyed.slot, escrowId: escrow.id, createdAtMs: nowMs, expiresAtMs: nowMs + Math.ceil(Duration.toMillis(config.idempotencyKeyTtl)) },
+      keyed.expired
+    )
+  }
   ws.transfer(
     `${escrow.id}:1`,
     [
@@ -486,6 +526,13 @@ const releaseEscrow = (
   if (escrow === undefined) return Either.left(new EscrowNotFound({ escrowId: id }))
   if (escrow.status === "released" && part === undefined) return Either.right(escrow)
   if (escrow.status !== "pending") return notPending(escrow, "release")
+  if (nowMs >= escrow.expiresAtMs) {
+    // Past the deadline the money is the payer's again, whether or not the sweeper has
+    // run: the refusal expires the escrow here, so the batch commits the refund with it
+    // (the one command that writes when it refuses; the ledgers keep its changes).
+    refund(ws, escrow, "expired", nowMs)
+    return Either.left(new EscrowExpired({ escrowId: id, expiresAtMs: escrow.expiresAtMs }))
+  }
   const left = remaining(escrow)
   const gross = part ?? left
   if (gross <= 0n) return invalid("amount_usdc", "must be greater than zero")
@@ -585,11 +632,21 @@ const expireEscrow = (ws: WorkingSet, id: EscrowId, nowMs: number): Outcome<Escr
   return Either.right(refund(ws, escrow, "expired", nowMs))
 }
 
-const createMandate = (ws: WorkingSet, input: CreateMandateInput, nowMs: number): Outcome<MandateRecord> => {
+const createMandate = (
+  ws: WorkingSet,
+  input: CreateMandateInput,
+  config: LedgerConfigShape,
+  nowMs: number
+): Outcome<MandateRecord> => {
   if (input.payer === input.payee) return invalid("payee_wallet", "payee must differ from payer")
   if (input.maxAmount <= 0n) return invalid("max_amount_usdc", "must be greater than zero")
   if (input.budget <= 0n) return invalid("budget_usdc", "must be greater than zero")
   if (input.expiresAtMs !== undefined && input.expiresAtMs <= nowMs) return invalid("expires_at", "must be in the future")
+  const maxTimeoutMs = input.maxTimeoutMs ?? Math.ceil(Duration.toMillis(config.defaultEscrowTimeout))
+  const ceilingMs = Duration.toMillis(config.maxEscrowTimeout)
+  if (!Number.isSafeInteger(maxTimeoutMs) || maxTimeoutMs <= 0 || maxTimeoutMs > ceilingMs) {
+    return invalid("max_timeout_ms", `must be a whole number of milliseconds between 1 and ${ceilingMs} (${Duration.format(config.maxEscrowTimeout)})`)
+  }
   if (ws.agent(input.payer) === undefined) return Either.left(new AgentNotFound({ wallet: input.payer }))
   if (ws.agent(input.payee) === undefined) return Either.left(new AgentNotFound({ wallet: input.payee }))
   const mandate: MandateRecord = {
@@ -600,6 +657,7 @@ const createMandate = (ws: WorkingSet, input: CreateMandateInput, nowMs: number)
     budget: input.budget,
     remaining: input.budget,
     expiresAtMs: input.expiresAtMs ?? null,
+    maxTimeoutMs,
     revoked: false,
     createdAtMs: nowMs
   }
@@ -617,7 +675,10 @@ const revokeMandate = (ws: WorkingSet, id: MandateId, payer: WalletAddress): Out
   return Either.right(next)
 }
 
-/** Applies one command. A refusal leaves `ws` unchanged. */
+/**
+ * Applies one command. A refusal leaves `ws` unchanged, except `EscrowExpired`: a
+ * release after the deadline expires the escrow as it refuses (see `releaseEscrow`).
+ */
 export const apply = <C extends Command>(
   ws: WorkingSet,
   command: C,
@@ -643,7 +704,7 @@ export const apply = <C extends Command>(
       case "ExpireEscrow":
         return expireEscrow(ws, command.id, nowMs)
       case "CreateMandate":
-        return createMandate(ws, command.input, nowMs)
+        return createMandate(ws, command.input, config, nowMs)
       case "RevokeMandate":
         return revokeMandate(ws, command.id, command.payer)
     }
@@ -655,7 +716,7 @@ export const apply = <C extends Command>(
 export const directKeys = (command: Command) => {
   const wallets: Array<string> = []
   const escrowIds: Array<string> = []
-  const escrowKeys: Array<string> = []
+  const idempotencySlots: Array<{ readonly owner: string; readonly route: string; readonly key: string }> = []
   const mandateIds: Array<string> = []
   const codes: Array<string> = []
   switch (command._tag) {
@@ -669,7 +730,7 @@ export const directKeys = (command: Command) => {
       break
     case "CreateEscrow":
       wallets.push(command.terms.payer, command.terms.payee)
-      if (command.terms.idempotencyKey !== undefined) escrowKeys.push(escrowKey(command.terms.payer, command.terms.idempotencyKey))
+      if (command.terms.idempotencyKey !== undefined) idempotencySlots.push({ ...scopeOf(command.terms), key: command.terms.idempotencyKey })
       if (command.terms.mandateId !== undefined) mandateIds.push(command.terms.mandateId)
       break
     case "ReleaseEscrow":
@@ -686,7 +747,7 @@ export const directKeys = (command: Command) => {
     case "FundTreasury":
       break
   }
-  return { wallets, escrowIds, escrowKeys, mandateIds, codes }
+  return { wallets, escrowIds, idempotencySlots, mandateIds, codes }
 }
 
 /**

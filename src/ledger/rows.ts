@@ -6,6 +6,7 @@
 import type { AgentRecord, EscrowEvent, EscrowRecord, EscrowStatus, MandateRecord, Metadata } from "../domain/Escrow.js"
 import type { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
+import type { IdempotencyRecord } from "./idempotency.js"
 
 export type Row = Record<string, unknown>
 
@@ -51,8 +52,19 @@ export const toMandate = (r: Row): MandateRecord => ({
   budget: usdc(r.budget),
   remaining: usdc(r.remaining),
   expiresAtMs: numOrNull(r.expires_at_ms),
+  maxTimeoutMs: num(r.max_timeout_ms),
   revoked: num(r.revoked) === 1,
   createdAtMs: num(r.created_at_ms)
+})
+
+export const toIdempotencyKey = (r: Row): IdempotencyRecord => ({
+  owner: r.owner as WalletAddress,
+  route: r.route as string,
+  key: r.key as string,
+  requestSha256: r.request_sha256 as string,
+  escrowId: r.escrow_id as EscrowId,
+  createdAtMs: num(r.created_at_ms),
+  expiresAtMs: num(r.expires_at_ms)
 })
 
 export const toEvent = (r: Row): EscrowEvent => ({

@@ -15,7 +15,8 @@
  * 6. it is settled before the response is written: released on success,
  *    cancelled (full refund) on failure, timeout, client abort or shutdown.
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Option, type Redacted, Schema } from "effect"
+import { createHash } from "node:crypto"
+import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Option, Redacted, Schema } from "effect"
 import type { EscrowRecord, EscrowTerms } from "../domain/Escrow.js"
 import { type EscrowId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
@@ -26,6 +27,8 @@ import { PaymentTokens } from "../http/PaymentTokens.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
 import type { CreateError } from "../ledger/Ledger.js"
 import {
+  IdempotencyKeyReused,
+  IdempotentReplyUnavailable,
   InvalidRequest,
   MandateRefused,
   NoMandate,
@@ -40,6 +43,7 @@ import { Identity } from "./Identity.js"
 import { Lifecycle } from "./Lifecycle.js"
 import { inferencePrice, Pipeline, type TaskContext } from "./Pipeline.js"
 import { ServiceConfig } from "./ServiceConfig.js"
+import * as TaskReplies from "./TaskReplies.js"
 import * as Telemetry from "./Telemetry.js"
 
 export interface PaidResult {
@@ -52,10 +56,18 @@ export interface PaidResult {
 /** The payer's payment token, from `Authorization: Payment <token>`; absent: the request is answered with a challenge. */
 export type PaymentCredential = Redacted.Redacted<string> | undefined
 
+/** Who may be answered a stored reply: the holder of this credential (its SHA-256, never the token). */
+const credentialScope = (credential: Redacted.Redacted<string>) =>
+  createHash("sha256").update(Redacted.value(credential), "utf8").digest("hex")
+
 export interface PaidRequestsShape {
   /** `POST /inference {payer_wallet?, prompt}`. */
   readonly inference: (body: unknown, credential?: PaymentCredential) => Effect.Effect<PaidResult, PaidRequestError>
-  /** `POST /tasks/{name} {payer_wallet?, input}`; a repeated `idempotencyKey` (the event's id) is charged once. */
+  /**
+   * `POST /tasks/{name} {payer_wallet?, input}`; a repeated `idempotencyKey` (the event's id) with the same input and
+   * the same payment credential is run and charged once, and answered with the same reply; with another input it is
+   * refused (see `TaskReplies`).
+   */
   readonly task: (
     name: string,
     body: unknown,
@@ -83,6 +95,7 @@ export const make = Effect.gen(function*() {
   const tokens = Option.getOrUndefined(yield* Effect.serviceOption(PaymentTokens))
   const payee = identity.wallet
   const region = config.region
+  const replies = TaskReplies.make()
   const counters = new Map<string, Metric.Metric.Counter<number>>()
   const count = (route: string, outcome: string) => {
     const key = `${route}\u0000${outcome}`
@@ -143,7 +156,7 @@ export const make = Effect.gen(function*() {
       case "InvalidInput":
         return new InvalidRequest({ field: error.field, message: error.message })
       case "IdempotencyConflict":
-        return new InvalidRequest({ field: "idempotency-key", message: error.message })
+        return new IdempotencyKeyReused({ idempotencyKey: error.idempotencyKey })
       case "LedgerUnavailable": {
         // The HTTP Escrow client has no typed error for the settlement service's own
         // refusals (403 forbidden, 403 payment_token_invalid): it names status and code.
@@ -154,6 +167,13 @@ export const make = Effect.gen(function*() {
     }
   }
 
+  const answeredBefore = (key: string | undefined, held: EscrowRecord) =>
+    new IdempotentReplyUnavailable({
+      idempotencyKey: key ?? "",
+      message: `a request with this idempotency key was already settled (escrow ${held.id}, ${held.status}) and its reply is no longer held; ` +
+        "nothing was run or charged again; send a new key to run it again"
+    })
+
   /** Steps 3 to 6 for one priced request. */
   const charge = (
     route: string,
@@ -162,7 +182,8 @@ export const make = Effect.gen(function*() {
     price: Usdc.Usdc,
     description: string,
     idempotencyKey: string | undefined,
-    work: (ctx: TaskContext) => Effect.Effect<unknown, unknown>
+    work: (ctx: TaskContext) => Effect.Effect<unknown, unknown>,
+    requestSha256?: string | undefined
   ): Effect.Effect<PaidResult, PaidRequestError> =>
     Effect.gen(function*() {
       if (credential === undefined) return yield* new PaymentChallenge({ priceMicros: price, payee })
@@ -170,7 +191,8 @@ export const make = Effect.gen(function*() {
         payee,
         amount: price,
         description,
-        metadata: { fly_region: region, route },
+        // The request's digest binds the escrow's key to it in the ledger too (and survives in the journal for recovery).
+        metadata: requestSha256 === undefined ? { fly_region: region, route } : { fly_region: region, route, request_sha256: requestSha256 },
         idempotencyKey,
         // Past the task's own bound, so the ledger's expiry never races a settle; short, so a crash locks little for long.
         timeout: Duration.millis(config.taskTimeoutMs + config.escrowGraceMs)
@@ -179,7 +201,10 @@ export const make = Effect.gen(function*() {
       // cancelled otherwise), on this service's `escrow` directly: no Scope, no
       // per-request service provision, both measurable at hundreds of requests/s.
       return yield* Effect.acquireUseRelease(
-        openEscrow(terms, payer, credential),
+        // A keyed escrow already settled answered this request before: never run or charge it again.
+        openEscrow(terms, payer, credential).pipe(
+          Effect.filterOrFail((held) => held.status === "pending", (held) => answeredBefore(idempotencyKey, held))
+        ),
         (held) => {
           const ctx: TaskContext = { payer: held.payer, escrowId: held.id, orchestrator: payee, region, timeoutMs: config.taskTimeoutMs }
           return work(ctx).pipe(
@@ -239,8 +264,24 @@ export const make = Effect.gen(function*() {
         )
         const price = task.price(input)
         if (price <= 0n) return yield* new InvalidRequest({ field: "input", message: `task ${name} priced this input at zero` })
-        return yield* charge(`task:${name}`, payer, credential, price, `Task ${name} (${region})`, idempotencyKey && `evt_${name}_${idempotencyKey}`, (ctx) =>
-          task.run(input, ctx))
+        const paid = (requestSha256?: string) =>
+          charge(`task:${name}`, payer, credential, price, `Task ${name} (${region})`, idempotencyKey && `evt_${name}_${idempotencyKey}`, (ctx) =>
+            task.run(input, ctx), requestSha256)
+        if (idempotencyKey === undefined || credential === undefined) return yield* paid()
+        const digest = TaskReplies.taskRequestSha256(name, payer, body["input"])
+        // A stored reply goes only to whoever presents the same payment credential: the
+        // token's holder, who is the payer or acts for it. Across tokens the ledger's key
+        // (bound to the same digest) still refuses to charge twice.
+        return yield* replies.once(credentialScope(credential), name, idempotencyKey, digest, paid(digest)).pipe(
+          // The ledger names its own form of the key; the caller sent this one.
+          Effect.mapError((e): PaidRequestError =>
+            e._tag === "IdempotencyKeyReused"
+              ? new IdempotencyKeyReused({ idempotencyKey })
+              : e._tag === "IdempotentReplyUnavailable"
+              ? new IdempotentReplyUnavailable({ idempotencyKey, message: e.message })
+              : e
+          )
+        )
       }).pipe(
         Effect.tapError((e) => (e._tag === "InvalidRequest" || e._tag === "UnknownTask" ? count("task", e._tag) : Effect.void))
       )

@@ -6,7 +6,8 @@
  * boots and rows of this boot whose deadline has passed:
  * - past its deadline: the ledger refunds (or has refunded) it by expiry; the row
  *   is closed as `expired` without touching the escrow;
- * - otherwise the create is replayed with the row's idempotency key and terms. An
+ * - otherwise the create is replayed with the row's idempotency key and terms, the
+ *   same request as first sent (a key answers only for its own request). An
  *   escrow that exists comes back as it is (keys are idempotent) and, if still
  *   pending, is cancelled: its request died with the process, nobody got a result,
  *   so nobody pays. A replay that is refused (no funds, mandate gone) means the
@@ -59,7 +60,10 @@ const reconcileRow = (backend: EscrowShape, journal: JournalShape, row: JournalE
       metadata: row.metadata,
       mandateId: row.mandateId ?? undefined,
       idempotencyKey: row.idempotencyKey,
-      timeout: row.timeoutMs === null ? undefined : Duration.millis(Math.max(1, row.deadlineMs - nowMs))
+      // The timeout as first sent: an idempotency key is bound to the whole request, so
+      // only the same request finds the escrow it created. One created only now is
+      // cancelled at once below, so its later deadline holds nothing.
+      timeout: row.timeoutMs === null ? undefined : Duration.millis(row.timeoutMs)
     }).pipe(Effect.either)
     if (replay._tag === "Left") {
       if (replay.left._tag === "LedgerUnavailable") return "stillOpen" as const

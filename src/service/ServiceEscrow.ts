@@ -128,7 +128,9 @@ export const decorate = (inner: EscrowShape, journal: JournalShape, options: Dec
     release: (id, releaseOptions) =>
       timed("release", open.get(id)?.region ?? options.region, inner.release(id, releaseOptions)).pipe(
         Effect.tap(settled),
-        Effect.tapErrorTag("EscrowNotPending", (e) => notPending(id, e.status))
+        Effect.tapErrorTag("EscrowNotPending", (e) => notPending(id, e.status)),
+        // Refused past the deadline: the ledger expired the escrow as it refused.
+        Effect.tapErrorTag("EscrowExpired", () => notPending(id, "expired"))
       ),
     cancel: (id) =>
       timed("cancel", open.get(id)?.region ?? options.region, inner.cancel(id)).pipe(

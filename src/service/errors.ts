@@ -80,6 +80,21 @@ export class TaskFailed extends Schema.TaggedError<TaskFailed>()("TaskFailed", {
   message: Schema.String
 }) {}
 
+/** 409: the idempotency key was used before, by this payer on this task, with a different request; nothing was run or charged. */
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()("IdempotencyKeyReused", {
+  idempotencyKey: Schema.String
+}) {
+  override get message() {
+    return `idempotency key ${this.idempotencyKey} was already used with a different request; send a new key for a new request`
+  }
+}
+
+/** 409: the same request with the same key is still running, or was settled without its reply being held here; nothing was run or charged again. */
+export class IdempotentReplyUnavailable extends Schema.TaggedError<IdempotentReplyUnavailable>()("IdempotentReplyUnavailable", {
+  idempotencyKey: Schema.String,
+  message: Schema.String
+}) {}
+
 export type PaidRequestError =
   | InvalidRequest
   | NoMandate
@@ -90,6 +105,8 @@ export type PaidRequestError =
   | SettlementUnavailable
   | ShuttingDown
   | TaskFailed
+  | IdempotencyKeyReused
+  | IdempotentReplyUnavailable
 
 /** Status and wire code, in the same `{ error, message, field? }` shape as the settlement API. */
 export const toHttp = (error: PaidRequestError): { readonly status: number; readonly body: Record<string, unknown> } => {
@@ -120,6 +137,16 @@ export const toHttp = (error: PaidRequestError): { readonly status: number; read
       return { status: 503, body: { error: "settlement_unavailable", message: error.message } }
     case "ShuttingDown":
       return { status: 503, body: { error: "shutting_down", message: error.message } }
+    case "IdempotencyKeyReused":
+      return {
+        status: 409,
+        body: { error: "idempotency_key_reused", message: error.message, field: "idempotency-key", details: { idempotency_key: error.idempotencyKey } }
+      }
+    case "IdempotentReplyUnavailable":
+      return {
+        status: 409,
+        body: { error: "idempotency_reply_unavailable", message: error.message, field: "idempotency-key", details: { idempotency_key: error.idempotencyKey } }
+      }
     case "TaskFailed":
       return {
         status: error.timedOut ? 504 : 500,

@@ -13,12 +13,14 @@
  * faucet's day are driven by `TestClock.adjust`, never by sleeping.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, type Layer, Ref, Schedule, type Scope, TestClock } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, type Layer, Ref, Schedule, type Scope, TestClock } from "effect"
 import { LedgerUnavailable } from "../../src/domain/errors.js"
 import type { AgentRecord, EscrowTerms } from "../../src/domain/Escrow.js"
 import { type EscrowId, type MandateId, newWalletAddress, SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { Escrow, type EscrowShape } from "../../src/escrow/Escrow.js"
+import { reconcileUnsettled } from "../../src/escrow/settlement.js"
+import * as ExpirySweeper from "../../src/ledger/ExpirySweeper.js"
 import { Ledger, type LedgerConfigShape } from "../../src/ledger/Ledger.js"
 import { snapshot } from "../ledger/support.js"
 
@@ -200,23 +202,92 @@ export const escrowContract = (implementations: ReadonlyArray<Implementation>) =
             expect(yield* view(p)).toEqual(afterRelease)
           }).pipe(test()))
 
-        it.effect("idempotency: same key, different terms → IdempotencyConflict, nothing written", () =>
+        it.effect("idempotency: same key, different request → IdempotencyConflict naming nothing of the first, nothing written", () =>
           Effect.gen(function*() {
             const escrow = yield* Escrow
             const p = yield* parties({ fund: "100" })
-            const first = yield* escrow.create(terms(p, "30", { idempotencyKey: "order-1" }))
+            const first = yield* escrow.create(terms(p, "30", { idempotencyKey: "order-1", metadata: { job: 1 }, timeout: "2 minutes" }))
             const before = yield* everything(p)
             const variants: ReadonlyArray<Partial<EscrowTerms>> = [
               { amount: u("31") },
               { description: "something else" },
-              { payee: p.payeeRef.wallet }
+              { payee: p.payeeRef.wallet },
+              { metadata: { job: 2 } },
+              { metadata: undefined },
+              { timeout: "30 days" },
+              { timeout: undefined }
             ]
             for (const variant of variants) {
-              const error = yield* Effect.flip(escrow.create({ ...terms(p, "30", { idempotencyKey: "order-1" }), ...variant }))
-              expect(error).toMatchObject({ _tag: "IdempotencyConflict", idempotencyKey: "order-1", escrowId: first.id })
+              const error = yield* Effect.flip(
+                escrow.create({ ...terms(p, "30", { idempotencyKey: "order-1", metadata: { job: 1 }, timeout: "2 minutes" }), ...variant })
+              )
+              expect(error).toMatchObject({ _tag: "IdempotencyConflict", idempotencyKey: "order-1" })
+              expect(error).not.toHaveProperty("escrowId")
+              expect(error.message).not.toContain(first.id)
             }
             expect(yield* everything(p)).toEqual(before)
+            // the same request still gets its answer
+            const again = yield* escrow.create(terms(p, "30", { idempotencyKey: "order-1", metadata: { job: 1 }, timeout: "2 minutes" }))
+            expect(again.id).toBe(first.id)
+            expect(yield* everything(p)).toEqual(before)
           }).pipe(test()))
+
+        it.effect("idempotency under concurrency: one key, many identical creates at once → one escrow, locked once", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const p = yield* parties({ fund: "100" })
+            const created = yield* Effect.all(
+              Array.from({ length: 12 }, () => escrow.create(terms(p, "30", { idempotencyKey: "burst" }))),
+              { concurrency: "unbounded" }
+            )
+            expect(new Set(created.map((e) => e.id)).size).toBe(1)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "70.000000", payerLocked: "30.000000", holding: "30.000000" })
+          }).pipe(test()))
+
+        it.effect("idempotency keys are the caller's own: a payee under a mandate neither uses up nor collides with the payer's", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const ledger = yield* Ledger
+            const p = yield* parties({ fund: "100" })
+            const mandate = yield* ledger.createMandate({ payer: p.payer.wallet, payee: p.payee.wallet, maxAmount: u("50"), budget: u("50") })
+            // the payee goes first, with the key the payer is about to use
+            const payees = yield* escrow.create(terms(p, "10", { idempotencyKey: "k", mandateId: mandate.id }))
+            const payers = yield* escrow.create(terms(p, "30", { idempotencyKey: "k" }))
+            expect(payers.id).not.toBe(payees.id)
+            expect(payers).toMatchObject({ amount: u("30"), mandateId: null, idempotencyKey: "k" })
+            expect(payees).toMatchObject({ amount: u("10"), mandateId: mandate.id, idempotencyKey: "k" })
+            // each replay is answered within its own caller's keys
+            expect((yield* escrow.create(terms(p, "30", { idempotencyKey: "k" }))).id).toBe(payers.id)
+            expect((yield* escrow.create(terms(p, "10", { idempotencyKey: "k", mandateId: mandate.id }))).id).toBe(payees.id)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "60.000000", payerLocked: "40.000000", holding: "40.000000" })
+          }).pipe(test()))
+
+        it.effect("idempotency keys expire: the sweeper forgets them, and the key is then free for a new request", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const ledger = yield* Ledger
+            const p = yield* parties({ fund: "100" })
+            const first = yield* escrow.create(terms(p, "10", { idempotencyKey: "k", timeout: "3 hours" }))
+            yield* TestClock.adjust("59 minutes")
+            expect(yield* ledger.forgetExpiredKeys()).toBe(0)
+            const reused = yield* Effect.flip(escrow.create(terms(p, "20", { idempotencyKey: "k" })))
+            expect(reused).toMatchObject({ _tag: "IdempotencyConflict", idempotencyKey: "k" })
+            yield* TestClock.adjust("1 minute")
+            // past its lifetime the key answers for nothing, swept or not
+            const second = yield* escrow.create(terms(p, "20", { idempotencyKey: "k", timeout: "3 hours" }))
+            yield* escrow.create(terms(p, "1", { idempotencyKey: "j", timeout: "3 hours" }))
+            expect(second.id).not.toBe(first.id)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "69.000000", payerLocked: "31.000000", holding: "31.000000" })
+            expect((yield* escrow.create(terms(p, "20", { idempotencyKey: "k", timeout: "3 hours" }))).id).toBe(second.id)
+            yield* TestClock.adjust("1 hour")
+            expect(yield* ledger.forgetExpiredKeys(1)).toBe(1)
+            // the sweeper forgets the expired key: nothing is left for a second pass
+            expect(yield* ExpirySweeper.sweepOnce()).toEqual([])
+            expect(yield* ledger.forgetExpiredKeys()).toBe(0)
+            const third = yield* escrow.create(terms(p, "20", { idempotencyKey: "k", timeout: "3 hours" }))
+            expect(third.id).not.toBe(second.id)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "49.000000", payerLocked: "51.000000", holding: "51.000000" })
+          }).pipe(test({ idempotencyKeyTtl: Duration.hours(1) })))
 
         it.effect("idempotency keys are scoped to the payer", () =>
           Effect.gen(function*() {
@@ -421,6 +492,31 @@ export const escrowContract = (implementations: ReadonlyArray<Implementation>) =
       })
 
       describe("expiry", () => {
+        it.effect("a release at or after the deadline → EscrowExpired, the payer refunded in the same step, before any sweep", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const ledger = yield* Ledger
+            const p = yield* parties({ fund: "100" })
+            const whole = yield* escrow.create(terms(p, "60", { timeout: "1 minute" }))
+            const part = yield* escrow.create(terms(p, "30", { timeout: "1 minute" }))
+            yield* escrow.release(part.id, { amount: u("10") })
+            yield* TestClock.adjust("1 minute")
+            const before = yield* view(p)
+            expect(before).toMatchObject({ payer: "10.000000", payerLocked: "80.000000", payee: "9.900000" })
+            const error = yield* Effect.flip(escrow.release(whole.id))
+            expect(error).toMatchObject({ _tag: "EscrowExpired", escrowId: whole.id, expiresAtMs: whole.expiresAtMs })
+            const partial = yield* Effect.flip(escrow.release(part.id, { amount: u("5") }))
+            expect(partial).toMatchObject({ _tag: "EscrowExpired", escrowId: part.id, expiresAtMs: part.expiresAtMs })
+            // nothing more to the payee; what was locked is the payer's again
+            expect(yield* view(p)).toEqual({ ...before, payer: "90.000000", payerLocked: "0.000000", holding: "0.000000" })
+            expect(yield* ledger.getEscrow(whole.id)).toMatchObject({ status: "expired", refunded: u("60"), released: 0n })
+            expect(yield* ledger.getEscrow(part.id)).toMatchObject({ status: "expired", refunded: u("20"), released: u("10") })
+            expect(yield* ledger.expireDue()).toEqual([])
+            const again = yield* Effect.flip(escrow.release(whole.id))
+            expect(again).toMatchObject({ _tag: "EscrowNotPending", status: "expired", attempted: "release" })
+            expect(yield* view(p)).toEqual({ ...before, payer: "90.000000", payerLocked: "0.000000", holding: "0.000000" })
+          }).pipe(test()))
+
         it.effect("expireDue refunds an escrow once its deadline passes, not before", () =>
           Effect.gen(function*() {
             const escrow = yield* Escrow
@@ -560,6 +656,87 @@ export const escrowContract = (implementations: ReadonlyArray<Implementation>) =
               payeeRef: "0.021000",
               platform: "0.098000"
             })
+          }).pipe(test()))
+
+        it.effect("a mandate's max_timeout_ms defaults to the ledger's escrow timeout and is bounded by its maximum", () =>
+          Effect.gen(function*() {
+            const ledger = yield* Ledger
+            const p = yield* parties({ fund: "100" })
+            const grant = { payer: p.payer.wallet, payee: p.payee.wallet, maxAmount: u("10"), budget: u("30") }
+            expect((yield* ledger.createMandate(grant)).maxTimeoutMs).toBe(300_000)
+            expect((yield* ledger.createMandate({ ...grant, maxTimeoutMs: 86_400_000 })).maxTimeoutMs).toBe(86_400_000)
+            for (const maxTimeoutMs of [0, 86_400_001, 1.5]) {
+              const error = yield* Effect.flip(ledger.createMandate({ ...grant, maxTimeoutMs }))
+              expect(error).toMatchObject({ _tag: "InvalidInput", field: "max_timeout_ms" })
+            }
+          }).pipe(test({ defaultEscrowTimeout: Duration.minutes(5), maxEscrowTimeout: Duration.days(1) })))
+
+        it.effect("an escrow under a mandate outlives neither its max_timeout_ms nor the mandate; a refusal moves nothing", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const ledger = yield* Ledger
+            const p = yield* parties({ fund: "100" })
+            const mandate = yield* ledger.createMandate({
+              payer: p.payer.wallet,
+              payee: p.payee.wallet,
+              maxAmount: u("10"),
+              budget: u("30"),
+              maxTimeoutMs: 600_000,
+              expiresAtMs: (yield* Clock.currentTimeMillis) + 3_600_000
+            })
+            const before = yield* everything(p)
+            const tooLong = yield* Effect.flip(escrow.create({ ...under(p, mandate.id, "5"), timeout: "30 days" }))
+            expect(tooLong).toMatchObject({ _tag: "InvalidInput", field: "timeout_ms" })
+            expect(tooLong.message).toContain(`600000 ms max_timeout_ms of mandate ${mandate.id}`)
+            expect(yield* everything(p)).toEqual(before)
+            const bounded = yield* escrow.create({ ...under(p, mandate.id, "5"), timeout: "10 minutes" })
+            expect(bounded.expiresAtMs - bounded.createdAtMs).toBe(600_000)
+            // without a timeout, the ledger's default (15 minutes) is shortened to fit
+            const defaulted = yield* escrow.create(under(p, mandate.id, "5"))
+            expect(defaulted.expiresAtMs - defaulted.createdAtMs).toBe(600_000)
+            yield* TestClock.adjust("55 minutes")
+            // the mandate ends in 5 minutes: no escrow under it may end later
+            const beforeLate = yield* everything(p)
+            const outlives = yield* Effect.flip(escrow.create({ ...under(p, mandate.id, "5"), timeout: "6 minutes" }))
+            expect(outlives).toMatchObject({ _tag: "InvalidInput", field: "timeout_ms" })
+            expect(outlives.message).toMatch(/outlive/)
+            expect(yield* everything(p)).toEqual(beforeLate)
+            const clamped = yield* escrow.create(under(p, mandate.id, "5"))
+            expect(clamped.expiresAtMs).toBe(mandate.expiresAtMs)
+          }).pipe(test()))
+
+        it.effect("after a revocation, an escrow opened under the mandate keeps its bounded deadline: the sweeper refunds the payer then", () =>
+          Effect.gen(function*() {
+            const escrow = yield* Escrow
+            const ledger = yield* Ledger
+            const p = yield* parties({ fund: "100" })
+            const mandate = yield* ledger.createMandate({
+              payer: p.payer.wallet,
+              payee: p.payee.wallet,
+              maxAmount: u("10"),
+              budget: u("30"),
+              maxTimeoutMs: 600_000
+            })
+            // the payee cannot make the payer wait 30 days
+            const before = yield* everything(p)
+            expect(yield* Effect.flip(escrow.create({ ...under(p, mandate.id, "10"), timeout: "30 days" }))).toMatchObject({
+              _tag: "InvalidInput",
+              field: "timeout_ms"
+            })
+            expect(yield* everything(p)).toEqual(before)
+            const opened = yield* escrow.create(under(p, mandate.id, "10"))
+            yield* ledger.revokeMandate(mandate.id, p.payer.wallet)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "90.000000", payerLocked: "10.000000", holding: "10.000000" })
+            yield* TestClock.adjust("9 minutes")
+            expect(yield* ExpirySweeper.sweepOnce()).toEqual([])
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "90.000000", payerLocked: "10.000000", holding: "10.000000" })
+            yield* TestClock.adjust("1 minute")
+            const swept = yield* ExpirySweeper.sweepOnce()
+            expect(swept.map((e) => [e.id, e.status, e.refunded])).toEqual([[opened.id, "expired", u("10")]])
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "100.000000" })
+            const late = yield* Effect.flip(escrow.release(opened.id))
+            expect(late).toMatchObject({ _tag: "EscrowNotPending", status: "expired" })
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "100.000000" })
           }).pipe(test()))
 
         it.effect("a revoked mandate refuses; only its payer may revoke", () =>
@@ -995,6 +1172,27 @@ export const escrowContract = (implementations: ReadonlyArray<Implementation>) =
                 yield* ledger.expireDue()
               }), noRetry)
             expect(yield* escrow.unsettled).toMatchObject([{ intent: "release" }])
+          }).pipe(test()))
+
+        it.effect("a successful scope past its deadline, before any sweep: the release is refused once, not retried; the payer keeps the money", () =>
+          Effect.gen(function*() {
+            const base = yield* Escrow
+            const p = yield* parties({ fund: "100" })
+            let releases = 0
+            const counting: EscrowShape = {
+              ...base,
+              release: (id, options) => Effect.suspend(() => (releases++, base.release(id, options)))
+            }
+            // The default retry schedule: a retried release would wait on the TestClock, never adjusted here.
+            const created = yield* Escrow.use(terms(p, "100", { timeout: "1 minute" }), (held) =>
+              Effect.as(TestClock.adjust("1 minute"), held.created)).pipe(Effect.provideService(Escrow, counting))
+            expect(releases).toBe(1)
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "100.000000" })
+            expect(yield* base.unsettled).toMatchObject([{ escrowId: created.id, intent: "release" }])
+            const report = yield* reconcileUnsettled(base)
+            expect(report).toEqual({ settled: 0, pending: 0, lost: [created.id] })
+            expect(yield* base.unsettled).toEqual([])
+            expect(yield* view(p)).toEqual({ ...zeroView, payer: "100.000000" })
           }).pipe(test()))
 
         it.effect("a create that fails leaves nothing to settle", () =>

@@ -401,7 +401,9 @@ describe("settlement REST API: every refusal changes nothing", () => {
         // 409
         ["faucet twice", 409, "faucet_already_claimed", "wallet_address", h.http("POST", "/api/faucet/claim", { key: payee.key, body: { wallet_address: payee.wallet, agent_name: "payee" } })],
         ["wallet already registered", 409, "wallet_already_registered", "wallet_address", h.http("POST", "/api/agents", { body: { agent_name: "again", wallet_address: payer.wallet } })],
-        ["idempotency key reused with other terms", 409, "idempotency_conflict", "Idempotency-Key", h.http("POST", "/api/escrow/create", { key: payer.key, body: escrowBody({ amount_usdc: "11" }), headers: { "idempotency-key": "order-1" } })],
+        ["idempotency key reused with other terms", 409, "idempotency_key_reused", "Idempotency-Key", h.http("POST", "/api/escrow/create", { key: payer.key, body: escrowBody({ amount_usdc: "11" }), headers: { "idempotency-key": "order-1" } })],
+        ["idempotency key reused with other metadata", 409, "idempotency_key_reused", "Idempotency-Key", h.http("POST", "/api/escrow/create", { key: payer.key, body: escrowBody({ amount_usdc: "10", metadata: { other: true } }), headers: { "idempotency-key": "order-1" } })],
+        ["idempotency key reused with another timeout_ms", 409, "idempotency_key_reused", "Idempotency-Key", h.http("POST", "/api/escrow/create", { key: payer.key, body: escrowBody({ amount_usdc: "10", timeout_ms: 2_592_000_000 }), headers: { "idempotency-key": "order-1" } })],
         ["release after cancel", 409, "escrow_not_pending", "escrow_id", h.http("POST", "/api/escrow/release", { key: payer.key, body: { escrow_id: w.cancelled } })],
         ["cancel after release", 409, "escrow_not_pending", "escrow_id", h.http("POST", "/api/escrow/cancel", { key: payee.key, body: { escrow_id: w.released } })],
         ["partial release beyond what remains", 409, "release_exceeds_remaining", "amount_usdc", h.http("POST", "/api/escrow/release", { key: payer.key, body: { escrow_id: w.pending, amount_usdc: "10.000001" } })],

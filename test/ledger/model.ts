@@ -218,6 +218,7 @@ interface MMandate {
   readonly budget: bigint
   remaining: bigint
   readonly expiresAtMs: number | null
+  readonly maxTimeoutMs: number
   revoked: boolean
 }
 
@@ -299,7 +300,13 @@ export const runOps = (
     const pendingIndex = new Map<string, number>()
     const mandates: Array<MMandate> = []
     const mandateOf = new Map<string, MMandate>()
-    const keys = new Map<string, EscrowId>()
+    /** (opener, key) → the escrow it answered with, the request it was sent with, and until when it answers. */
+    const keys = new Map<string, { readonly id: EscrowId; readonly request: string; readonly expiresAtMs: number }>()
+    const keyTtlMs = Math.ceil(Duration.toMillis(config.idempotencyKeyTtl))
+    /** What the ledger binds a key to: every term that shapes the escrow, the timeout as given. */
+    const requestOf = (terms: EscrowTerms) =>
+      show([terms.payer, terms.payee, terms.amount, terms.description, terms.metadata ?? {}, terms.timeout === undefined ? null : Math.ceil(Duration.toMillis(terms.timeout)), terms.mandateId ?? null])
+    const slotOf = (terms: EscrowTerms) => `${terms.mandateId !== undefined ? terms.payee : terms.payer}\u0000${terms.idempotencyKey}`
     const keyedTerms: Array<EscrowTerms> = []
     const claimed = new Set<string>()
     const claimsPerDay = new Map<string, number>()
@@ -531,23 +538,29 @@ export const runOps = (
               }
             }
             const mandate = terms.mandateId === undefined ? undefined : mandateOf.get(terms.mandateId)
-            const previousId = terms.idempotencyKey === undefined ? undefined : keys.get(`${terms.payer}\u0000${terms.idempotencyKey}`)
-            const previous = previousId === undefined ? undefined : escrows.get(previousId)
-            const timeoutMs = terms.timeout === undefined ? defaultTimeoutMs : Math.ceil(Duration.toMillis(terms.timeout))
+            const previousKey = terms.idempotencyKey === undefined ? undefined : keys.get(slotOf(terms))
+            const liveKey = previousKey !== undefined && previousKey.expiresAtMs > nowMs ? previousKey : undefined
+            const previous = liveKey === undefined ? undefined : escrows.get(liveKey.id)
+            const givenTimeoutMs = terms.timeout === undefined ? defaultTimeoutMs : Math.ceil(Duration.toMillis(terms.timeout))
+            // Under a mandate the default timeout is shortened to its bounds; a given one beyond them is refused.
+            const mandateBoundMs = mandate === undefined
+              ? Infinity
+              : Math.min(mandate.maxTimeoutMs, mandate.expiresAtMs === null ? Infinity : mandate.expiresAtMs - nowMs)
+            const timeoutMs = terms.timeout === undefined ? Math.min(givenTimeoutMs, mandateBoundMs) : givenTimeoutMs
             let expected: Expect
             if (terms.amount <= 0n) expected = refused("InvalidInput", { field: "amount_usdc" })
             else if (terms.payer === terms.payee) expected = refused("InvalidInput", { field: "payee_wallet" })
-            else if (timeoutMs > maxTimeoutMs) expected = refused("InvalidInput", { field: "timeout" })
+            else if (givenTimeoutMs > maxTimeoutMs) expected = refused("InvalidInput", { field: "timeout" })
             else if (previous !== undefined) {
-              const same = previous.payer === terms.payer && previous.payee === terms.payee && previous.amount === terms.amount &&
-                previous.mandateId === (terms.mandateId ?? null)
-              expected = same ? ok : refused("IdempotencyConflict", { escrowId: previous.id })
+              expected = liveKey!.request === requestOf(terms) ? ok : refused("IdempotencyConflict", { idempotencyKey: terms.idempotencyKey })
             } else if (mandate !== undefined && (mandate.payer !== terms.payer || mandate.payee !== terms.payee)) {
               expected = refused("MandateExceeded", { mandateId: mandate.id })
             } else if (mandate !== undefined && (mandate.revoked || (mandate.expiresAtMs !== null && mandate.expiresAtMs <= nowMs))) {
               expected = refused("MandateExceeded", { mandateId: mandate.id })
             } else if (mandate !== undefined && (terms.amount > mandate.maxAmount || terms.amount > mandate.remaining)) {
               expected = refused("MandateExceeded", { mandateId: mandate.id })
+            } else if (terms.timeout !== undefined && timeoutMs > mandateBoundMs) {
+              expected = refused("InvalidInput", { field: "timeout_ms" })
             } else if (bal(terms.payer) < terms.amount) {
               expected = refused("InsufficientFunds", { wallet: terms.payer, availableMicros: bal(terms.payer), requiredMicros: terms.amount })
             } else expected = ok
@@ -579,7 +592,9 @@ export const runOps = (
                 move(SystemAccount.escrowHolding, terms.amount)
                 locked.set(terms.payer, (locked.get(terms.payer) ?? 0n) + terms.amount)
                 if (mandate !== undefined) mandate.remaining -= terms.amount
-                if (terms.idempotencyKey !== undefined) keys.set(`${terms.payer}\u0000${terms.idempotencyKey}`, e.id)
+                if (terms.idempotencyKey !== undefined) {
+                  keys.set(slotOf(terms), { id: e.id, request: requestOf(terms), expiresAtMs: nowMs + keyTtlMs })
+                }
               }
             }
             if (mandate !== undefined) {
@@ -610,6 +625,7 @@ export const runOps = (
             let expected: Expect
             if (e.status === "released" && part === undefined) expected = ok
             else if (e.status !== "pending") expected = refused("EscrowNotPending", { status: e.status, attempted: "release", escrowId: id })
+            else if (nowMs >= e.expiresAtMs) expected = refused("EscrowExpired", { escrowId: id, expiresAtMs: e.expiresAtMs })
             else if ((part ?? left) <= 0n) expected = refused("InvalidInput", { field: "amount_usdc" })
             else if ((part ?? left) > left) expected = refused("ReleaseExceedsRemaining", { remainingMicros: left, requestedMicros: part })
             else expected = ok
@@ -647,6 +663,8 @@ export const runOps = (
               outcome = "repeat"
             }
             if (result !== null) yield* checkRecord(result, e)
+            // Refused past the deadline: the escrow expired in the same step.
+            if (expected._tag === "refused" && expected.tags[0] === "EscrowExpired") refund(e, "expired")
             for (const account of watched) touched.add(account)
             break
           }
@@ -729,9 +747,12 @@ export const runOps = (
                 budget: op.budgetMicros,
                 remaining: op.budgetMicros,
                 expiresAtMs: input.expiresAtMs ?? null,
+                maxTimeoutMs: defaultTimeoutMs,
                 revoked: false
               }
-              if (result.remaining !== m.remaining || result.expiresAtMs !== m.expiresAtMs) return yield* fail(`mandate ${show(result)}`)
+              if (result.remaining !== m.remaining || result.expiresAtMs !== m.expiresAtMs || result.maxTimeoutMs !== m.maxTimeoutMs) {
+                return yield* fail(`mandate ${show(result)}`)
+              }
               mandates.push(m)
               mandateOf.set(m.id, m)
             }

@@ -135,6 +135,7 @@ for (const [name, make, scale] of ledgerImplementations) {
           "release:repeat",
           "release:EscrowNotPending",
           "release:ReleaseExceedsRemaining",
+          "release:EscrowExpired",
           "release:InvalidInput",
           "cancel:ok",
           "cancel:repeat",

@@ -44,9 +44,18 @@ const testPipeline = Pipeline.layer({
       input: Schema.Struct({ ok: Schema.Boolean }),
       price: Usdc.make("0.003"),
       run: ({ ok }) => (ok ? Effect.succeed({ ok }) : Effect.fail(new Error("flaky failed")))
+    }),
+    Pipeline.task({
+      name: "counted",
+      input: Schema.Struct({ n: Schema.Number }),
+      price: Usdc.make("0.001"),
+      run: ({ n }) => Effect.sync(() => ({ n, run: ++countedRuns }))
     })
   ]
 })
+
+/** Runs of the "counted" task: a replayed request must not add one. */
+let countedRuns = 0
 
 const micros = (text: string) => Usdc.make(text)
 
@@ -312,6 +321,31 @@ describe("POST /tasks/{agent}: one paid task per event", () => {
     expect(again.status).toBe(200)
     expect(again.body.escrow_id).toBe(first.body.escrow_id)
     expect(await wallet(svc.base, payer)).toEqual({ available: "0.998000", locked: "0.000000" })
+  })
+
+  it("a repeated event id: the same input gets the stored reply, run and charged once; another input → 409, nothing runs", async () => {
+    const payer = await payerWithMandate(svc.base, orchestrator)
+    const headers = { "idempotency-key": "event-77" }
+    const send = (n: number) => request(svc.base, "POST", "/tasks/counted", { body: { payer_wallet: payer.wallet, input: { n } }, headers })
+    const runsBefore = countedRuns
+    const first = await send(1)
+    expect(first).toMatchObject({ status: 200, body: { cost_usdc: "0.001000", result: { n: 1 } } })
+    expect(countedRuns).toBe(runsBefore + 1)
+    const charged = await wallet(svc.base, payer)
+    expect(charged).toEqual({ available: "0.999000", locked: "0.000000" })
+    const escrow = await run(ledger.getEscrow(first.body.escrow_id))
+    expect(escrow).toMatchObject({ status: "released", metadata: { request_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } })
+    // the same price, another input: refused, naming nothing of the first request
+    const other = await send(2)
+    expect(other).toMatchObject({ status: 409, body: { error: "idempotency_key_reused", field: "idempotency-key", details: { idempotency_key: "event-77" } } })
+    expect(JSON.stringify(other.body)).not.toContain(first.body.escrow_id)
+    expect(countedRuns).toBe(runsBefore + 1)
+    expect(await wallet(svc.base, payer)).toEqual(charged)
+    const again = await send(1)
+    expect(again).toMatchObject({ status: 200, body: first.body })
+    expect(countedRuns).toBe(runsBefore + 1)
+    expect(await wallet(svc.base, payer)).toEqual(charged)
+    expect(await run(ledger.getEscrow(first.body.escrow_id))).toEqual(escrow)
   })
 
   it("404 for an unknown agent, 400 for a bad input, refund on failure", async () => {

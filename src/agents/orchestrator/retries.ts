@@ -16,6 +16,7 @@ const terminalTags = new Set([
   "LedgerUnavailable",
   "EscrowNotFound",
   "EscrowNotPending",
+  "EscrowExpired",
   "ReleaseExceedsRemaining",
   "AgentStopped",
   "EscrowRefused"
