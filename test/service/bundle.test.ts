@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { browserScript } from "../../src/http/dashboard/script.js"
-import { type Child, freePort, payerWithMandate, register, repoRoot, request, spawnService, tempDir, waitExit, waitHealthy } from "./support.js"
+import { type Child, freePort, fundedPayer, paidRequest, register, repoRoot, request, spawnService, tempDir, waitExit, waitHealthy } from "./support.js"
 
 interface Built {
   readonly bundle: string
@@ -108,9 +108,8 @@ describe("the service's bundle", () => {
 
   it("starts from start.sh on its code cache, serves, mints ids of its own per process, and drains on SIGTERM", async () => {
     const minted = async (started: Started) => {
-      const orchestrator = (await request(started.base, "GET", "/info")).body.wallet_address as string
-      const payer = await payerWithMandate(started.base, orchestrator)
-      const inference = await request(started.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "hello" } })
+      const payer = await fundedPayer(started.base)
+      const inference = await paidRequest(started.base, started.base, payer, "/inference", { prompt: "hello" })
       expect(inference.status).toBe(200)
       const agent = await register(started.base, "another")
       return { escrowId: inference.body.escrow_id as string, agentId: agent.agentId, wallet: agent.wallet }

@@ -14,7 +14,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import type { WalletAddress } from "../../src/domain/ids.js"
 import { call, connect, startService } from "../mcp/harness.js"
-import { type Agent, eventually, type InProcess, metricValue, payerWithMandate, register, request, startInProcess, wallet } from "./support.js"
+import { type Agent, eventually, type InProcess, metricValue, paidRequest, payerWithMandate, register, request, startInProcess, wallet } from "./support.js"
 
 const REGION = "fra"
 
@@ -135,7 +135,7 @@ describe("escrow metrics", () => {
   it("a paid route's escrow is counted once, not once by the route and once by the ledger", async () => {
     const client = await payerWithMandate(svc.base, orchestrator)
     const before = escrows(await scrape(), REGION)
-    const reply = await request(svc.base, "POST", "/inference", { body: { payer_wallet: client.wallet, prompt: "count me" } })
+    const reply = await paidRequest(svc.base, svc.base, client, "/inference", { prompt: "count me" })
     expect(reply.status).toBe(200)
     expect(reply.body.region).toBe(REGION)
     const after = escrows(await scrape(), REGION)
@@ -151,7 +151,7 @@ describe("escrow metrics", () => {
 
 describe("refusal metrics", () => {
   it("counts 401, 403 and 409 over REST, MCP and the paid routes by their wire code, once each; a refusal moves no money", async () => {
-    const codes = ["unauthorized", "forbidden", "escrow_not_pending", "no_mandate"] as const
+    const codes = ["unauthorized", "forbidden", "escrow_not_pending", "payment_required"] as const
     const read = async () => {
       const text = await scrape()
       return Object.fromEntries(codes.map((code) => [code, refusals(text, code)])) as Record<(typeof codes)[number], number>
@@ -172,7 +172,7 @@ describe("refusal metrics", () => {
       unauthorized: before.unauthorized + 1,
       forbidden: before.forbidden + 1,
       escrow_not_pending: before.escrow_not_pending + 1,
-      no_mandate: before.no_mandate
+      payment_required: before.payment_required
     })
 
     // MCP: the refusal is a tool error inside a 200 answer.
@@ -180,15 +180,15 @@ describe("refusal metrics", () => {
     clients.push(stranger)
     const refused = await call(stranger, "get_balance", { wallet_address: payer.wallet })
     expect({ isError: refused.isError, error: refused.structured.error }).toEqual({ isError: true, error: "unauthorized" })
-    // A paid route: a payer that granted this orchestrator no mandate (403).
-    const noMandate = await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "hi" } })
-    expect({ status: noMandate.status, error: noMandate.body.error }).toEqual({ status: 403, error: "no_mandate" })
+    // A paid route: a request naming the payer's wallet but carrying no payment credential (402).
+    const unpaid = await request(svc.base, "POST", "/inference", { body: { payer_wallet: payer.wallet, prompt: "hi" } })
+    expect({ status: unpaid.status, error: unpaid.body.error }).toEqual({ status: 402, error: "payment_required" })
 
     expect(await read()).toEqual({
       unauthorized: before.unauthorized + 2,
       forbidden: before.forbidden + 1,
       escrow_not_pending: before.escrow_not_pending + 1,
-      no_mandate: before.no_mandate + 1
+      payment_required: before.payment_required + 1
     })
     expect(await wallet(svc.base, payer)).toEqual(balances)
   })
@@ -220,7 +220,7 @@ describe("remote settlement (ESCROW_BASE set)", () => {
     expect(await read()).toEqual({ created: 0, released: 0, cancelled: 0, expired: 0, inFlight: 0 })
     await eventually(async () => ((await request(remote.base, "GET", "/info")).body.referral_code === null ? undefined : true))
     const client = await payerWithMandate(settlementBase, agent.wallet)
-    const paid = await request(remote.base, "POST", "/inference", { body: { payer_wallet: client.wallet, prompt: "remote" } })
+    const paid = await paidRequest(remote.base, settlementBase, client, "/inference", { payer_wallet: client.wallet, prompt: "remote" })
     expect(paid.status).toBe(200)
     const failed = await request(remote.base, "POST", "/tasks/nope", { body: { payer_wallet: client.wallet, input: {} } })
     expect(failed.status).toBe(404)

@@ -324,8 +324,9 @@ describe("POST /tasks/{agent}: one paid task per event", () => {
   })
 
   it("a repeated event id: the same input gets the stored reply, run and charged once; another input → 409, nothing runs", async () => {
-    const payer = await payerWithMandate(svc.base, orchestrator)
-    const headers = { "idempotency-key": "event-77" }
+    const payer = await fundedPayer(svc.base)
+    // One credential throughout: a stored reply goes only to whoever presents the credential it was paid with.
+    const headers = { "idempotency-key": "event-77", authorization: `Payment ${await mintToken(svc.base, payer, orchestrator, { maxAmount: "0.001" })}` }
     const send = (n: number) => request(svc.base, "POST", "/tasks/counted", { body: { payer_wallet: payer.wallet, input: { n } }, headers })
     const runsBefore = countedRuns
     const first = await send(1)
