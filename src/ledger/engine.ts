@@ -50,7 +50,7 @@ import {
   SystemAccount,
   type WalletAddress
 } from "../domain/ids.js"
-import { MAX_MICROS, type Usdc } from "../domain/Usdc.js"
+import { format, MAX_MICROS, type Usdc } from "../domain/Usdc.js"
 import { split } from "./FeeSchedule.js"
 import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, LedgerShape, RegisterAgentInput } from "./Ledger.js"
 
@@ -421,8 +421,8 @@ const createEscrow = (
     const refuse = (reason: string) => Either.left(new MandateExceeded({ mandateId: terms.mandateId!, reason }))
     if (mandate.payer !== terms.payer || mandate.payee !== terms.payee) return refuse("it does not cover this payer and payee")
     if (!mandateIsLive(mandate, nowMs)) return refuse(mandate.revoked ? "it was revoked" : "it has expired")
-    if (terms.amount > mandate.maxAmount) return refuse(`amount exceeds the per-escrow maximum of ${mandate.maxAmount} micro-USDC`)
-    if (terms.amount > mandate.remaining) return refuse(`amount exceeds the remaining budget of ${mandate.remaining} micro-USDC`)
+    if (terms.amount > mandate.maxAmount) return refuse(`amount exceeds the per-escrow maximum of ${format(mandate.maxAmount)} USDC`)
+    if (terms.amount > mandate.remaining) return refuse(`amount exceeds the remaining budget of ${format(mandate.remaining)} USDC`)
   }
   const available = ws.balanceOf(terms.payer)
   if (available < terms.amount) {

@@ -15,7 +15,7 @@
 import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Option, Schema } from "effect"
 import type { EscrowRecord, EscrowTerms } from "../domain/Escrow.js"
 import { type EscrowId, type MandateId, WalletAddress } from "../domain/ids.js"
-import type { Usdc } from "../domain/Usdc.js"
+import { format as formatUsdc, type Usdc } from "../domain/Usdc.js"
 import { Escrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
@@ -151,7 +151,7 @@ export const make = Effect.gen(function*() {
     switch (error._tag) {
       case "InsufficientFunds":
         return new PaymentRequired({
-          message: `wallet ${payer} has ${error.availableMicros} micro-USDC available, ${error.requiredMicros} required`,
+          message: `wallet ${payer} has ${formatUsdc(error.availableMicros)} USDC available, ${formatUsdc(error.requiredMicros)} required`,
           requiredMicros: error.requiredMicros,
           availableMicros: error.availableMicros
         })
