@@ -14,7 +14,8 @@
  * The limit and the failures are the platform's: more than the `MaxBodySize` in
  * effect (capped at the service's `maxBodyBytes`) fails with a `RequestError` whose
  * cause says "maxBytes exceeded"; unparseable JSON with a `RequestError` whose cause
- * is the `SyntaxError`. Whichever of `text`, `json` or `arrayBuffer` is asked first
+ * is the `SyntaxError`; JSON nested deeper than `MAX_JSON_DEPTH` with one whose cause is
+ * `JsonTooDeep`, before it is parsed (jsonBody.ts). Whichever of `text`, `json` or `arrayBuffer` is asked first
  * (or `urlParamsBody`) reads the body; later ones reuse it. `stream`, `multipart` and `upgrade` go to the
  * platform's request untouched (none of them may follow a buffered read, as there).
  *
@@ -24,6 +25,7 @@
 import { HttpIncomingMessage, HttpServerError, HttpServerRequest, UrlParams } from "@effect/platform"
 import { Effect, Inspectable, Option } from "effect"
 import { IncomingMessage } from "node:http"
+import { exceedsDepth, JsonTooDeep } from "./jsonBody.js"
 
 class BufferedBodyRequest extends Inspectable.Class implements HttpServerRequest.HttpServerRequest {
   readonly [HttpServerRequest.TypeId]: HttpServerRequest.TypeId = HttpServerRequest.TypeId
@@ -140,8 +142,11 @@ class BufferedBodyRequest extends Inspectable.Class implements HttpServerRequest
   get json(): Effect.Effect<unknown, HttpServerError.RequestError> {
     return Effect.flatMap(this.buffer, (body) => {
       if (body.length === 0) return Effect.succeed(null)
+      const text = body.toString("utf8")
+      // Before parsing: everything after it (schema decoding, logging) recurses.
+      if (exceedsDepth(text)) return Effect.fail(this.failure(new JsonTooDeep()))
       try {
-        return Effect.succeed(JSON.parse(body.toString("utf8")) as unknown)
+        return Effect.succeed(JSON.parse(text) as unknown)
       } catch (error) {
         return Effect.fail(this.failure(error))
       }

@@ -14,6 +14,7 @@ import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Context, Deferred, Effect, Layer, Logger, Option, type Scope, Sink, Stream } from "effect"
+import { exceedsDepth, tooDeepMessage } from "../jsonBody.js"
 import { inspect, normalizeLine } from "./jsonRpc.js"
 import { currentBearer, McpCredential, parseBearer } from "./McpCredential.js"
 
@@ -34,8 +35,8 @@ export interface HttpOptions {
 
 /**
  * Wraps the MCP HTTP app. Before it runs: a body over the limit is a 413 (the app
- * reads the body once and caches it, so the bounded read here is the only read), the
- * body passes `inspect` (jsonRpc.ts: answers malformed messages, fills in optional
+ * reads the body once and caches it, so the bounded read here is the only read), one
+ * nested deeper than `MAX_JSON_DEPTH` a 400 naming `body`, the body passes `inspect` (jsonRpc.ts: answers malformed messages, fills in optional
  * `arguments`), and the request's bearer token goes into `currentBearer` for the tool
  * handlers. A body of notifications only is answered 202, as StreamableHTTP says.
  */
@@ -56,6 +57,10 @@ export const guardMcpApp = (
       Effect.either
     )
     if (read._tag === "Left") return tooLarge
+    // Before parsing: the MCP app's decoding recurses (jsonBody.ts).
+    if (exceedsDepth(read.right)) {
+      return HttpServerResponse.unsafeJson({ error: "invalid_request", message: tooDeepMessage, field: "body" }, { status: 400 })
+    }
     const inspection = inspect(read.right)
     if (inspection._tag === "Answer") return HttpServerResponse.unsafeJson(inspection.body, { status: inspection.status })
     const forwarded = inspection.body === undefined ? request : withBody(request, inspection.body)
