@@ -14,7 +14,8 @@
  * - a body that is not JSON by its `Content-Type` as 415 `unsupported_media_type`
  *   before reading it (the platform would decode a form into the payload, or fail
  *   on a multipart one); JSON nested deeper than `MAX_JSON_DEPTH` as 400
- *   `invalid_request` naming `body`, before it is parsed (jsonBody.ts);
+ *   `invalid_request` naming `body`, on every route, before anything parses it
+ *   (jsonBody.ts);
  * - unknown routes as 404 `not_found`; anything else as 500 `internal_error`,
  *   logged with its cause (never with the request's headers, which carry keys).
  */
@@ -22,7 +23,7 @@ import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/pla
 import { Cause, Effect, Option } from "effect"
 import { bodyOf, isWireError, statusOf, UnsupportedMediaTypeError, type WireError } from "./errors.js"
 import { hasBody, isJsonContentType, JsonTooDeep, tooDeepMessage, unsupportedMediaTypeMessage } from "./jsonBody.js"
-import { withBufferedBody } from "./requestBody.js"
+import { checkDepth, withBufferedBody } from "./requestBody.js"
 
 const MAX_MESSAGE_CHARS = 500
 
@@ -112,8 +113,10 @@ export const edge = (maxBodyBytes: number) => {
           })
         ))
       }
-      return app.pipe(
-        Effect.provideService(HttpServerRequest.HttpServerRequest, withBufferedBody(request, maxBodyBytes)),
+      const buffered = withBufferedBody(request, maxBodyBytes)
+      const served = Effect.provideService(app, HttpServerRequest.HttpServerRequest, buffered)
+      // Every route, including those that ignore their body, refuses one nested too deep.
+      return (hasBody(request.headers) ? Effect.zipRight(checkDepth(buffered), served) : served).pipe(
         Effect.catchAllCause(handle)
       )
     })
