@@ -321,7 +321,10 @@ export class WalletsGroup extends HttpApiGroup.make("wallets")
     HttpApiEndpoint.post("claimFaucet", "/api/faucet/claim")
       .setPayload(FaucetClaimRequest)
       .addSuccess(FaucetClaimed)
-      .annotate(OpenApi.Description, "Credit the faucet amount, once per wallet; only for the caller's own wallet")
+      .annotate(
+        OpenApi.Description,
+        "Credit the faucet amount, once per wallet; only for the caller's own wallet. At most FAUCET_CLAIMS_PER_ADDRESS_PER_DAY (3) per client address per UTC day."
+      )
   )
   .add(
     HttpApiEndpoint.get("balance")`/api/wallets/${addressParam}`

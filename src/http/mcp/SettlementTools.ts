@@ -95,7 +95,7 @@ export const GetEscrow = Tool.make("get_escrow", {
 )
 
 export const ClaimFaucet = Tool.make("claim_faucet", {
-  description: "Credit the faucet amount to your own wallet, once per wallet. Returns what was credited and the new balance.",
+  description: "Credit the faucet amount to your own wallet, once per wallet (and a few claims per client address per day). Returns what was credited and the new balance.",
   parameters: { wallet_address: wallet("Your own wallet"), agent_name: agentName },
   success: Api.FaucetClaimed,
   failure
