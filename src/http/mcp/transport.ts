@@ -39,9 +39,11 @@ export interface HttpOptions {
 /**
  * Wraps the MCP HTTP app. Before it runs: a body over the limit is a 413 (the app
  * reads the body once and caches it, so the bounded read here is the only read), one
- * nested deeper than `MAX_JSON_DEPTH` a 400 naming `body`, the body passes `inspect` (jsonRpc.ts: answers malformed messages, fills in optional
- * `arguments`), and the request's bearer token goes into `currentBearer` for the tool
- * handlers, with its client address in `currentClientAddress`. A body of notifications only is answered 202, as StreamableHTTP says.
+ * nested deeper than `MAX_JSON_DEPTH` a 400 naming `body`, the body passes `inspect`
+ * (jsonRpc.ts: answers malformed messages, fills in optional `arguments`), and the
+ * request's bearer token goes into `currentBearer` for the tool handlers, with its
+ * client address in `currentClientAddress`. A body of notifications only is answered
+ * 202, as StreamableHTTP says.
  */
 export const guardMcpApp = (
   app: HttpApp.Default<never, Scope.Scope>,
