@@ -11,9 +11,9 @@
  * - decode failures as 400 `invalid_request` naming the field;
  * - unparseable JSON as 400 `invalid_json`; bodies over the limit as 413 (by
  *   `Content-Length` before reading anything, or while reading a chunked body);
- * - a body that is not JSON by its `Content-Type` as 415 `unsupported_media_type`
- *   before reading it (the platform would decode a form into the payload, or fail
- *   on a multipart one); JSON nested deeper than `MAX_JSON_DEPTH` as 400
+ * - a `Content-Type` other than JSON on a POST, PUT, PATCH or DELETE as 415
+ *   `unsupported_media_type` before reading anything (the platform would decode a
+ *   form into the payload, and wait forever on an empty multipart one); JSON nested deeper than `MAX_JSON_DEPTH` as 400
  *   `invalid_request` naming `body`, on every route, before anything parses it
  *   (jsonBody.ts);
  * - unknown routes as 404 `not_found`; anything else as 500 `internal_error`,
@@ -22,7 +22,7 @@
 import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import { bodyOf, isWireError, statusOf, UnsupportedMediaTypeError, type WireError } from "./errors.js"
-import { hasBody, isJsonContentType, JsonTooDeep, tooDeepMessage, unsupportedMediaTypeMessage } from "./jsonBody.js"
+import { hasBody, JsonTooDeep, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "./jsonBody.js"
 import { checkDepth, withBufferedBody } from "./requestBody.js"
 
 const MAX_MESSAGE_CHARS = 500
@@ -103,8 +103,8 @@ export const edge = (maxBodyBytes: number) => {
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const length = request.headers["content-length"]
       if (length !== undefined && Number(length) > maxBodyBytes) return Effect.succeed(tooLarge(maxBodyBytes))
-      const contentType = request.headers["content-type"]
-      if (contentType !== undefined && !isJsonContentType(contentType) && hasBody(request.headers)) {
+      const contentType = unsupportedContentType(request.method, request.headers)
+      if (contentType !== undefined) {
         return Effect.succeed(respond(
           new UnsupportedMediaTypeError({
             error: "unsupported_media_type",

@@ -69,5 +69,19 @@ export const hasBody = (headers: Readonly<Record<string, string | undefined>>): 
   return headers["transfer-encoding"] !== undefined
 }
 
+/**
+ * The `Content-Type` to refuse with 415, if any: a non-JSON one on a method that may
+ * carry a body, whether or not this request has one. The platform decodes a payload by
+ * its declared type, and a multipart parser waits on an empty body rather than fail.
+ */
+export const unsupportedContentType = (
+  method: string,
+  headers: Readonly<Record<string, string | undefined>>
+): string | undefined => {
+  if (method === "GET" || method === "HEAD" || method === "OPTIONS") return undefined
+  const contentType = headers["content-type"]
+  return contentType !== undefined && !isJsonContentType(contentType) ? contentType : undefined
+}
+
 export const unsupportedMediaTypeMessage = (contentType: string) =>
   `the request body must be JSON (Content-Type: application/json), not ${contentType.slice(0, 100)}`

@@ -13,7 +13,7 @@
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option } from "effect"
 import * as Usdc from "../domain/Usdc.js"
-import { exceedsDepth, hasBody, isJsonContentType, tooDeepMessage, unsupportedMediaTypeMessage } from "../http/jsonBody.js"
+import { exceedsDepth, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "../http/jsonBody.js"
 import { InvalidRequest, type PaidRequestError, toHttp } from "./errors.js"
 import { Identity } from "./Identity.js"
 import { PaidRequests, type PaidResult } from "./PaidRequests.js"
@@ -59,8 +59,8 @@ const readJson = (maxBodyBytes: number) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<Read> => {
     const declared = Number(request.headers["content-length"] ?? "0")
     if (Number.isFinite(declared) && declared > maxBodyBytes) return Effect.succeed({ _tag: "TooLarge" as const })
-    const contentType = request.headers["content-type"]
-    if (contentType !== undefined && !isJsonContentType(contentType) && hasBody(request.headers)) {
+    const contentType = unsupportedContentType(request.method, request.headers)
+    if (contentType !== undefined) {
       return Effect.succeed({ _tag: "NotJson" as const, contentType })
     }
     return request.text.pipe(
