@@ -49,10 +49,17 @@ export const Timestamp: Schema.Schema<number, string> = Schema.transformOrFail(S
     Number.isFinite(ms) ? ParseResult.succeed(new Date(ms).toISOString()) : ParseResult.fail(new ParseResult.Type(ast, ms, "not a time"))
 }).annotations({ identifier: "Timestamp", description: "ISO-8601 UTC date-time, e.g. \"2025-01-01T12:00:00.000Z\"" })
 
-/** A point in time in a request: an ISO-8601 string, or seconds since the epoch (what Python's `time.time()` gives). */
+/** The last second an ISO-8601 timestamp with a 4-digit year can name (9999-12-31T23:59:59Z). */
+const MAX_EPOCH_SECONDS = 253_402_300_799
+
+/**
+ * A point in time in a request: an ISO-8601 string, or seconds since the epoch (what
+ * Python's `time.time()` gives), up to the year 9999: later ones could not be written
+ * back out as a date.
+ */
 export const TimestampIn: Schema.Schema<number, string | number> = Schema.Union(
-  Timestamp,
-  Schema.transform(Schema.Number.pipe(Schema.finite(), Schema.positive()), Schema.Number, {
+  Timestamp.pipe(Schema.filter((ms) => ms >= 0 && ms <= MAX_EPOCH_SECONDS * 1000 || "expected a date-time from 1970 to 9999")),
+  Schema.transform(Schema.Number.pipe(Schema.finite(), Schema.positive(), Schema.lessThanOrEqualTo(MAX_EPOCH_SECONDS)), Schema.Number, {
     strict: true,
     decode: (seconds) => Math.round(seconds * 1000),
     encode: (ms) => ms / 1000

@@ -147,6 +147,29 @@ describe("the settlement API's body bounds", () => {
     }))
 })
 
+describe("timestamps in requests", () => {
+  it.scoped("a mandate's expiry beyond what a date can name is 400 naming expires_at; no mandate is created", () =>
+    Effect.gen(function*() {
+      const h = yield* serve({ sqlite: true })
+      const payer = yield* agent(h, "payer", "10")
+      const payee = yield* agent(h, "payee")
+      const before = yield* snapshot(h, [payer.wallet, payee.wallet])
+      const grant = (expires_at: unknown) =>
+        h.http("POST", "/api/mandates", { key: payer.key, body: { payee_wallet: payee.wallet, max_amount_usdc: "1", budget_usdc: "1", expires_at } })
+      for (const expires_at of [8_640_000_000_000.001, 1e300, 253_402_300_800, "+275760-09-13T00:00:00.000Z"]) {
+        const reply = yield* grant(expires_at)
+        expect(reply.status, `${expires_at}: ${JSON.stringify(reply.body)}`).toBe(400)
+        expect(reply.body).toMatchObject({ error: "invalid_request", field: "expires_at" })
+      }
+      expect(yield* snapshot(h, [payer.wallet, payee.wallet])).toEqual(before)
+      expect(yield* h.ledger.findLiveMandate(payer.wallet, payee.wallet)).toBeNull()
+      // The last second of 9999 is a date, and is served.
+      const last = yield* grant(253_402_300_799)
+      expect(last.status, JSON.stringify(last.body)).toBe(201)
+      expect(last.body.expires_at).toBe("9999-12-31T23:59:59.000Z")
+    }))
+})
+
 describe("MCP's body bounds", () => {
   it.scopedLive("deep JSON-RPC is 400 naming body, with or without a key; a form is 415; the server keeps serving", () =>
     Effect.gen(function*() {
