@@ -58,7 +58,7 @@ const MAX_EPOCH_SECONDS = 253_402_300_799
  * back out as a date.
  */
 export const TimestampIn: Schema.Schema<number, string | number> = Schema.Union(
-  Timestamp.pipe(Schema.filter((ms) => ms >= 0 && ms <= MAX_EPOCH_SECONDS * 1000 || "expected a date-time from 1970 to 9999")),
+  Timestamp.pipe(Schema.filter((ms) => ms <= MAX_EPOCH_SECONDS * 1000 || "expected a date-time no later than 9999-12-31T23:59:59Z")),
   Schema.transform(Schema.Number.pipe(Schema.finite(), Schema.positive(), Schema.lessThanOrEqualTo(MAX_EPOCH_SECONDS)), Schema.Number, {
     strict: true,
     decode: (seconds) => Math.round(seconds * 1000),
