@@ -219,4 +219,4 @@ export const describeOutputError = (error: ParseResult.ParseError): string => {
 export const checkPrice = (field: string, price: bigint): Either.Either<Usdc.Usdc, InvalidInput> =>
   price > 0n && price <= Usdc.MAX_MICROS
     ? Either.right(price as Usdc.Usdc)
-    : Either.left(new InvalidInput({ field, message: `${field} must be greater than zero and at most ${Usdc.format(Usdc.MAX_MICROS)} USDC, got ${price} micro-USDC` }))
+    : Either.left(new InvalidInput({ field, message: `${field} must be greater than zero and at most ${Usdc.format(Usdc.MAX_MICROS)} USDC, got ${Usdc.format(price)} USDC` }))

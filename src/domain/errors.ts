@@ -1,9 +1,10 @@
 /**
  * Every way a money operation can be refused, as typed values carrying the facts a
- * caller needs. A refused operation changes nothing.
+ * caller needs. A refused operation changes nothing. Messages print amounts in USDC
+ * with 6 places; the fields keep the exact micros.
  */
 import { Schema } from "effect"
-import { InvalidAmount } from "./Usdc.js"
+import { format, InvalidAmount } from "./Usdc.js"
 
 export { InvalidAmount }
 
@@ -21,7 +22,7 @@ export class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("
   availableMicros: Micros
 }) {
   override get message() {
-    return `wallet ${this.wallet} has ${this.availableMicros} micro-USDC available, ${this.requiredMicros} required`
+    return `wallet ${this.wallet} has ${format(this.availableMicros)} USDC available, ${format(this.requiredMicros)} required`
   }
 }
 
@@ -98,7 +99,7 @@ export class ReleaseExceedsRemaining extends Schema.TaggedError<ReleaseExceedsRe
   remainingMicros: Micros
 }) {
   override get message() {
-    return `escrow ${this.escrowId} has ${this.remainingMicros} micro-USDC locked, ${this.requestedMicros} requested`
+    return `escrow ${this.escrowId} has ${format(this.remainingMicros)} USDC locked, ${format(this.requestedMicros)} requested`
   }
 }
 
@@ -128,7 +129,7 @@ export class FaucetTreasuryEmpty extends Schema.TaggedError<FaucetTreasuryEmpty>
   availableMicros: Micros
 }) {
   override get message() {
-    return `the faucet treasury holds ${this.availableMicros} micro-USDC, ${this.requiredMicros} required`
+    return `the faucet treasury holds ${format(this.availableMicros)} USDC, ${format(this.requiredMicros)} required`
   }
 }
 
@@ -167,7 +168,7 @@ export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("Budget
   requestedMicros: Micros
 }) {
   override get message() {
-    return `${this.cap} cap of ${this.limitMicros} micro-USDC: ${this.spentMicros} spent, ${this.requestedMicros} more requested`
+    return `${this.cap} cap of ${format(this.limitMicros)} USDC: ${format(this.spentMicros)} spent, ${format(this.requestedMicros)} more requested`
   }
 }
 

@@ -49,10 +49,17 @@ export const Timestamp: Schema.Schema<number, string> = Schema.transformOrFail(S
     Number.isFinite(ms) ? ParseResult.succeed(new Date(ms).toISOString()) : ParseResult.fail(new ParseResult.Type(ast, ms, "not a time"))
 }).annotations({ identifier: "Timestamp", description: "ISO-8601 UTC date-time, e.g. \"2025-01-01T12:00:00.000Z\"" })
 
-/** A point in time in a request: an ISO-8601 string, or seconds since the epoch (what Python's `time.time()` gives). */
+/** The last second an ISO-8601 timestamp with a 4-digit year can name (9999-12-31T23:59:59Z). */
+const MAX_EPOCH_SECONDS = 253_402_300_799
+
+/**
+ * A point in time in a request: an ISO-8601 string, or seconds since the epoch (what
+ * Python's `time.time()` gives), up to the year 9999: later ones could not be written
+ * back out as a date.
+ */
 export const TimestampIn: Schema.Schema<number, string | number> = Schema.Union(
-  Timestamp,
-  Schema.transform(Schema.Number.pipe(Schema.finite(), Schema.positive()), Schema.Number, {
+  Timestamp.pipe(Schema.filter((ms) => ms <= MAX_EPOCH_SECONDS * 1000 || "expected a date-time no later than 9999-12-31T23:59:59Z")),
+  Schema.transform(Schema.Number.pipe(Schema.finite(), Schema.positive(), Schema.lessThanOrEqualTo(MAX_EPOCH_SECONDS)), Schema.Number, {
     strict: true,
     decode: (seconds) => Math.round(seconds * 1000),
     encode: (ms) => ms / 1000
@@ -399,7 +406,10 @@ export class WalletsGroup extends HttpApiGroup.make("wallets")
     HttpApiEndpoint.post("claimFaucet", "/api/faucet/claim")
       .setPayload(FaucetClaimRequest)
       .addSuccess(FaucetClaimed)
-      .annotate(OpenApi.Description, "Credit the faucet amount, once per wallet; only for the caller's own wallet")
+      .annotate(
+        OpenApi.Description,
+        "Credit the faucet amount, once per wallet; only for the caller's own wallet. At most FAUCET_CLAIMS_PER_ADDRESS_PER_DAY (3) per client address per UTC day."
+      )
   )
   .add(
     HttpApiEndpoint.get("balance")`/api/wallets/${addressParam}`
@@ -504,6 +514,7 @@ export class SettlementApi extends HttpApi.make("settlement")
   .addError(Wire.NotFoundError)
   .addError(Wire.ConflictError)
   .addError(Wire.PayloadTooLargeError)
+  .addError(Wire.UnsupportedMediaTypeError)
   .addError(Wire.TooManyRequestsError)
   .addError(Wire.InternalError)
   .addError(Wire.ServiceUnavailableError)

@@ -1,5 +1,6 @@
 /**
- * Rate limits: per authenticated agent, and per client address for registration.
+ * Rate limits: per authenticated agent, per client address for registration, and
+ * faucet claims per client address per UTC day.
  *
  * The algorithm is `@effect/experimental`'s `RateLimiter` (token bucket, on Effect's
  * `Clock`, so `TestClock` drives it). Its memory store never forgets a key, and the
@@ -18,11 +19,17 @@ export interface RateLimitsShape {
   readonly agent: (agentId: string) => Effect.Effect<void, RateLimited>
   /** One registration from a client address. */
   readonly registration: (address: string) => Effect.Effect<void, RateLimited>
+  /**
+   * Reserves one of the address's faucet claims for today; the effect it returns gives
+   * the reservation back (for a claim the ledger then refused: only paid claims count).
+   */
+  readonly faucetClaim: (address: string) => Effect.Effect<Effect.Effect<void>, RateLimited>
 }
 
 export interface RateLimitSettings {
   readonly agentRequestsPerSecond: number
   readonly registrationsPerMinute: number
+  readonly faucetClaimsPerAddressPerDay: number
   readonly maxKeys: number
 }
 
@@ -46,12 +53,70 @@ export const make = (settings: RateLimitSettings): Effect.Effect<RateLimitsShape
       const minute = Duration.minutes(1)
       const agentLabel = `${settings.agentRequestsPerSecond} requests/s per agent`
       const registrationLabel = `${settings.registrationsPerMinute} registrations/min per address`
+      const faucet = dailyQuota({
+        perDay: settings.faucetClaimsPerAddressPerDay,
+        maxKeys: settings.maxKeys,
+        label: `${settings.faucetClaimsPerAddressPerDay} faucet claims/day per address`
+      })
       return {
         agent: (agentId) => consume(`a:${agentId}`, settings.agentRequestsPerSecond, second, agentLabel),
-        registration: (address) => consume(`r:${address}`, settings.registrationsPerMinute, minute, registrationLabel)
+        registration: (address) => consume(`r:${address}`, settings.registrationsPerMinute, minute, registrationLabel),
+        faucetClaim: faucet
       }
     })
   )
+
+const DAY_MS = 86_400_000
+
+interface DayCount {
+  readonly day: number
+  count: number
+}
+
+/**
+ * At most `perDay` reservations per key per UTC day (the ledger's faucet day), on
+ * Effect's `Clock`. A calendar day rather than a token bucket: a refused caller is
+ * told the one time its allowance comes back, midnight UTC. Holds at most `maxKeys`
+ * keys: when full it drops the keys of past days (they count nothing), and only if
+ * none is stale, the oldest tenth, which lets those addresses claim again today;
+ * the ledger's global daily cap still bounds what that can pay.
+ */
+export const dailyQuota = (options: { readonly perDay: number; readonly maxKeys: number; readonly label: string }) => {
+  const counts = new Map<string, DayCount>()
+  const makeRoom = (today: number) => {
+    if (counts.size < options.maxKeys) return
+    for (const [key, entry] of counts) if (entry.day !== today) counts.delete(key)
+    if (counts.size >= options.maxKeys) {
+      let drop = Math.max(1, Math.floor(options.maxKeys / 10))
+      for (const key of counts.keys()) {
+        if (drop-- <= 0) break
+        counts.delete(key)
+      }
+    }
+  }
+  return (key: string): Effect.Effect<Effect.Effect<void>, RateLimited> =>
+    Effect.clockWith((clock) =>
+      Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const today = Math.floor(now / DAY_MS)
+        let entry = counts.get(key)
+        if (entry === undefined || entry.day !== today) {
+          if (entry === undefined) makeRoom(today)
+          entry = { day: today, count: 0 }
+          counts.set(key, entry)
+        }
+        if (entry.count >= options.perDay) {
+          return Effect.fail(new RateLimited({ limit: options.label, retryAfterMs: Math.max(1, (today + 1) * DAY_MS - now) }))
+        }
+        // Checked and taken in one synchronous step: concurrent claims cannot both take the last one.
+        entry.count++
+        const reserved = entry
+        return Effect.succeed(Effect.sync(() => {
+          if (counts.get(key) === reserved && reserved.count > 0) reserved.count--
+        }))
+      })
+    )
+}
 
 /**
  * The caller's address: the socket's peer, or (only when `trustProxy`) what the

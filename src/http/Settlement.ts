@@ -99,12 +99,17 @@ export interface SettlementShape {
   readonly revokeKeys: (
     caller: Caller
   ) => Effect.Effect<{ readonly revokedCount: number; readonly revokedAtMs: number }, KeyInGrace | Errors.LedgerUnavailable>
+  /**
+   * Pays the faucet to the caller's own wallet, at most `faucetClaimsPerAddressPerDay`
+   * claims per `clientAddress` (the HTTP client's; "stdio" for the local MCP process).
+   */
   readonly claimFaucet: (
     caller: Caller,
-    input: { readonly wallet: WalletAddress; readonly agentName: string }
+    input: { readonly wallet: WalletAddress; readonly agentName: string; readonly clientAddress: string }
   ) => Effect.Effect<
     FaucetClaim,
     | NotAuthorized
+    | RateLimited
     | Errors.AgentNotFound
     | Errors.FaucetAlreadyClaimed
     | Errors.FaucetTreasuryEmpty
@@ -238,6 +243,7 @@ export const make = Effect.gen(function*() {
   const limits = yield* RateLimits.make({
     agentRequestsPerSecond: config.agentRequestsPerSecond,
     registrationsPerMinute: config.registrationsPerMinute,
+    faucetClaimsPerAddressPerDay: config.faucetClaimsPerAddressPerDay,
     maxKeys: config.rateLimitMaxKeys
   })
   const graceMs = Duration.toMillis(config.keyRotationGrace)
@@ -382,7 +388,11 @@ export const make = Effect.gen(function*() {
 
     claimFaucet: (caller, input) =>
       input.wallet === caller.wallet
-        ? ledger.claimFaucet(input)
+        ? Effect.flatMap(limits.faucetClaim(input.clientAddress), (giveBack) =>
+          // A claim the ledger refused (already claimed, treasury empty) paid nothing and does not
+          // count; one whose outcome is unknown (storage failure) does.
+          Effect.tapError(ledger.claimFaucet({ wallet: input.wallet, agentName: input.agentName }), (error) =>
+            error._tag === "LedgerUnavailable" ? Effect.void : giveBack))
         : refuse(`wallet ${input.wallet} is not yours: the faucet pays only the caller's own wallet`, "wallet_address"),
 
     balance: (caller, wallet) =>

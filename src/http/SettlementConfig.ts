@@ -17,6 +17,12 @@ export interface SettlementConfigShape {
   /** `POST /api/agents` per client address per minute. */
   readonly registrationsPerMinute: number
   /**
+   * Faucet claims paid per client address per UTC day (REST and MCP alike). The
+   * faucet pays each wallet once, and registering a wallet is free, so without this
+   * one address could register wallet after wallet and drain the treasury.
+   */
+  readonly faucetClaimsPerAddressPerDay: number
+  /**
    * Behind Fly's proxy (or another), the client address comes from `Fly-Client-IP`
    * or the first `X-Forwarded-For` entry. Off by default: anyone can send those
    * headers, so they are trusted only when a proxy is known to set them.
@@ -42,6 +48,7 @@ export const defaults: SettlementConfigShape = {
   maxBodyBytes: 64 * 1024,
   agentRequestsPerSecond: 1_000,
   registrationsPerMinute: 60,
+  faucetClaimsPerAddressPerDay: 3,
   trustProxy: false,
   keyRotationGrace: Duration.hours(24),
   payerMayCancelBeforeDeadline: false,
@@ -60,6 +67,7 @@ export const make = (overrides: Partial<SettlementConfigShape> = {}): Settlement
   positiveInt("maxBodyBytes", config.maxBodyBytes)
   positiveInt("agentRequestsPerSecond", config.agentRequestsPerSecond)
   positiveInt("registrationsPerMinute", config.registrationsPerMinute)
+  positiveInt("faucetClaimsPerAddressPerDay", config.faucetClaimsPerAddressPerDay)
   positiveInt("rateLimitMaxKeys", config.rateLimitMaxKeys)
   return config
 }
@@ -68,7 +76,7 @@ export const layer = (overrides: Partial<SettlementConfigShape> = {}) => Layer.s
 
 /**
  * From the environment: `PORT`, `HOST`, `MAX_BODY_BYTES`, `RATE_LIMIT_PER_AGENT` (per
- * second), `REGISTRATIONS_PER_MINUTE`, `TRUST_PROXY` (true behind Fly),
+ * second), `REGISTRATIONS_PER_MINUTE`, `FAUCET_CLAIMS_PER_ADDRESS_PER_DAY`, `TRUST_PROXY` (true behind Fly),
  * `KEY_ROTATION_GRACE` ("24 hours"), `PAYER_MAY_CANCEL_BEFORE_DEADLINE`.
  */
 export const fromEnv: Config.Config<SettlementConfigShape> = Config.all({
@@ -77,6 +85,9 @@ export const fromEnv: Config.Config<SettlementConfigShape> = Config.all({
   maxBodyBytes: Config.integer("MAX_BODY_BYTES").pipe(Config.withDefault(defaults.maxBodyBytes)),
   agentRequestsPerSecond: Config.integer("RATE_LIMIT_PER_AGENT").pipe(Config.withDefault(defaults.agentRequestsPerSecond)),
   registrationsPerMinute: Config.integer("REGISTRATIONS_PER_MINUTE").pipe(Config.withDefault(defaults.registrationsPerMinute)),
+  faucetClaimsPerAddressPerDay: Config.integer("FAUCET_CLAIMS_PER_ADDRESS_PER_DAY").pipe(
+    Config.withDefault(defaults.faucetClaimsPerAddressPerDay)
+  ),
   trustProxy: Config.boolean("TRUST_PROXY").pipe(Config.withDefault(defaults.trustProxy)),
   keyRotationGrace: Config.duration("KEY_ROTATION_GRACE").pipe(Config.withDefault(defaults.keyRotationGrace)),
   payerMayCancelBeforeDeadline: Config.boolean("PAYER_MAY_CANCEL_BEFORE_DEADLINE").pipe(

@@ -11,13 +11,19 @@
  * - decode failures as 400 `invalid_request` naming the field;
  * - unparseable JSON as 400 `invalid_json`; bodies over the limit as 413 (by
  *   `Content-Length` before reading anything, or while reading a chunked body);
+ * - a `Content-Type` other than JSON on a POST, PUT, PATCH or DELETE as 415
+ *   `unsupported_media_type` before reading anything (the platform would decode a
+ *   form into the payload, and wait forever on an empty multipart one); JSON nested deeper than `MAX_JSON_DEPTH` as 400
+ *   `invalid_request` naming `body`, on every route, before anything parses it
+ *   (jsonBody.ts);
  * - unknown routes as 404 `not_found`; anything else as 500 `internal_error`,
  *   logged with its cause (never with the request's headers, which carry keys).
  */
 import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
-import { bodyOf, isWireError, statusOf, type WireError } from "./errors.js"
-import { withBufferedBody } from "./requestBody.js"
+import { bodyOf, isWireError, statusOf, UnsupportedMediaTypeError, type WireError } from "./errors.js"
+import { hasBody, JsonTooDeep, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "./jsonBody.js"
+import { checkDepth, withBufferedBody } from "./requestBody.js"
 
 const MAX_MESSAGE_CHARS = 500
 
@@ -57,7 +63,9 @@ const isTagged = (u: unknown, tag: string): u is { readonly _tag: string } =>
   typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === tag
 
 const bodyReadFailure = (error: { readonly cause?: unknown }, maxBodyBytes: number) =>
-  error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
+  error.cause instanceof JsonTooDeep
+    ? plain(400, "invalid_request", tooDeepMessage, "body")
+    : error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
     ? tooLarge(maxBodyBytes)
     : plain(400, "invalid_json", "the request body is not valid JSON")
 
@@ -95,8 +103,20 @@ export const edge = (maxBodyBytes: number) => {
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const length = request.headers["content-length"]
       if (length !== undefined && Number(length) > maxBodyBytes) return Effect.succeed(tooLarge(maxBodyBytes))
-      return app.pipe(
-        Effect.provideService(HttpServerRequest.HttpServerRequest, withBufferedBody(request, maxBodyBytes)),
+      const contentType = unsupportedContentType(request.method, request.headers)
+      if (contentType !== undefined) {
+        return Effect.succeed(respond(
+          new UnsupportedMediaTypeError({
+            error: "unsupported_media_type",
+            message: unsupportedMediaTypeMessage(contentType),
+            field: "content-type"
+          })
+        ))
+      }
+      const buffered = withBufferedBody(request, maxBodyBytes)
+      const served = Effect.provideService(app, HttpServerRequest.HttpServerRequest, buffered)
+      // Every route, including those that ignore their body, refuses one nested too deep.
+      return (hasBody(request.headers) ? Effect.zipRight(checkDepth(buffered), served) : served).pipe(
         Effect.catchAllCause(handle)
       )
     })

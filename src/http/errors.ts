@@ -125,6 +125,10 @@ export class PayloadTooLargeError extends Schema.Class<PayloadTooLargeError>("Pa
   fields,
   wire(413, "The request body exceeds the size limit")
 ) {}
+export class UnsupportedMediaTypeError extends Schema.Class<UnsupportedMediaTypeError>("UnsupportedMediaTypeError")(
+  fields,
+  wire(415, "The request body is not JSON (`Content-Type: application/json`)")
+) {}
 export class TooManyRequestsError extends Schema.Class<TooManyRequestsError>("TooManyRequestsError")(
   fields,
   wire(429, "Rate limited; `details.retry_after_ms` says when to retry")
@@ -146,6 +150,7 @@ export type WireError =
   | NotFoundError
   | ConflictError
   | PayloadTooLargeError
+  | UnsupportedMediaTypeError
   | TooManyRequestsError
   | InternalError
   | ServiceUnavailableError
@@ -159,6 +164,7 @@ export const wireErrors = [
   NotFoundError,
   ConflictError,
   PayloadTooLargeError,
+  UnsupportedMediaTypeError,
   TooManyRequestsError,
   InternalError,
   ServiceUnavailableError
@@ -172,6 +178,7 @@ const statusByClass = new Map<Function, number>([
   [NotFoundError, 404],
   [ConflictError, 409],
   [PayloadTooLargeError, 413],
+  [UnsupportedMediaTypeError, 415],
   [TooManyRequestsError, 429],
   [InternalError, 500],
   [ServiceUnavailableError, 503]

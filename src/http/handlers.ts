@@ -88,11 +88,17 @@ const AgentsLive = HttpApiBuilder.group(SettlementApi, "agents", (handlers) =>
   }))
 
 const WalletsLive = HttpApiBuilder.group(SettlementApi, "wallets", (handlers) =>
-  Effect.map(Settlement, (settlement) =>
-    handlers
+  Effect.gen(function*() {
+    const settlement = yield* Settlement
+    const { trustProxy } = yield* SettlementConfig
+    return handlers
       .handle("claimFaucet", ({ payload }) =>
-        Effect.flatMap(CurrentCaller, (caller) =>
-          settlement.claimFaucet(caller, { wallet: payload.wallet_address, agentName: payload.agent_name }).pipe(
+        Effect.flatMap(Effect.zip(CurrentCaller, HttpServerRequest.HttpServerRequest), ([caller, request]) =>
+          settlement.claimFaucet(caller, {
+            wallet: payload.wallet_address,
+            agentName: payload.agent_name,
+            clientAddress: clientAddress(request, trustProxy)
+          }).pipe(
             Effect.map(View.faucetView),
             wire
           )))
@@ -101,7 +107,8 @@ const WalletsLive = HttpApiBuilder.group(SettlementApi, "wallets", (handlers) =>
           settlement.balance(caller, path.address).pipe(Effect.map(View.walletView), wire)))
       .handle("activity", ({ path }) =>
         Effect.flatMap(CurrentCaller, (caller) =>
-          settlement.activity(caller, path.address).pipe(Effect.map(View.activityView), wire)))))
+          settlement.activity(caller, path.address).pipe(Effect.map(View.activityView), wire)))
+  }))
 
 const MandatesLive = HttpApiBuilder.group(SettlementApi, "mandates", (handlers) =>
   Effect.map(Settlement, (settlement) =>

@@ -14,7 +14,8 @@
  * The limit and the failures are the platform's: more than the `MaxBodySize` in
  * effect (capped at the service's `maxBodyBytes`) fails with a `RequestError` whose
  * cause says "maxBytes exceeded"; unparseable JSON with a `RequestError` whose cause
- * is the `SyntaxError`. Whichever of `text`, `json` or `arrayBuffer` is asked first
+ * is the `SyntaxError`; JSON nested deeper than `MAX_JSON_DEPTH` with one whose cause is
+ * `JsonTooDeep`, before it is parsed (jsonBody.ts). Whichever of `text`, `json` or `arrayBuffer` is asked first
  * (or `urlParamsBody`) reads the body; later ones reuse it. `stream`, `multipart` and `upgrade` go to the
  * platform's request untouched (none of them may follow a buffered read, as there).
  *
@@ -24,6 +25,7 @@
 import { HttpIncomingMessage, HttpServerError, HttpServerRequest, UrlParams } from "@effect/platform"
 import { Effect, Inspectable, Option } from "effect"
 import { IncomingMessage } from "node:http"
+import { exceedsDepth, JsonTooDeep } from "./jsonBody.js"
 
 class BufferedBodyRequest extends Inspectable.Class implements HttpServerRequest.HttpServerRequest {
   readonly [HttpServerRequest.TypeId]: HttpServerRequest.TypeId = HttpServerRequest.TypeId
@@ -134,14 +136,27 @@ class BufferedBodyRequest extends Inspectable.Class implements HttpServerRequest
       }))
   }
 
+  /** The body as text, decoded once. */
+  private decoded: string | undefined
+  /** Whether the body nests deeper than `MAX_JSON_DEPTH`, scanned once. */
+  private tooDeep: boolean | undefined
+
   get text(): Effect.Effect<string, HttpServerError.RequestError> {
-    return Effect.map(this.buffer, (body) => body.toString("utf8"))
+    return Effect.map(this.buffer, (body) => (this.decoded ??= body.toString("utf8")))
   }
+
+  /** Reads the body and fails with `JsonTooDeep` if it nests deeper than `MAX_JSON_DEPTH`. */
+  get depthChecked(): Effect.Effect<string, HttpServerError.RequestError> {
+    return Effect.flatMap(this.text, (text) =>
+      (this.tooDeep ??= exceedsDepth(text)) ? Effect.fail(this.failure(new JsonTooDeep())) : Effect.succeed(text))
+  }
+
   get json(): Effect.Effect<unknown, HttpServerError.RequestError> {
-    return Effect.flatMap(this.buffer, (body) => {
-      if (body.length === 0) return Effect.succeed(null)
+    // Depth before parsing: everything after it (schema decoding, logging) recurses.
+    return Effect.flatMap(this.depthChecked, (text) => {
+      if (text.length === 0) return Effect.succeed(null)
       try {
-        return Effect.succeed(JSON.parse(body.toString("utf8")) as unknown)
+        return Effect.succeed(JSON.parse(text) as unknown)
       } catch (error) {
         return Effect.fail(this.failure(error))
       }
@@ -162,6 +177,14 @@ class BufferedBodyRequest extends Inspectable.Class implements HttpServerRequest
     return this.inner.toString()
   }
 }
+
+/**
+ * Reads the body of a request from `withBufferedBody` and refuses it (`JsonTooDeep`)
+ * if it nests deeper than `MAX_JSON_DEPTH`, whether or not its route reads it; the
+ * verdict and the text are kept for the route's own read. Other requests pass.
+ */
+export const checkDepth = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<void, HttpServerError.RequestError> =>
+  request instanceof BufferedBodyRequest ? Effect.asVoid(request.depthChecked) : Effect.void
 
 /** The request with a one-step body reader when it comes from `node:http`; otherwise unchanged. */
 export const withBufferedBody = (

@@ -52,7 +52,7 @@ import {
   SystemAccount,
   type WalletAddress
 } from "../domain/ids.js"
-import { MAX_MICROS, type Usdc } from "../domain/Usdc.js"
+import { format, MAX_MICROS, type Usdc } from "../domain/Usdc.js"
 import { split } from "./FeeSchedule.js"
 import { type IdempotencyRecord, IdempotencyLimits, isSha256Hex, scopeOf, slotOf, termsSha256 } from "./idempotency.js"
 import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, LedgerShape, RegisterAgentInput } from "./Ledger.js"
@@ -441,8 +441,8 @@ const createEscrow = (
     const refuse = (reason: string) => Either.left(new MandateExceeded({ mandateId: terms.mandateId!, reason }))
     if (mandate.payer !== terms.payer || mandate.payee !== terms.payee) return refuse("it does not cover this payer and payee")
     if (!mandateIsLive(mandate, nowMs)) return refuse(mandate.revoked ? "it was revoked" : "it has expired")
-    if (terms.amount > mandate.maxAmount) return refuse(`amount exceeds the per-escrow maximum of ${mandate.maxAmount} micro-USDC`)
-    if (terms.amount > mandate.remaining) return refuse(`amount exceeds the remaining budget of ${mandate.remaining} micro-USDC`)
+    if (terms.amount > mandate.maxAmount) return refuse(`amount exceeds the per-escrow maximum of ${format(mandate.maxAmount)} USDC`)
+    if (terms.amount > mandate.remaining) return refuse(`amount exceeds the remaining budget of ${format(mandate.remaining)} USDC`)
     // The payer's protection: an escrow under its mandate cannot hold its money for
     // longer than the mandate allows, nor outlive the mandate. An explicit timeout
     // beyond either is refused; the default one is shortened to fit.

@@ -18,6 +18,7 @@
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Redacted } from "effect"
 import * as Usdc from "../domain/Usdc.js"
+import { exceedsDepth, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "../http/jsonBody.js"
 import { InvalidRequest, type PaidRequestError, toHttp } from "./errors.js"
 import { Identity } from "./Identity.js"
 import { PaidRequests, type PaidResult } from "./PaidRequests.js"
@@ -66,14 +67,35 @@ const tooLarge = (maxBodyBytes: number) =>
     { status: 413, headers: { connection: "close" } }
   )
 
-/** The JSON body, bounded; a malformed one is a 400 naming `body`. */
+const unsupportedMediaType = (contentType: string) =>
+  HttpServerResponse.unsafeJson(
+    { error: "unsupported_media_type", message: unsupportedMediaTypeMessage(contentType), field: "content-type" },
+    { status: 415 }
+  )
+
+type Read =
+  | { readonly _tag: "TooLarge" }
+  | { readonly _tag: "NotJson"; readonly contentType: string }
+  | { readonly _tag: "TooDeep" }
+  | { readonly _tag: "Invalid" }
+  | { readonly _tag: "Body"; readonly body: unknown }
+
+/**
+ * The JSON body, bounded in size and depth (jsonBody.ts: checked before parsing); a
+ * malformed or too deep one is a 400 naming `body`, one that is not JSON a 415.
+ */
 const readJson = (maxBodyBytes: number) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<Read> => {
     const declared = Number(request.headers["content-length"] ?? "0")
     if (Number.isFinite(declared) && declared > maxBodyBytes) return Effect.succeed({ _tag: "TooLarge" as const })
+    const contentType = unsupportedContentType(request.method, request.headers)
+    if (contentType !== undefined) {
+      return Effect.succeed({ _tag: "NotJson" as const, contentType })
+    }
     return request.text.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
-      Effect.map((text) => {
+      Effect.map((text): Read => {
+        if (exceedsDepth(text)) return { _tag: "TooDeep" }
         try {
           return { _tag: "Body" as const, body: text.length === 0 ? undefined : (JSON.parse(text) as unknown) }
         } catch {
@@ -130,12 +152,20 @@ export const make = (options: { readonly withHealth: boolean }) =>
 
     const body = readJson(config.maxBodyBytes)
     const withBody = (handle: (body: unknown) => Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
-      Effect.flatMap(body, (read) =>
-        read._tag === "TooLarge"
-          ? Effect.succeed(tooLarge(config.maxBodyBytes))
-          : read._tag === "Invalid"
-          ? Effect.succeed(errorResponse(new InvalidRequest({ field: "body", message: "not valid JSON" }), ""))
-          : handle(read.body))
+      Effect.flatMap(body, (read) => {
+        switch (read._tag) {
+          case "TooLarge":
+            return Effect.succeed(tooLarge(config.maxBodyBytes))
+          case "NotJson":
+            return Effect.succeed(unsupportedMediaType(read.contentType))
+          case "TooDeep":
+            return Effect.succeed(HttpServerResponse.unsafeJson({ error: "invalid_request", message: tooDeepMessage, field: "body" }, { status: 400 }))
+          case "Invalid":
+            return Effect.succeed(errorResponse(new InvalidRequest({ field: "body", message: "not valid JSON" }), ""))
+          case "Body":
+            return handle(read.body)
+        }
+      })
 
     let router = HttpRouter.empty.pipe(
       HttpRouter.get(

@@ -41,7 +41,8 @@ const ServerLive = Layer.unwrapScoped(
         Layer.provideMerge(Layer.merge(ApiKeys.layerSql(), PaymentTokens.layerSql())),
         Layer.provideMerge(SqlLedger.layerSqlite({ dataDir })),
         Layer.provideMerge(LedgerConfig.layer({ region: "test-local" })),
-        Layer.provideMerge(SettlementConfig.layer({ port: 0, host: "127.0.0.1" }))
+        // Every client run claims the faucet from 127.0.0.1 on this one server.
+        Layer.provideMerge(SettlementConfig.layer({ port: 0, host: "127.0.0.1", faucetClaimsPerAddressPerDay: 100 }))
       )
     )
   )

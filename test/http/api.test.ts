@@ -293,7 +293,7 @@ describe("settlement REST API: happy paths", () => {
         "/health"
       ])
       const create = spec.body.paths["/api/escrow/create"].post
-      expect(Object.keys(create.responses).sort()).toEqual(["201", "400", "401", "402", "403", "404", "409", "413", "429", "500", "503"])
+      expect(Object.keys(create.responses).sort()).toEqual(["201", "400", "401", "402", "403", "404", "409", "413", "415", "429", "500", "503"])
       expect(create.responses["400"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/BadRequestError" })
       expect(create.parameters.map((p: any) => p.name)).toContain("idempotency-key")
       expect(spec.body.components.schemas["HttpApiDecodeError"]).toBeUndefined()

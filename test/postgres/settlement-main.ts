@@ -32,8 +32,17 @@ const main = Effect.gen(function*() {
     Server.layer.pipe(
       Layer.provideMerge(stores),
       Layer.provideMerge(LedgerSettings.layerConfig),
-      // Load tests register many agents from one address and fire many requests per agent.
-      Layer.provideMerge(SettlementSettings.layer({ port: 0, host: "127.0.0.1", registrationsPerMinute: 100_000, agentRequestsPerSecond: 100_000 }))
+      // Load tests register many agents from one address, claim the faucet for many of
+      // them, and fire many requests per agent.
+      Layer.provideMerge(
+        SettlementSettings.layer({
+          port: 0,
+          host: "127.0.0.1",
+          registrationsPerMinute: 100_000,
+          agentRequestsPerSecond: 100_000,
+          faucetClaimsPerAddressPerDay: 100_000
+        })
+      )
     )
   )
 )

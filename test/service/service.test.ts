@@ -64,6 +64,10 @@ let ledger: LedgerShape
 let orchestrator: WalletAddress
 let referrer: Agent
 
+// Every payer here claims the faucet from 127.0.0.1, more than the per-address default
+// allows; that limit has its own tests (test/http/faucet-limit.test.ts).
+process.env["FAUCET_CLAIMS_PER_ADDRESS_PER_DAY"] = "1000"
+
 const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(effect)
 const balanceOf = async (w: WalletAddress) => (await run(ledger.balance(w)))
 const platformFees = async () => run(ledger.systemBalance(SystemAccount.platformFees))

@@ -44,7 +44,7 @@ export const layerHttp: Layer.Layer<never, never, Settlement | Ledger | Settleme
     // Forked into this layer's scope, once: a first request that goes away does not stop the build.
     const building = yield* Effect.cached(
       Effect.forkIn(
-        Effect.flatMap(servers, (module) => module.httpApp({ maxBodyBytes: config.maxBodyBytes })).pipe(Effect.provide(context)),
+        Effect.flatMap(servers, (module) => module.httpApp({ maxBodyBytes: config.maxBodyBytes, trustProxy: config.trustProxy })).pipe(Effect.provide(context)),
         scope
       )
     )

@@ -31,6 +31,19 @@ export const currentBearer: FiberRef.FiberRef<Option.Option<Redacted.Redacted<st
   () => FiberRef.unsafeMake<Option.Option<Redacted.Redacted<string>>>(Option.none())
 )
 
+/**
+ * The client address of the HTTP request being served (`RateLimits.clientAddress`, so
+ * `TRUST_PROXY` applies as on REST): the faucet's per-address limit counts MCP claims
+ * with REST ones. Carried like `currentBearer`, for the same reason.
+ */
+export const currentClientAddress: FiberRef.FiberRef<string> = globalValue(
+  Symbol.for("ringmaster/McpCredential/currentClientAddress"),
+  () => FiberRef.unsafeMake<string>("unknown")
+)
+
+/** What the stdio transport counts its claims under: one local client process. */
+export const STDIO_CLIENT_ADDRESS = "stdio"
+
 /** Longest `Authorization` header value considered; anything longer is no key of ours. */
 export const MAX_AUTHORIZATION_CHARS = 512
 
@@ -47,17 +60,20 @@ export const parseBearer = (header: string | undefined): Option.Option<Redacted.
 export interface McpCredentialShape {
   /** The API key presented with the tool call being handled, if any. */
   readonly bearer: Effect.Effect<Option.Option<Redacted.Redacted<string>>>
+  /** Where the call comes from, for per-address limits. */
+  readonly clientAddress: Effect.Effect<string>
 }
 
 export class McpCredential extends Context.Tag("ringmaster/McpCredential")<McpCredential, McpCredentialShape>() {
   /** StreamableHTTP: the key of the HTTP request carrying the call (see `currentBearer`). */
   static readonly layerHttp: Layer.Layer<McpCredential> = Layer.succeed(McpCredential, {
-    bearer: FiberRef.get(currentBearer)
+    bearer: FiberRef.get(currentBearer),
+    clientAddress: FiberRef.get(currentClientAddress)
   })
 
   /** A fixed key: the stdio transport, where one process serves one agent. */
   static readonly layerStatic = (key: Option.Option<Redacted.Redacted<string>>): Layer.Layer<McpCredential> =>
-    Layer.succeed(McpCredential, { bearer: Effect.succeed(key) })
+    Layer.succeed(McpCredential, { bearer: Effect.succeed(key), clientAddress: Effect.succeed(STDIO_CLIENT_ADDRESS) })
 
   /** `PF_API_KEY` from the environment (absent: every tool call is unauthorized). */
   static readonly layerConfig: Layer.Layer<McpCredential> = Layer.unwrapEffect(

@@ -124,7 +124,7 @@ export const GetEscrow = Tool.make("get_escrow", {
 )
 
 export const ClaimFaucet = Tool.make("claim_faucet", {
-  description: "Credit the faucet amount to your own wallet, once per wallet. Returns what was credited and the new balance.",
+  description: "Credit the faucet amount to your own wallet, once per wallet (and a few claims per client address per day). Returns what was credited and the new balance.",
   parameters: { wallet_address: wallet("Your own wallet"), agent_name: agentName },
   success: Api.FaucetClaimed,
   failure
@@ -218,9 +218,10 @@ export const layerHandlers = SettlementToolkit.toLayer(
       cancel_escrow: ({ escrow_id }) => asCaller((caller) => settlement.cancel(caller, escrow_id)).pipe(Effect.map(escrowView)),
       get_escrow: ({ escrow_id }) => asCaller((caller) => settlement.get(caller, escrow_id)).pipe(Effect.map(escrowView)),
       claim_faucet: (args) =>
-        asCaller((caller) => settlement.claimFaucet(caller, { wallet: args.wallet_address, agentName: args.agent_name })).pipe(
-          Effect.map(View.faucetView)
-        ),
+        Effect.flatMap(credential.clientAddress, (clientAddress) =>
+          asCaller((caller) =>
+            settlement.claimFaucet(caller, { wallet: args.wallet_address, agentName: args.agent_name, clientAddress })
+          )).pipe(Effect.map(View.faucetView)),
       get_balance: ({ wallet_address }) =>
         asCaller((caller) => settlement.balance(caller, wallet_address)).pipe(Effect.map(View.walletView)),
       referral_stats: () => asCaller((caller) => settlement.referralStats(caller)).pipe(Effect.map(View.referralsView))

@@ -14,8 +14,10 @@ import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Context, Deferred, Effect, Layer, Logger, Option, type Scope, Sink, Stream } from "effect"
+import { exceedsDepth, tooDeepMessage } from "../jsonBody.js"
 import { inspect, normalizeLine } from "./jsonRpc.js"
-import { currentBearer, McpCredential, parseBearer } from "./McpCredential.js"
+import { clientAddress } from "../RateLimits.js"
+import { currentBearer, currentClientAddress, McpCredential, parseBearer } from "./McpCredential.js"
 
 export interface ServerInfo {
   readonly name: string
@@ -29,19 +31,24 @@ export const DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 export interface HttpOptions {
   readonly maxBodyBytes?: number | undefined
+  /** Take the client address from the proxy's headers (`SettlementConfig.trustProxy`). */
+  readonly trustProxy?: boolean | undefined
   readonly serverInfo?: ServerInfo | undefined
 }
 
 /**
  * Wraps the MCP HTTP app. Before it runs: a body over the limit is a 413 (the app
- * reads the body once and caches it, so the bounded read here is the only read), the
- * body passes `inspect` (jsonRpc.ts: answers malformed messages, fills in optional
- * `arguments`), and the request's bearer token goes into `currentBearer` for the tool
- * handlers. A body of notifications only is answered 202, as StreamableHTTP says.
+ * reads the body once and caches it, so the bounded read here is the only read), one
+ * nested deeper than `MAX_JSON_DEPTH` a 400 naming `body`, the body passes `inspect`
+ * (jsonRpc.ts: answers malformed messages, fills in optional `arguments`), and the
+ * request's bearer token goes into `currentBearer` for the tool handlers, with its
+ * client address in `currentClientAddress`. A body of notifications only is answered
+ * 202, as StreamableHTTP says.
  */
 export const guardMcpApp = (
   app: HttpApp.Default<never, Scope.Scope>,
-  maxBodyBytes: number
+  maxBodyBytes: number,
+  trustProxy = false
 ): HttpApp.Default<never, Scope.Scope> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -56,12 +63,17 @@ export const guardMcpApp = (
       Effect.either
     )
     if (read._tag === "Left") return tooLarge
+    // Before parsing: the MCP app's decoding recurses (jsonBody.ts).
+    if (exceedsDepth(read.right)) {
+      return HttpServerResponse.unsafeJson({ error: "invalid_request", message: tooDeepMessage, field: "body" }, { status: 400 })
+    }
     const inspection = inspect(read.right)
     if (inspection._tag === "Answer") return HttpServerResponse.unsafeJson(inspection.body, { status: inspection.status })
     const forwarded = inspection.body === undefined ? request : withBody(request, inspection.body)
     const response = yield* app.pipe(
       Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
-      Effect.locally(currentBearer, parseBearer(request.headers["authorization"]))
+      Effect.locally(currentBearer, parseBearer(request.headers["authorization"])),
+      Effect.locally(currentClientAddress, clientAddress(request, trustProxy))
     )
     return inspection.hasRequests ? response : HttpServerResponse.empty({ status: 202 })
   })
@@ -85,7 +97,7 @@ export const makeHttp = (options: HttpOptions = {}): Effect.Effect<{
   readonly server: Layer.Layer<McpServer.McpServer | McpCredential>
 }> =>
   Effect.map(RpcServer.makeProtocolWithHttpApp, ({ httpApp, protocol }) => ({
-    app: guardMcpApp(httpApp, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
+    app: guardMcpApp(httpApp, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, options.trustProxy ?? false),
     server: Layer.merge(
       McpServer.layer(options.serverInfo ?? defaultServerInfo).pipe(Layer.provide(Layer.succeed(RpcServer.Protocol, protocol))),
       McpCredential.layerHttp
