@@ -236,11 +236,11 @@ describe("the orchestrator's own routes' body bounds", () => {
           expectUnsupported(await request(svc.base, "POST", path, { raw, headers: { "content-type": contentType } }), `${svc.config.region} ${path} ${contentType}`)
         }
       }
-      // At the limit, the body is read and judged on its content (here: no mandate).
+      // At the limit, the body is read and judged on its content (here: no payment credential).
       const atLimit = await request(svc.base, "POST", "/inference", {
         raw: withNesting({ payer_wallet: payer.wallet, prompt: "hi" }, nestedArrays(MAX_JSON_DEPTH - 1))
       })
-      expect(atLimit.status, JSON.stringify(atLimit.body)).toBe(403)
+      expect(atLimit.status, JSON.stringify(atLimit.body)).toBe(402)
     }
     const report = await Effect.runPromise(embedded.ledger!.verify)
     expect(report.escrows).toBe(escrowsBefore)
