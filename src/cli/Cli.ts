@@ -3,7 +3,7 @@
  * adding one (`ledger verify`, `ledger export`, `serve`) is one file and one entry in
  * `subcommands`.
  */
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import { ledger } from "./commands/ledger.js"
 import { mcp } from "./commands/mcp.js"
 import { settlement } from "./commands/settlement.js"

@@ -13,7 +13,7 @@
  * ledger. `details` carries the facts the domain classes hold (amounts as 6-place
  * strings), which is what makes the round trip lossless.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, Schema } from "effect"
 import * as Errors from "../domain/errors.js"
 import * as Usdc from "../domain/Usdc.js"

@@ -18,7 +18,8 @@
  * (Telemetry.ts). Order of stop (the scope closing, e.g. on SIGTERM under
  * `main.ts`): drain (Lifecycle.ts), close the listener, close the stores.
  */
-import { HttpApiBuilder, HttpServer } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"

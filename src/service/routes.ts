@@ -10,7 +10,10 @@
  *
  * Errors use the settlement API's shape: `{ "error", "message", "field"? }`.
  */
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Option } from "effect"
 import * as Usdc from "../domain/Usdc.js"
 import { InvalidRequest, type PaidRequestError, toHttp } from "./errors.js"

@@ -7,8 +7,9 @@
  * Exit status (through `NodeRuntime.runMain`): 0 when clean; non-zero on any
  * invariant violation, a missing ledger, or a storage error.
  */
-import { Command, Options } from "@effect/cli"
-import { SqlClient } from "@effect/sql"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Console, Data, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as Backend from "../../ledger/Backend.js"

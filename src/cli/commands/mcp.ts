@@ -1,4 +1,4 @@
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import { Effect, Layer, Logger } from "effect"
 import { StdioSession } from "../../http/mcp/transport.js"
 import { mcpStdioFromEnv } from "../services.js"
