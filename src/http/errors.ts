@@ -9,7 +9,7 @@
  *
  * `toWire` maps every domain refusal to its wire form (REST handlers, MCP tools);
  * `fromWire` maps a wire body back to the domain class (the HTTP `Escrow` client), so
- * a caller of `Escrow.layerHttp` sees the same typed errors as a caller of the local
+ * a caller of `EscrowHttp.layer` sees the same typed errors as a caller of the local
  * ledger. `details` carries the facts the domain classes hold (amounts as 6-place
  * strings), which is what makes the round trip lossless.
  */
