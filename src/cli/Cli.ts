@@ -7,8 +7,9 @@ import * as Command from "@effect/cli/Command"
 import { ledger } from "./commands/ledger.js"
 import { mcp } from "./commands/mcp.js"
 import { settlement } from "./commands/settlement.js"
+import { VERSION } from "./version.js"
 
-export const VERSION = "0.1.0"
+export { VERSION }
 
 const subcommands = [settlement, mcp, ledger] as const
 
