@@ -5,7 +5,8 @@
  * the core entry (`ringmaster`), the SQLite and HTTP-client entries, the full service
  * entry (`ringmaster/service`), every entry at once (what the single entry loaded
  * before the package had entries), a program that only uses `EscrowTest`, and
- * `ringmaster --version`. Then the size of the tarball `npm pack` makes.
+ * `ringmaster --version`; and Effect's own index alone, the floor under all of them.
+ * Then the size of the tarball `npm pack` makes.
  *
  * Targets: the core at most 1/3 of the service entry's modules and time; the
  * EscrowTest program at most 60 MB RSS; the tarball at most 1 MB.
@@ -104,7 +105,9 @@ await Effect.runPromise(Effect.gen(function*() {
 }).pipe(Effect.provide(EscrowTest.layer())))
 const ms = performance.now() - start
 ${report}`
-  }
+  },
+  // The floor under every entry: Effect's own index (the core's modules are nearly all Effect's).
+  importOf("import effect (alone)", [pathToFileURL(path.join(repo, "node_modules/effect/dist/esm/index.js")).href])
 ]
 
 interface Sample {
