@@ -1,6 +1,16 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
+const src = fileURLToPath(new URL("./src/", import.meta.url))
+
 export default defineConfig({
+  // The examples import the package by its name, as a user would; here it is the source.
+  resolve: {
+    alias: [
+      { find: /^ringmaster$/, replacement: `${src}index.ts` },
+      { find: /^ringmaster\/(.*)$/, replacement: `${src}$1.ts` }
+    ]
+  },
   test: {
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     reporters: ["default", "./test/support/summary-reporter.ts"],

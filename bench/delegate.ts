@@ -22,6 +22,7 @@ import * as Agent from "../src/agents/Agent.js"
 import { Orchestrator } from "../src/agents/Orchestrator.js"
 import * as Usdc from "../src/domain/Usdc.js"
 import { Escrow } from "../src/escrow/Escrow.js"
+import * as EscrowSqlite from "../src/escrow/EscrowSqlite.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as MemoryLedger from "../src/ledger/MemoryLedger.js"
@@ -88,7 +89,7 @@ const program = Effect.gen(function*() {
   try {
     const ledgerLayer = ledgerKind === "memory"
       ? Layer.provideMerge(Escrow.layerFromLedger, MemoryLedger.layer).pipe(Layer.provide(LedgerConfig.layer({ faucetDailyCap: 1_000_000 })))
-      : Escrow.layerLocal({ dataDir: dir, synchronous: sync, ledger: { faucetDailyCap: 1_000_000 } })
+      : EscrowSqlite.layer({ dataDir: dir, synchronous: sync, ledger: { faucetDailyCap: 1_000_000 } })
     const world = Orchestrator.layer({ name: "bench-orchestrator", deposit: Usdc.make("10000000") }).pipe(
       Layer.provideMerge(Accounts.layerFromLedger),
       Layer.provideMerge(ledgerLayer)

@@ -13,10 +13,7 @@ import { LanguageModel } from "@effect/ai"
 import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
 import { FetchHttpClient } from "@effect/platform"
 import { Config, Console, Effect, Layer, Option, Schema } from "effect"
-import { Accounts } from "../src/agents/Accounts.js"
-import * as Agent from "../src/agents/Agent.js"
-import { Orchestrator } from "../src/agents/Orchestrator.js"
-import { Escrow, LedgerSettings, MemoryLedger, Usdc } from "../src/index.js"
+import { Accounts, Agent, Escrow, LedgerSettings, MemoryLedger, Orchestrator, Usdc } from "ringmaster"
 
 /** Token prices in micro-USDC: 1 per prompt token, 4 per completion token. */
 export const MICROS_PER_INPUT_TOKEN = 1n

@@ -7,10 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schedule, Schema } from "effect"
-import { Accounts } from "../src/agents/Accounts.js"
-import * as Agent from "../src/agents/Agent.js"
-import { Orchestrator } from "../src/agents/Orchestrator.js"
-import { Escrow, EscrowTest, InsufficientFunds, LedgerUnavailable, Usdc } from "../src/index.js"
+import { Accounts, Agent, Escrow, EscrowTest, InsufficientFunds, LedgerUnavailable, Orchestrator, Usdc } from "ringmaster"
 
 // The agent under test: yours.
 const Summarizer = Agent.make({

@@ -12,10 +12,8 @@ import { Console, Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Accounts } from "../src/agents/Accounts.js"
-import * as Agent from "../src/agents/Agent.js"
-import { type Earnings, Orchestrator, type Payment } from "../src/agents/Orchestrator.js"
-import { Escrow, Usdc } from "../src/index.js"
+import { Accounts, Agent, type Earnings, Orchestrator, type Payment, Usdc } from "ringmaster"
+import { EscrowSqlite } from "ringmaster/sqlite"
 
 // ---------------------------------------------------------------------------
 // Three specialists. Deterministic: no model, no network.
@@ -116,7 +114,7 @@ export const run = (dataDir: string) =>
     Effect.provide(
       Orchestrator.layer({ name: "orchestrator", deposit: Usdc.make("10") }).pipe(
         Layer.provideMerge(Accounts.layerFromLedger),
-        Layer.provideMerge(Escrow.layerLocal({ dataDir, synchronous: "NORMAL" }))
+        Layer.provideMerge(EscrowSqlite.layer({ dataDir, synchronous: "NORMAL" }))
       )
     )
   )

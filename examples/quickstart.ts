@@ -5,7 +5,8 @@
  *   npx tsx examples/quickstart.ts
  */
 import { Effect } from "effect"
-import { Escrow, Ledger, Usdc } from "../src/index.js"
+import { Escrow, Ledger, Usdc } from "ringmaster"
+import { EscrowSqlite } from "ringmaster/sqlite"
 
 export const quickstart = Effect.gen(function*() {
   const ledger = yield* Ledger
@@ -40,6 +41,6 @@ const main = Effect.gen(function*() {
     `orchestrator ${Usdc.format(result.orchestrator.available)} USDC, writer ${Usdc.format(result.writer.available)} USDC, ` +
       `failed task refunded: ${result.failed}, invariant violations: ${result.violations}`
   )
-}).pipe(Effect.provide(Escrow.layerLocal({ dataDir: process.env.DATA_DIR ?? "./data" })))
+}).pipe(Effect.provide(EscrowSqlite.layer({ dataDir: process.env.DATA_DIR ?? "./data" })))
 
 if (import.meta.url === `file://${process.argv[1]}`) Effect.runPromise(main)

@@ -13,10 +13,8 @@ import { Console, Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Accounts } from "../src/agents/Accounts.js"
-import * as Agent from "../src/agents/Agent.js"
-import { type Earnings, Orchestrator, type OrchestratorShape } from "../src/agents/Orchestrator.js"
-import { Escrow, Usdc } from "../src/index.js"
+import { Accounts, Agent, type Earnings, Orchestrator, type OrchestratorShape, Usdc } from "ringmaster"
+import { EscrowSqlite } from "ringmaster/sqlite"
 
 export const jobs = 3
 export const prices = { lead: Usdc.make("2.00"), specialist: Usdc.make("0.90"), tool: Usdc.make("0.35") } as const
@@ -98,7 +96,7 @@ export const run = (dataDir: string) =>
     Effect.provide(
       Orchestrator.layer({ name: "platform", deposit: PLATFORM_DEPOSIT }).pipe(
         Layer.provideMerge(Accounts.layerFromLedger),
-        Layer.provideMerge(Escrow.layerLocal({ dataDir, synchronous: "NORMAL" }))
+        Layer.provideMerge(EscrowSqlite.layer({ dataDir, synchronous: "NORMAL" }))
       )
     )
   )

@@ -1,8 +1,8 @@
 /**
- * `Accounts` against a remote settlement service (`Accounts.layerHttp`): an
+ * `Accounts` against a remote settlement service (`AccountsHttp.layer`, from `ringmaster/http`): an
  * orchestrator registers, funds and reports on its sub-agents through the
  * service's REST API instead of an in-process ledger. Pair it with
- * `Escrow.layerHttp` on the same service and key.
+ * `EscrowHttp.layer` on the same service and key.
  *
  * The service authorizes by API key, and most of its routes serve only the
  * caller's own wallet: the faucet, a wallet's balance and activity, its escrows
@@ -219,7 +219,7 @@ const makeWith = (
 /** `Accounts` on the settlement service at `baseUrl`, acting with `apiKey`. */
 export const layer = (options: AccountsHttpOptions): Layer.Layer<Accounts> => Layer.scoped(Accounts, make(options))
 
-/** From the environment, as `Escrow.layerHttpConfig`: `ESCROW_BASE`, `PF_API_KEY`, `ESCROW_CONNECT_TIMEOUT`, `ESCROW_READ_TIMEOUT`. */
+/** From the environment, as `EscrowHttp.layerConfig`: `ESCROW_BASE`, `PF_API_KEY`, `ESCROW_CONNECT_TIMEOUT`, `ESCROW_READ_TIMEOUT`. */
 export const layerConfig = Layer.scoped(Accounts, Effect.flatMap(EscrowHttp.config, make))
 
 const makeWithEscrow = (options: AccountsHttpOptions) =>

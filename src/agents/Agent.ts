@@ -62,7 +62,7 @@ export type Pricing<I> =
   }
   | { readonly _tag: "Metered"; readonly maxPrice: (input: I) => Usdc.Usdc; readonly listPrice: Usdc.Usdc | undefined }
 
-/** Where a remote agent lives; see `remote`. */
+/** Where a remote agent lives; see `RemoteAgent.remote` (in `ringmaster/http`). */
 export interface RemoteTarget {
   readonly url: string
   /** Asks the remote service who it is: the identity (wallet) it is paid at. */
@@ -186,9 +186,6 @@ export const streaming = <I, IE, O, OE, E = never, R = never>(options: {
   run: options.run,
   remote: undefined
 })
-
-/** An agent served by another ringmaster service (see `RemoteAgent`). */
-export { remote } from "./RemoteAgent.js"
 
 export const isAgent = (u: unknown): u is Any => typeof u === "object" && u !== null && TypeId in u
 

@@ -11,7 +11,10 @@
  * `EscrowRefused` otherwise). Input and output travel as JSON in the encoded form
  * of the agent's own schemas.
  */
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 import { InvalidInput } from "../domain/errors.js"
 import { WalletAddress } from "../domain/ids.js"

@@ -12,8 +12,12 @@
  * too little or expires too soon, so the caller is refunded at once (the settlement
  * service lets a payer cancel only after the deadline, by default).
  */
-import { HttpApiBuilder, HttpApiClient, HttpIncomingMessage, HttpServer, type HttpServerError } from "@effect/platform"
-import { FetchHttpClient } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Cause, Clock, Duration, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
 import { createServer } from "node:http"

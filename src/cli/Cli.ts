@@ -3,12 +3,13 @@
  * adding one (`ledger verify`, `ledger export`, `serve`) is one file and one entry in
  * `subcommands`.
  */
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import { ledger } from "./commands/ledger.js"
 import { mcp } from "./commands/mcp.js"
 import { settlement } from "./commands/settlement.js"
+import { VERSION } from "./version.js"
 
-export const VERSION = "0.1.0"
+export { VERSION }
 
 const subcommands = [settlement, mcp, ledger] as const
 

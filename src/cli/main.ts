@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-/** The `ringmaster` binary. */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
-import { run } from "./Cli.js"
+/**
+ * The `ringmaster` binary. `--version` is answered before the command tree loads:
+ * loading Effect and @effect/cli alone takes a second or more.
+ */
+import { VERSION } from "./version.js"
 
-run(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)
+if (process.argv.length === 3 && process.argv[2] === "--version") {
+  process.stdout.write(`${VERSION}\n`)
+} else {
+  await import("./run.js")
+}

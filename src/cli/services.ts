@@ -6,7 +6,8 @@
  * - `settlementFromEnv` / `mcpStdioFromEnv`: what `ringmaster settlement` and
  *   `ringmaster mcp` launch, configured from the environment.
  */
-import { HttpApiBuilder, HttpServer } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServer from "@effect/platform/HttpServer"
 import { Config, Effect, Layer } from "effect"
 import { ApiKeys } from "../http/ApiKeys.js"
 import { PaymentTokens } from "../http/PaymentTokens.js"

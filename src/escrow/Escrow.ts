@@ -1,8 +1,10 @@
 /**
  * The Escrow port: what agents and services use to lock, pay and refund. Its layers
- * are `Escrow.layerLocal` (the embedded ledger), `EscrowTest.layer` (in memory, with
- * call recording and failure injection) and `Escrow.layerHttp` (a remote settlement
- * service).
+ * are `Escrow.layerFromLedger` (over any `Ledger`), `EscrowTest.layer` (in memory, with
+ * call recording and failure injection), `EscrowSqlite.layer` (the embedded SQLite
+ * ledger, from `ringmaster/sqlite`) and `EscrowHttp.layer` (a remote settlement
+ * service, from `ringmaster/http`). They live in those entries' modules so that
+ * importing the port loads no SQL driver and no HTTP stack.
  *
  * `Escrow.scoped` makes an escrow a scoped resource: acquiring it locks the funds,
  * and closing the scope settles them: released on success, cancelled (full refund
@@ -13,11 +15,9 @@ import type { EscrowNotFound, LedgerUnavailable } from "../domain/errors.js"
 import type { EscrowRecord, EscrowTerms, ReleaseOptions } from "../domain/Escrow.js"
 import type { EscrowId } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import { type CancelError, type CreateError, Ledger, type LedgerConfigShape, type ReleaseError } from "../ledger/Ledger.js"
-import * as LedgerConfig from "../ledger/LedgerConfig.js"
-import * as SqlLedger from "../ledger/SqlLedger.js"
+import { type CancelError, type CreateError, Ledger, type ReleaseError } from "../ledger/Ledger.js"
 import { fromLedger, memoryJournal, SettlementJournal } from "./EscrowLocal.js"
-import { settleOnExit } from "./settlement.js"
+import { reconcileUnsettled, settleOnExit } from "./settlement.js"
 
 /** A settlement the scope could not complete; kept durably until reconciled. */
 export interface UnsettledEscrow {
@@ -85,21 +85,8 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
     })
   )
 
-  /**
-   * The embedded engine: a SQLite ledger in `dataDir` (default `./data`), durable
-   * commits, settings from `ledger` (defaults: 1% fee, 15% referral, 15-minute
-   * deadline). Also provides the `Ledger` itself and the `SettlementJournal`.
-   */
-  static readonly layerLocal = (
-    options: SqlLedger.SqliteOptions & { readonly ledger?: Partial<LedgerConfigShape> | undefined } = {}
-  ) =>
-    Layer.provideMerge(Escrow.layerFromLedger, SqlLedger.layerSqlite(options)).pipe(
-      Layer.provide(LedgerConfig.layer(options.ledger))
-    )
-
-  /** Like `layerLocal`, with the ledger's settings from the environment (`ESCROW_FEE`, `REFERRAL_RATE`, `FLY_REGION`, ...). */
-  static readonly layerLocalConfig = (options: SqlLedger.SqliteOptions = {}) =>
-    Layer.provideMerge(Escrow.layerFromLedger, SqlLedger.layerSqlite(options)).pipe(Layer.provide(LedgerConfig.layerConfig))
+  /** Settles what `recordUnsettled` kept: each escrow released or cancelled as its scope asked. */
+  static readonly reconcileUnsettled = reconcileUnsettled
 
   /**
    * Runs `use` with a held escrow: paid if `use` succeeds, refunded otherwise; the

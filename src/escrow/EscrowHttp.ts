@@ -1,5 +1,5 @@
 /**
- * `Escrow` against a remote settlement service (`Escrow.layerHttp`).
+ * `Escrow` against a remote settlement service (`EscrowHttp.layer`, from `ringmaster/http`).
  *
  * The client is derived from the same `HttpApi` contract the server implements,
  * over one keep-alive undici pool per layer, connect timeout 3 s, read timeout 10 s

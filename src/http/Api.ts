@@ -9,7 +9,13 @@
  * with milliseconds. Unknown fields are ignored, wrong types are rejected (400,
  * naming the field).
  */
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Context, Either, ParseResult, Schema } from "effect"
 import { EscrowStatuses } from "../domain/Escrow.js"
 import { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"

@@ -17,7 +17,7 @@
  * `ApiKeys.layerSql` (any `SqlClient`; table `api_keys`, migration in
  * `migrations.ts`).
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
 import { LedgerUnavailable } from "../domain/errors.js"

@@ -10,7 +10,7 @@
  * only if none has, the oldest.
  */
 import * as RateLimiter from "@effect/experimental/RateLimiter"
-import type { HttpServerRequest } from "@effect/platform"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Duration, Effect, Layer, Option } from "effect"
 import { RateLimited } from "./errors.js"
 

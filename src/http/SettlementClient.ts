@@ -9,8 +9,10 @@
  * error when the port's operation declares it; anything else (401, 403, 429, 5xx,
  * transport failures, timeouts) is `LedgerUnavailable` naming the cause.
  */
-import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Undici from "@effect/platform-node/Undici"
 import { Duration, Effect, type Redacted, Schedule, type Scope } from "effect"
 import { LedgerUnavailable } from "../domain/errors.js"

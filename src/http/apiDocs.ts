@@ -7,7 +7,10 @@
  * The page is `HttpApiSwagger.layer`'s own, unchanged: that layer is built here on a
  * router of its own, and its router answers the request.
  */
-import { HttpApi, HttpApiBuilder, HttpApiSwagger, type HttpRouter } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
 import { Effect, Layer } from "effect"
 
 /** A router serving only `HttpApiSwagger.layer({ path })` for the given API. */

@@ -19,7 +19,9 @@
  * - unknown routes as 404 `not_found`; anything else as 500 `internal_error`,
  *   logged with its cause (never with the request's headers, which carry keys).
  */
-import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Effect, Option } from "effect"
 import { bodyOf, isWireError, statusOf, UnsupportedMediaTypeError, type WireError } from "./errors.js"
 import { hasBody, JsonTooDeep, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "./jsonBody.js"

@@ -9,11 +9,11 @@
  *
  * `toWire` maps every domain refusal to its wire form (REST handlers, MCP tools);
  * `fromWire` maps a wire body back to the domain class (the HTTP `Escrow` client), so
- * a caller of `Escrow.layerHttp` sees the same typed errors as a caller of the local
+ * a caller of `EscrowHttp.layer` sees the same typed errors as a caller of the local
  * ledger. `details` carries the facts the domain classes hold (amounts as 6-place
  * strings), which is what makes the round trip lossless.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, Schema } from "effect"
 import * as Errors from "../domain/errors.js"
 import * as Usdc from "../domain/Usdc.js"

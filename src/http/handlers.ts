@@ -3,7 +3,8 @@
  * No rule about money or access lives here; errors are mapped to the wire by
  * `toWire` in one place.
  */
-import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect, Layer } from "effect"
 import { Ledger } from "../ledger/Ledger.js"
 import { Authorization, CurrentCaller, RegistrationLimit, SettlementApi } from "./Api.js"

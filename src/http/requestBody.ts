@@ -22,7 +22,10 @@
  * An upstream fix would make the platform's own `text` this cheap; then this file
  * can go.
  */
-import { HttpIncomingMessage, HttpServerError, HttpServerRequest, UrlParams } from "@effect/platform"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as UrlParams from "@effect/platform/UrlParams"
 import { Effect, Inspectable, Option } from "effect"
 import { IncomingMessage } from "node:http"
 import { exceedsDepth, JsonTooDeep } from "./jsonBody.js"

@@ -11,7 +11,12 @@
  * - `layerMemory`: a self-contained server on the in-memory ledger and key store.
  * - `layerSqlite`: the embedded production setup, ledger and keys in SQLite.
  */
-import { HttpApi, HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
 // The module, not the package index: the index also loads the HTTP client and undici, ~10% of a cold start.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { createServer } from "node:http"

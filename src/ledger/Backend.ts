@@ -3,7 +3,7 @@
  * PostgreSQL (shared by every settlement instance); otherwise the embedded SQLite
  * file in `DATA_DIR` (default `./data`). Nothing else in the service changes.
  */
-import type { SqlClient } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, type ConfigError, Effect, Layer, Option, Redacted } from "effect"
 import type { SettlementJournal } from "../escrow/EscrowLocal.js"
 import type { Ledger, LedgerConfig } from "./Ledger.js"

@@ -4,7 +4,7 @@
  * database alone keeps them safe (row locks, unique keys, guarded transitions; see
  * `dialect.ts`). Same migrations and the same `SqlLedger` as the embedded SQLite.
  */
-import { PgClient } from "@effect/sql-pg"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Config, Duration, Layer, Redacted } from "effect"
 import * as SqlLedger from "./SqlLedger.js"
 

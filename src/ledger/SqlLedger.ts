@@ -9,9 +9,9 @@
  * memory and writes nothing; a batch whose transaction fails is retried, then split
  * into single-command transactions so one bad command cannot sink the others.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Clock, Context, Effect, Either, Exit, Layer, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"

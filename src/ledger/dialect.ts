@@ -20,7 +20,7 @@
  *   processes expiring, releasing or cancelling the same escrow end with one winner.
  * SQLite has one writer at a time (the batch's transaction), so it needs none of this.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Clock, Effect } from "effect"

@@ -3,7 +3,7 @@
  * postings key, never the whole table in memory) from one consistent snapshot:
  * the export is an exact point-in-time copy whose amounts sum to zero.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import * as Usdc from "../domain/Usdc.js"
 import * as Dialect from "./dialect.js"

@@ -3,7 +3,7 @@
  * postings, every invariant checked) run on one consistent snapshot, so a check of
  * a live PostgreSQL ledger is not fooled by writes landing between its queries.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Data, Effect } from "effect"
 import { Ledger, type VerifyReport } from "./Ledger.js"
 

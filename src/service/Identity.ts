@@ -13,7 +13,10 @@
  * a missing referral code is fetched from `GET /api/referrals` in the background.
  * Nothing here holds a secret: the API key stays in the environment.
  */
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Effect, Layer, Ref, Schema } from "effect"

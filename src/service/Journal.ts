@@ -17,8 +17,9 @@
  * every request. Writes are group-committed: one transaction per event-loop turn's
  * writes, each caller resumed once its own is committed (see `make`).
  */
-import { Migrator, SqlClient } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Effect, Exit, Layer } from "effect"

@@ -26,12 +26,15 @@ const fail = (line: string, code: number) =>
     process.exitCode = code
   }).pipe(Effect.zipRight(Effect.fail("reported" as const)))
 
-/** fly.toml's `[env]`, parsed with smol-toml (a dev dependency: this is for running fly.toml's settings locally). */
+/**
+ * fly.toml's `[env]`, parsed with `toml` (the parser @effect/cli already depends on);
+ * loaded only when `RINGMASTER_FLY_TOML` is set, as it is needed only then.
+ */
 const flyTomlEnv = (file: string) =>
   Effect.tryPromise({
     try: async () => {
-      const { parse } = await import("smol-toml")
-      const parsed = parse(fs.readFileSync(file, "utf8")) as { env?: Record<string, unknown> }
+      const { default: toml } = await import("toml")
+      const parsed = toml.parse(fs.readFileSync(file, "utf8")) as { env?: Record<string, unknown> }
       return parsed.env ?? {}
     },
     catch: (cause) => `RINGMASTER_FLY_TOML: cannot read the [env] table of ${file}: ${String(cause)}`

@@ -13,7 +13,8 @@
  * Afterwards every escrow this process opened is released or cancelled, and the
  * layers below (ledger, journal) close with nothing in flight.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type * as Http from "node:http"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, FiberSet, Layer, Ref } from "effect"
 import { ShuttingDown } from "./errors.js"

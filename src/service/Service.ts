@@ -20,7 +20,9 @@
  * (Telemetry.ts). Order of stop (the scope closing, e.g. on SIGTERM under
  * `main.ts`): drain (Lifecycle.ts), close the listener, close the stores.
  */
-import { HttpApiBuilder, HttpServer, type HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"

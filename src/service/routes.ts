@@ -15,7 +15,10 @@
  *
  * Errors use the settlement API's shape: `{ "error", "message", "field"? }`.
  */
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Option, Redacted } from "effect"
 import * as Usdc from "../domain/Usdc.js"
 import { exceedsDepth, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "../http/jsonBody.js"

@@ -16,7 +16,7 @@
  * Uninterruptible, body included: an interruption between BEGIN and COMMIT would
  * leave the connection inside a transaction, and a batch is short and bounded.
  */
-import type { SqlClient } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"

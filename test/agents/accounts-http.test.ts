@@ -1,6 +1,6 @@
 /**
  * An orchestrator on a remote settlement service only: `AccountsHttp.layerWithEscrow`
- * (and the separate `Accounts.layerHttp` and `Escrow.layerHttp`) against a real
+ * (and the separate `AccountsHttp.layer` and `EscrowHttp.layer`) against a real
  * server on a loopback port, with the service's default rules. Sub-agents are
  * registered, referred, funded from the faucet and paid over HTTP; every figure is
  * checked against the server's ledger to the micro-USDC.

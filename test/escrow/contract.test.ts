@@ -4,6 +4,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Escrow } from "../../src/escrow/Escrow.js"
+import * as EscrowSqlite from "../../src/escrow/EscrowSqlite.js"
 import { EscrowTest } from "../../src/escrow/EscrowTest.js"
 import * as LedgerConfig from "../../src/ledger/LedgerConfig.js"
 import * as MemoryLedger from "../../src/ledger/MemoryLedger.js"
@@ -18,10 +19,10 @@ export const implementations: ReadonlyArray<Implementation> = [
     (config) => Escrow.layerFromLedger.pipe(Layer.provideMerge(MemoryLedger.layer), Layer.provide(LedgerConfig.layer(config)))
   ],
   [
-    "Escrow.layerLocal (SQLite, durable journal)",
-    (config) => Layer.unwrapScoped(Effect.map(tempDir(), (dataDir) => Escrow.layerLocal({ dataDir, ledger: config })))
+    "EscrowSqlite.layer (SQLite, durable journal)",
+    (config) => Layer.unwrapScoped(Effect.map(tempDir(), (dataDir) => EscrowSqlite.layer({ dataDir, ledger: config })))
   ],
-  ["Escrow.layerHttp (real server on a loopback port)", layerHttpAgainstServer]
+  ["EscrowHttp.layer (real server on a loopback port)", layerHttpAgainstServer]
 ]
 
 escrowContract(implementations)

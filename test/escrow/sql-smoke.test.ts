@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Escrow, Ledger, Usdc } from "../../src/index.js"
+import { EscrowSqlite } from "../../src/sqlite.js"
 
 describe("sql smoke", () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rm-smoke-"))
@@ -22,5 +23,5 @@ describe("sql smoke", () => {
       const report = yield* ledger.verify
       expect(report.violations).toEqual([])
       expect(report.escrows).toBe(2)
-    }).pipe(Effect.provide(Escrow.layerLocal({ dataDir }))))
+    }).pipe(Effect.provide(EscrowSqlite.layer({ dataDir }))))
 })

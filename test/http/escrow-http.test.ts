@@ -1,5 +1,5 @@
 /**
- * `EscrowHttp` (`Escrow.layerHttp`) against a real settlement server: the derived
+ * `EscrowHttp.layer` against a real settlement server: the derived
  * client over undici, typed errors back from the error bodies, retries only where
  * a repeat cannot pay twice, timeouts, a start that does not need the service.
  * (The shared Escrow contract also runs against this layer: see escrowHttpLayer.ts.)

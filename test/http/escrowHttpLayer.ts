@@ -1,5 +1,5 @@
 /**
- * `Escrow.layerHttp` (EscrowHttp) against a real settlement server, shaped for the
+ * `EscrowHttp.layer` against a real settlement server, shaped for the
  * shared Escrow contract (`test/escrow/contract.ts`): a factory from ledger config
  * to a fresh `Escrow | Ledger` layer.
  *

@@ -1,7 +1,5 @@
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import { Effect, Layer, Logger } from "effect"
-import { StdioSession } from "../../http/mcp/transport.js"
-import { mcpStdioFromEnv } from "../services.js"
 
 /** Resolves when the client closes our stdin. */
 const stdinClosed = Effect.async<void>((resume) => {
@@ -28,6 +26,10 @@ const DRAIN_TIMEOUT = "10 seconds"
  */
 export const mcp = Command.make("mcp", {}, () =>
   Effect.gen(function*() {
+    // The server's modules load when the command runs, so `ringmaster --version` and `--help` stay fast.
+    const [{ mcpStdioFromEnv }, { StdioSession }] = yield* Effect.promise(() =>
+      Promise.all([import("../services.js"), import("../../http/mcp/transport.js")])
+    )
     const context = yield* Layer.build(mcpStdioFromEnv)
     const session = yield* Effect.provide(StdioSession, context)
     yield* Effect.raceFirst(session.finished, Effect.zipRight(stdinClosed, Effect.sleep(DRAIN_TIMEOUT)))

@@ -9,8 +9,8 @@
  * summed in SQL as integers (micro-USDC) and read back as bigint. Every answer is
  * bounded: pages by `limit`, series by `MAX_BUCKETS`, the network by `maxAgents`.
  */
-import { SqlClient } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
 import { Context, Effect, Layer, Option } from "effect"

@@ -9,8 +9,13 @@
  * when it moves; streams are bounded in number and in lifetime, and a page that
  * cannot get one polls `/api/dashboard/watermark` instead.
  */
-import { HttpApiBuilder, HttpApp, HttpServer, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
-import type { SqlClient } from "@effect/sql"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Duration, Effect, Layer, Ref, Schedule, Stream } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
 import { type ServiceUnavailableError, toWire, TooManyRequestsError, type UnauthorizedError } from "../errors.js"

@@ -18,8 +18,9 @@
  * `/health` does not need it. `layerHttp` routes `/mcp` at once and builds the server on
  * the first `POST /mcp`, which waits for it.
  */
-import type { McpServer } from "@effect/ai"
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import type * as McpServer from "@effect/ai/McpServer"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Fiber, Layer } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
 import type { Settlement } from "../Settlement.js"

@@ -6,7 +6,8 @@
  * The caller is whoever the request's API key names (`McpCredential`); no tool takes
  * a key, a wallet "acting as", or any other credential among its arguments.
  */
-import { Tool, Toolkit } from "@effect/ai"
+import * as Tool from "@effect/ai/Tool"
+import * as Toolkit from "@effect/ai/Toolkit"
 import { Effect, Option, Schema } from "effect"
 import { EscrowId, MandateId, WalletAddress } from "../../domain/ids.js"
 import * as Usdc from "../../domain/Usdc.js"

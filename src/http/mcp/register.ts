@@ -15,7 +15,11 @@
  *
  * An unknown tool name stays a JSON-RPC invalid-params error (the server's own check).
  */
-import { AiError, McpSchema, McpServer, Tool, type Toolkit } from "@effect/ai"
+import * as AiError from "@effect/ai/AiError"
+import * as McpSchema from "@effect/ai/McpSchema"
+import * as McpServer from "@effect/ai/McpServer"
+import * as Tool from "@effect/ai/Tool"
+import type * as Toolkit from "@effect/ai/Toolkit"
 import { Cause, Context, Effect, JSONSchema, Layer, Option, ParseResult, Predicate, Schema, SchemaAST as AST } from "effect"
 
 /**

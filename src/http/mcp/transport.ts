@@ -8,11 +8,15 @@
  * fixes, and put the caller's `Authorization` header into `currentBearer` (see
  * McpCredential.ts for why that is how the key reaches a tool handler).
  */
-import { McpServer } from "@effect/ai"
-import { type HttpApp, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as McpServer from "@effect/ai/McpServer"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { RpcSerialization, RpcServer } from "@effect/rpc"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
 import { Context, Deferred, Effect, Layer, Logger, Option, type Scope, Sink, Stream } from "effect"
 import { exceedsDepth, tooDeepMessage } from "../jsonBody.js"
 import { inspect, normalizeLine } from "./jsonRpc.js"

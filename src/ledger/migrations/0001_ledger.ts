@@ -3,7 +3,7 @@
  * PostgreSQL (BIGINT has INTEGER affinity in SQLite; TEXT keys; no autoincrement;
  * timestamps are epoch milliseconds). Money columns are integer micro-USDC.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function*() {

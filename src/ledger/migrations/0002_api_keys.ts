@@ -4,7 +4,7 @@
  * it once under the migration lock. `IF NOT EXISTS`: databases made before this
  * migration existed already have the table, created by `ApiKeys.layerSql`.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function*() {

@@ -11,7 +11,7 @@
  *   region, lists take all), so `(payee)` serves them all and settling leaves it be.
  *   `escrows_payer` keeps `status`: a payer's locked total sums its pending escrows.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 export default Effect.gen(function*() {

@@ -2,7 +2,7 @@
  * All schema migrations, numbered. One set for every SQL backend.
  * Other features register their tables here too, in their own numbered files.
  */
-import { Migrator } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
 import { withMigrationLock } from "../dialect.js"
 import ledger from "./0001_ledger.js"
 import apiKeys from "./0002_api_keys.js"

@@ -1,0 +1,7 @@
+/** Runs the `ringmaster` command tree on `process.argv` (loaded by ./main.ts). */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Effect } from "effect"
+import { run } from "./Cli.js"
+
+run(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)

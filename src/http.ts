@@ -1,0 +1,18 @@
+/**
+ * ringmaster/http: the clients of a remote settlement service and of remote agents.
+ * `EscrowHttp.layer({ baseUrl, apiKey })` is `Escrow` on the service,
+ * `AccountsHttp.layer` / `layerWithEscrow` is `Accounts` (and `Escrow`) on it,
+ * `RemoteAgent.remote({ name, url, input, output, price })` hires an agent served by
+ * another ringmaster service (and `RemoteAgent.layerServer` serves one). The REST
+ * contract is `SettlementApi`.
+ */
+export * as EscrowHttp from "./escrow/EscrowHttp.js"
+export type { EscrowHttpOptions } from "./escrow/EscrowHttp.js"
+export * as AccountsHttp from "./agents/AccountsHttp.js"
+export type { AccountsHttpOptions } from "./agents/AccountsHttp.js"
+export * as RemoteAgent from "./agents/RemoteAgent.js"
+export { AgentApi, AgentNotServed } from "./agents/AgentApi.js"
+export { Authorization, CurrentCaller, SettlementApi } from "./http/Api.js"
+export type { Caller } from "./http/Api.js"
+export * as SettlementWire from "./http/errors.js"
+export * as SettlementClient from "./http/SettlementClient.js"
