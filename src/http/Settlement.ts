@@ -39,7 +39,7 @@ import {
 } from "../ledger/Ledger.js"
 import type { Caller } from "./Api.js"
 import { ApiKeys } from "./ApiKeys.js"
-import { KeyInGrace, NotAuthorized, type PaymentTokenInvalid, type RateLimited, Unauthenticated } from "./errors.js"
+import { KeyInGrace, NotAuthorized, PayerCannotCover, type PaymentTokenInvalid, type RateLimited, Unauthenticated } from "./errors.js"
 import { type MintedToken, PaymentTokens } from "./PaymentTokens.js"
 import * as RateLimits from "./RateLimits.js"
 import { SettlementConfig } from "./SettlementConfig.js"
@@ -146,7 +146,7 @@ export interface SettlementShape {
     caller: Caller,
     input: CreateEscrowInput,
     idempotencyKey?: string | undefined
-  ) => Effect.Effect<EscrowRecord, NotAuthorized | PaymentTokenInvalid | CreateError>
+  ) => Effect.Effect<EscrowRecord, NotAuthorized | PaymentTokenInvalid | PayerCannotCover | CreateError>
   readonly release: (
     caller: Caller,
     id: EscrowId,
@@ -420,7 +420,15 @@ export const make = Effect.gen(function*() {
       return Effect.zipRight(requireCurrentKey(caller), checked)
     },
 
-    createEscrow: (caller, input, idempotencyKey) => Effect.tap(createEscrow(caller, input, idempotencyKey), rememberParties),
+    createEscrow: (caller, input, idempotencyKey) =>
+      createEscrow(caller, input, idempotencyKey).pipe(
+        Effect.tap(rememberParties),
+        // Only the payer is told its available balance; anyone opening against its wallet learns only the shortfall.
+        Effect.catchTag("InsufficientFunds", (error): Effect.Effect<never, Errors.InsufficientFunds | PayerCannotCover> =>
+          caller.wallet === input.payer
+            ? Effect.fail(error)
+            : Effect.fail(new PayerCannotCover({ wallet: error.wallet, requiredMicros: error.requiredMicros })))
+      ),
 
     release: (caller, id, amount) => {
       const parties = knownParties.get(id)

@@ -70,6 +70,20 @@ export class PaymentTokenInvalid extends Schema.TaggedError<PaymentTokenInvalid>
   message: Schema.String
 }) {}
 
+/**
+ * The payer's balance does not cover an escrow someone else (a mandated payee, or a
+ * payee redeeming a payment token) opens against it. Unlike `InsufficientFunds`, it
+ * carries no available balance: a payer's balance is its own business.
+ */
+export class PayerCannotCover extends Schema.TaggedError<PayerCannotCover>()("PayerCannotCover", {
+  wallet: Schema.String,
+  requiredMicros: Schema.BigIntFromSelf
+}) {
+  override get message() {
+    return `wallet ${this.wallet} cannot cover the ${Usdc.format(this.requiredMicros)} USDC required`
+  }
+}
+
 /** Everything a settlement operation can be refused with. */
 export type SettlementError =
   | Errors.LedgerError
@@ -78,6 +92,7 @@ export type SettlementError =
   | NotAuthorized
   | KeyInGrace
   | PaymentTokenInvalid
+  | PayerCannotCover
   | Unauthenticated
   | RateLimited
 
@@ -231,6 +246,10 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
           required_usdc: usdc(error.requiredMicros),
           available_usdc: usdc(error.availableMicros)
         })
+      )
+    case "PayerCannotCover":
+      return new PaymentRequiredError(
+        body("insufficient_funds", error.message, "amount_usdc", { wallet: error.wallet, required_usdc: usdc(error.requiredMicros) })
       )
     case "BudgetExceeded":
       return new PaymentRequiredError(

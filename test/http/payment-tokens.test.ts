@@ -132,7 +132,10 @@ for (const sqlite of [false, true]) {
         const token = (yield* mint(h, payer, { payee_wallet: payee.wallet, max_amount_usdc: "1" })).body.payment_token as string
         const terms = { payer_wallet: payer.wallet, payee_wallet: payee.wallet, amount_usdc: "1", payment_token: token }
         const poor = yield* redeem(h, payee, terms, { "idempotency-key": "k1" })
-        expect(poor).toMatchObject({ status: 402, body: { error: "insufficient_funds" } })
+        expect(poor).toMatchObject({ status: 402, body: { error: "insufficient_funds", details: { required_usdc: "1.000000" } } })
+        // The payee learns the shortfall, never the payer's balance (0.100000 here).
+        expect(poor.body.details).not.toHaveProperty("available_usdc")
+        expect(JSON.stringify(poor.body)).not.toContain("0.100000")
         yield* h.ledger.deposit(payer.wallet, 1_000_000n as never)
         const paid = yield* redeem(h, payee, terms, { "idempotency-key": "k1" })
         expect(paid.status).toBe(201)
