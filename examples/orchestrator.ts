@@ -1,5 +1,5 @@
 /**
- * An orchestrator hires three specialists (the seed's microservice mesh: a data
+ * An orchestrator hires three specialists (a microservice mesh of agents: a data
  * fetcher, a reasoner and a writer), pays each through escrow, gets one task
  * refunded, and prints the ledger's account of it: who paid whom, the fees, and
  * its 15% referral income on the fees its sub-agents paid.

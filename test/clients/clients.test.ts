@@ -1,5 +1,5 @@
 /**
- * Issue 3, "Client examples in Python and Go": the example agents in
+ * Client examples in Python and Go: the example agents in
  * `examples/python` (httpx) and `examples/go` (net/http), written in the hosted
  * dialect, run unchanged against the real settlement server (HTTP on an ephemeral
  * loopback port, the SQLite ledger in a temp dir). Their printed summaries must

@@ -135,7 +135,7 @@ describe("EscrowHttp against a real server", () => {
       expect(yield* Effect.flip(escrow.get(missing))).toMatchObject({ _tag: "EscrowNotFound", escrowId: missing })
 
       // Refusals the port has no type for are LedgerUnavailable naming the status and code:
-      // a stranger's release, and the payer's cancel before the deadline (issue 3's rule).
+      // a stranger's release, and the payer's cancel before the deadline (only the payee may cancel early).
       const outsider = yield* clientOf(h, stranger)
       const forbidden = yield* Effect.flip(outsider.release(created.id))
       expect(forbidden._tag).toBe("LedgerUnavailable")

@@ -1,7 +1,7 @@
 /**
  * Bounds on request bodies, over real servers on real SQLite files: JSON nested
  * deeper than 32 levels is a 400 naming `body` before anything recursive runs (a few
- * thousand levels used to overflow the stack), and a body that is not JSON by its
+ * thousand levels would overflow a recursive decoder's stack), and a body that is not JSON by its
  * Content-Type is a 415. On every POST of the settlement API (with and without a
  * key), on MCP, and on the orchestrator's own routes, embedded and with a remote
  * settlement service. Nothing changes on any refusal.

@@ -85,7 +85,7 @@ describe("fly.toml agrees with the code", () => {
     for (const name of [...ServiceSettings.variables.service, ...ServiceSettings.variables.fly]) expect(read).toContain(name)
   })
 
-  it("[env] validates: embedded settlement, the seed's 1% fee and 15% referral", () => {
+  it("[env] validates: embedded settlement, the default 1% fee and 15% referral", () => {
     const config = Effect.runSync(Effect.withConfigProvider(ServiceSettings.fromEnv, ServiceSettings.provider({ env: {}, flyTomlEnv: flyEnv })))
     expect(config.settlement._tag).toBe("Embedded")
     expect(config.ledger.fees.feePpm).toBe(10_000)
