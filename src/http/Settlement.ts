@@ -3,7 +3,7 @@
  * do to the ledger. Transport-free: the REST handlers and the MCP tools both call
  * this, so the rules exist once.
  *
- * Who may do what (issue 3):
+ * Who may do what :
  * - create: the payer (owner of `payer_wallet`), or the payee holding a live
  *   mandate from the payer; the ledger then checks the mandate's per-escrow maximum
  *   and remaining budget and decrements it in the same transaction as the lock.
@@ -270,9 +270,9 @@ export const make = Effect.gen(function*() {
    * The parties of the escrows this instance opened or read. An escrow's payer, payee
    * and mandate never change, and escrows are never deleted, so a remembered entry
    * stays true: a release authorizes from it without first reading the escrow, a
-   * read that, through the client, cost ~11% of a lifecycle's CPU over HTTP
-   * (bench:http, 64 connections). An escrow not remembered (opened through another
-   * instance, or evicted: the oldest entry goes first) is read, as before.
+   * read that shows in a lifecycle's CPU over HTTP (bench:http). An escrow not
+   * remembered (opened through another instance, or evicted: the oldest entry goes
+   * first) is read.
    */
   const knownParties = new Map<string, EscrowParties>()
   const rememberParties = (escrow: EscrowRecord) => {

@@ -31,9 +31,10 @@ export interface SettlementConfigShape {
   /** After a rotation the previous key keeps working this long. */
   readonly keyRotationGrace: Duration.Duration
   /**
-   * Issue 3's rule: a payer may cancel only after the deadline (the payee may
-   * cancel at any time). An orchestrator paying over HTTP that must refund a
-   * failed sub-agent's escrow early needs this on; see the report on issue 3/4.
+   * Off by default: a payer may cancel only after the deadline (the payee may
+   * cancel at any time), so a payer cannot take back the price of work under way.
+   * An orchestrator over HTTP refunds a failed sub-agent's escrow early with the
+   * payee's key (`AccountsHttp.layerWithEscrow`); on, the payer may do it too.
    */
   readonly payerMayCancelBeforeDeadline: boolean
   /** Rate-limiter buckets kept in memory at most; idle (full) buckets are dropped first. */

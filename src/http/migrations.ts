@@ -7,7 +7,7 @@
  */
 import createApiKeysTable from "../ledger/migrations/0002_api_keys.js"
 
-/** The table now comes with the ledger's migrations; `ApiKeys.layerSql` still runs it for a bare SqlClient. */
+/** The table is created by the ledger's migrations; `ApiKeys.layerSql` runs the same statement for a bare SqlClient. */
 export { default as createApiKeysTable } from "../ledger/migrations/0002_api_keys.js"
 
 export const migrations = {

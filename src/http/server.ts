@@ -74,9 +74,9 @@ export const layerRoutes = Layer.mergeAll(layerOpenApi, layerDocs, layerEdge).pi
  * The platform opens a server span for every request (it parses the URL, copies and
  * redacts the headers into attributes, and wraps the app in the span). With no
  * tracer installed, Effect's default tracer keeps those spans nowhere, so then, and
- * only then, the span is not opened: 3–10% of a request's CPU on this service
+ * only then, the span is not opened: a measurable share of a request's CPU
  * (bench/http.ts). With an OpenTelemetry tracer in place (`@effect/opentelemetry`'s
- * layers), requests are traced as before. The setting is a `FiberRef` the platform
+ * layers), every request is traced. The setting is a `FiberRef` the platform
  * reads per request, so it has to be in place when the server layer is built: it is
  * part of `layerNodeServer`, which every composition of this server provides.
  */

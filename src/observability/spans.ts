@@ -2,10 +2,10 @@
  * Spans and timers on hot paths, made as cheap as what observes them allows.
  *
  * Effect's default tracer keeps spans nowhere, yet each `Effect.withSpan` still
- * builds one and threads it through the context: ~15 µs a span, measured, on paths
- * that run per paid task. With the default tracer in place those spans are skipped;
+ * builds one and threads it through the context, a cost that shows on paths that run
+ * per paid task (docs/performance.md). With the default tracer in place those spans are skipped;
  * with a real one (the service's OpenTelemetry layer, or `Layer.setTracer`) they
- * are opened as before. Likewise timers: with the live Clock a deadline is a plain
+ * are opened. Likewise timers: with the live Clock a deadline is a plain
  * timer; with another Clock (TestClock) it sleeps on that Clock, so tests still
  * control time.
  */
