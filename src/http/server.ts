@@ -17,7 +17,7 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
-// The module, not the package index: the index also loads the HTTP client and undici, ~10% of a cold start.
+// The module, not the package index: the index also loads the HTTP client and undici, which a cold start pays for.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { createServer } from "node:http"
 import { Effect, Layer } from "effect"

@@ -41,7 +41,7 @@ export const deadlineTimer = (millis: number, onExpire: () => void): Effect.Effe
 /**
  * `Effect.timeoutFail` for hot paths: `effect` runs in one child fiber that a
  * `deadlineTimer` interrupts, where `timeoutFail` races two forked fibers and merges
- * the winner's FiberRefs back (~80 µs against ~20, measured). The child's FiberRef
+ * the winner's FiberRefs back, several times the cost. The child's FiberRef
  * changes (log annotations, say) stay in the child. Interrupting the caller
  * interrupts the child and waits for it.
  */

@@ -12,7 +12,7 @@
  *   itself, through the HTTP client; the decorated `Escrow` (ServiceEscrow.ts)
  *   counts those.
  *
- * Tagging a metric hashes its key again on every update (~20 µs), so the tagged
+ * Tagging a metric hashes its key again on every update, so the tagged
  * copies are made once per region (per code) and kept.
  */
 import { Effect, Layer, Metric, MetricLabel } from "effect"

@@ -7,8 +7,8 @@
  * masks interruption and prepares BEGIN and COMMIT anew. A batch needs none of it:
  * its statements get the connection passed in, it never nests, and the group commit
  * already runs it uninterruptibly. On a lone command (one fiber, SQLite) that
- * machinery took ~115 µs of the ~650 µs a batch took, fsync included (measured with
- * timestamps around each step; `npm run bench`, `bench:delegate` at c=1).
+ * machinery is a sizeable share of a whole batch, fsync included (`npm run bench`,
+ * `bench:delegate` at c=1; see docs/performance.md).
  *
  * A COMMIT that fails (a busy database) rolls back and fails with its `SqlError`,
  * so the batch can be retried; `withTransaction` dies there instead.
@@ -25,7 +25,7 @@ import { Effect, Exit } from "effect"
 /**
  * Executes a statement on the transaction's connection. Through the client, each
  * statement would also open a span and a Scope to acquire the connection the batch
- * already holds: ~60 µs apiece, measured, against tens of µs of SQLite work.
+ * already holds, each costing more than the SQLite work it wraps.
  */
 export type Run = <A extends object>(statement: Statement.Statement<A>) => Effect.Effect<ReadonlyArray<A>, SqlError>
 

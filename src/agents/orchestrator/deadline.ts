@@ -5,8 +5,8 @@ import { deadlineTimer } from "../../observability/spans.js"
 /**
  * A task's deadline, covering its run (restarts included) but not the escrow's
  * create and settle. Not `Effect.timeoutFail`: that races two more forked fibers
- * and merges the winner's FiberRefs back, which measured ~350 µs of CPU per task,
- * a third of a paid delegate's cost. The task already runs in its own fiber (see
+ * and merges the winner's FiberRefs back, a large share of a paid delegate's CPU
+ * (bench:delegate). The task already runs in its own fiber (see
  * `inHandle`), so a timer (`deadlineTimer`: TestClock-aware) interrupts it
  * instead, unless the run finished first.
  */

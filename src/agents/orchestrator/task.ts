@@ -90,7 +90,7 @@ const attempt = <I, O, E, R>(
           return decoded.right
         })
       // The escrow as a resource, as `Escrow.scoped` gives it, but without a Scope:
-      // acquireUseRelease costs ~6 µs where a Scope costs ~40 µs, on every paid task.
+      // acquireUseRelease costs a fraction of what a Scope does, on every paid task.
       // A fixed price is released on success; a metered task has released what it
       // used, and the remainder is refunded. Any failure or interruption cancels.
       const work = Effect.acquireUseRelease(
