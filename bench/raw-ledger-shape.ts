@@ -26,7 +26,7 @@ import { split } from "../src/ledger/FeeSchedule.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
-import { chunks, padded } from "../src/sql/statementShapes.js"
+import { chunks, padded } from "../src/ledger/sql/statementShapes.js"
 
 /** The parties of every benchmarked lifecycle: the payee referred by the payer, so each release pays a referral share. */
 export const benchParties = Effect.gen(function*() {

@@ -21,7 +21,7 @@ import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import { SystemAccount } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { big as rowBig, type Row, toAgent, toEscrow } from "../../ledger/rows.js"
-import * as SqliteReadWorker from "../../sql/SqliteReadWorker.js"
+import * as SqliteReadWorker from "../../ledger/sql/SqliteReadWorker.js"
 import { MAX_BUCKETS } from "./Api.js"
 
 /** Whose data: every wallet's (the operator), or one wallet's escrows and referrals. */
@@ -99,7 +99,7 @@ export interface DashboardQueriesShape {
 export class DashboardQueries extends Context.Tag("ringmaster/DashboardQueries")<DashboardQueries, DashboardQueriesShape>() {
   /**
    * On the ledger's database. A SQLite file is read on a worker thread of its own
-   * (src/sql/SqliteReadWorker.ts), so the operator's scans of whole tables do not
+   * (src/ledger/sql/SqliteReadWorker.ts), so the operator's scans of whole tables do not
    * hold up the event loop; PostgreSQL's driver is asynchronous already, and an
    * in-memory SQLite database has only the one connection.
    */
