@@ -40,7 +40,7 @@ import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js
 import * as SettlementClient from "../http/SettlementClient.js"
 import { escrowFromView } from "../http/views.js"
 import { Escrow, type EscrowShape } from "./Escrow.js"
-import { memoryJournal } from "./EscrowLocal.js"
+import { memoryJournal } from "../ledger/SettlementJournal.js"
 
 export interface EscrowHttpOptions extends SettlementClient.SettlementClientOptions {
   readonly apiKey: Redacted.Redacted<string>
