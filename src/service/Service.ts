@@ -100,7 +100,7 @@ const layerBackend = (config: ServiceConfigShape) => {
     // Imported here, not at the top: with settlement embedded the settlement client is never loaded.
     return Layer.scoped(
       Escrow,
-      Effect.flatMap(Effect.promise(() => import("../escrow/EscrowHttp.js")), (EscrowHttp) =>
+      Effect.flatMap(Effect.promise(() => import("../client/EscrowHttp.js")), (EscrowHttp) =>
         EscrowHttp.make({ baseUrl: remote.baseUrl, apiKey: remote.apiKey }))
     )
   }

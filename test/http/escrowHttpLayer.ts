@@ -16,7 +16,7 @@
 import { Context, Effect, Layer, Redacted, Scope } from "effect"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import { Escrow, type EscrowShape } from "../../src/escrow/Escrow.js"
-import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
+import * as EscrowHttp from "../../src/client/EscrowHttp.js"
 import { memoryJournal } from "../../src/ledger/SettlementJournal.js"
 import { ApiKeys } from "../../src/http/ApiKeys.js"
 import * as Server from "../../src/http/server.js"
