@@ -9,7 +9,7 @@ import type { Usdc } from "../domain/Usdc.js"
 import { type FeeSchedule, feeOf } from "../ledger/FeeSchedule.js"
 import type { ActivityReport, ActivityTotals, FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
 import type * as Api from "./Api.js"
-import type { MintedToken } from "./PaymentTokens.js"
+import type { MintedToken } from "../settlement/PaymentTokens.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
 
