@@ -14,7 +14,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { DashboardQueries, type DashboardQueriesShape, make } from "../src/http/dashboard/Queries.js"
+import { DashboardQueries, type DashboardQueriesShape, make } from "../src/ledger/reports.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 import { rawLedgerShapeBench } from "./raw-ledger-shape.js"
 
