@@ -80,35 +80,6 @@ export interface Split {
 
 export const feeOf = (schedule: FeeSchedule, gross: bigint): bigint => (gross * BigInt(schedule.feePpm)) / PPM
 
-/** What an escrow's payee bears and gets, in micro-USDC (see `payeeTerms`). */
-export interface PayeeTerms {
-  readonly remainingMicros: bigint
-  readonly feeMicros: bigint
-  readonly netMicros: bigint
-}
-
-/**
- * What the payee of an escrow bears and gets: fees already taken on released
- * parts, plus (while pending) what releasing the remainder in full would take.
- * For a fresh escrow that is 1% and 99% of the amount.
- */
-export const payeeTerms = (
-  schedule: FeeSchedule,
-  escrow: {
-    readonly amount: bigint
-    readonly released: bigint
-    readonly refunded: bigint
-    readonly feePaid: bigint
-    readonly status: string
-  }
-): PayeeTerms => {
-  const remainingMicros = escrow.amount - escrow.released - escrow.refunded
-  const pending = escrow.status === "pending"
-  const feeMicros = escrow.feePaid + (pending ? feeOf(schedule, remainingMicros) : 0n)
-  const grossMicros = escrow.released + (pending ? remainingMicros : 0n)
-  return { remainingMicros, feeMicros, netMicros: grossMicros - feeMicros }
-}
-
 /**
  * Splits a released part among payee, referrers and platform.
  * `payerChain` / `payeeChain` list each party's referrers, nearest first.

@@ -6,7 +6,8 @@
  */
 import type { AgentRecord, EscrowRecord, MandateRecord, WalletBalance } from "../domain/Escrow.js"
 import type { Usdc } from "../domain/Usdc.js"
-import { type FeeSchedule, payeeTerms } from "../domain/FeeSchedule.js"
+import type { FeeSchedule } from "../domain/FeeSchedule.js"
+import { payeeTerms } from "../domain/payeeTerms.js"
 import type { ActivityReport, ActivityTotals, FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
 import type * as Api from "./Api.js"
 import type { MintedToken } from "../settlement/PaymentTokens.js"
