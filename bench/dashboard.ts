@@ -3,7 +3,7 @@
  * loop on a large SQLite ledger. The same queries (the operator overview's series,
  * region totals and status counts, and the referral network) run once on the
  * ledger's own connection, the baseline, and once on the read worker the dashboard
- * uses (src/sql/SqliteReadWorker.ts), twice each, alternating. A 1 ms timer measures
+ * uses (src/ledger/sql/SqliteReadWorker.ts), twice each, alternating. A 1 ms timer measures
  * the longest stretch the event loop went without running it.
  *
  * The ledger is filled by the raw writer of `npm run bench` (the ledger's own rows,
@@ -14,7 +14,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { DashboardQueries, type DashboardQueriesShape, make } from "../src/http/dashboard/Queries.js"
+import { DashboardQueries, type DashboardQueriesShape, make } from "../src/ledger/reports.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 import { rawLedgerShapeBench } from "./raw-ledger-shape.js"
 

@@ -117,9 +117,9 @@ const windowHandler = () => {
 const settlementChild = async () => {
   const Services = await import("../src/cli/services.js")
   const Server = await import("../src/http/server.js")
-  const { ApiKeys } = await import("../src/http/ApiKeys.js")
-  const { PaymentTokens } = await import("../src/http/PaymentTokens.js")
-  const SettlementSettings = await import("../src/http/SettlementConfig.js")
+  const { ApiKeys } = await import("../src/settlement/ApiKeys.js")
+  const { PaymentTokens } = await import("../src/settlement/PaymentTokens.js")
+  const SettlementSettings = await import("../src/settlement/SettlementConfig.js")
   const LedgerSettings = await import("../src/ledger/LedgerConfig.js")
   const MemoryLedger = await import("../src/ledger/MemoryLedger.js")
   const SqlLedger = await import("../src/ledger/SqlLedger.js")

@@ -22,11 +22,11 @@ import Database from "better-sqlite3"
 import { Duration, Effect } from "effect"
 import { newEscrowId, SystemAccount, type WalletAddress } from "../src/domain/ids.js"
 import * as Usdc from "../src/domain/Usdc.js"
-import { split } from "../src/ledger/FeeSchedule.js"
+import { split } from "../src/domain/FeeSchedule.js"
 import { Ledger } from "../src/ledger/Ledger.js"
 import * as LedgerConfig from "../src/ledger/LedgerConfig.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
-import { chunks, padded } from "../src/sql/statementShapes.js"
+import { chunks, padded } from "../src/ledger/sql/statementShapes.js"
 
 /** The parties of every benchmarked lifecycle: the payee referred by the payer, so each release pays a referral share. */
 export const benchParties = Effect.gen(function*() {

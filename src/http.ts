@@ -6,13 +6,13 @@
  * another ringmaster service (and `RemoteAgent.layerServer` serves one). The REST
  * contract is `SettlementApi`.
  */
-export * as EscrowHttp from "./escrow/EscrowHttp.js"
-export type { EscrowHttpOptions } from "./escrow/EscrowHttp.js"
-export * as AccountsHttp from "./agents/AccountsHttp.js"
-export type { AccountsHttpOptions } from "./agents/AccountsHttp.js"
+export * as EscrowHttp from "./client/EscrowHttp.js"
+export type { EscrowHttpOptions } from "./client/EscrowHttp.js"
+export * as AccountsHttp from "./client/AccountsHttp.js"
+export type { AccountsHttpOptions } from "./client/AccountsHttp.js"
 export * as RemoteAgent from "./agents/RemoteAgent.js"
 export { AgentApi, AgentNotServed } from "./agents/AgentApi.js"
 export { Authorization, CurrentCaller, SettlementApi } from "./http/Api.js"
 export type { Caller } from "./http/Api.js"
 export * as SettlementWire from "./http/errors.js"
-export * as SettlementClient from "./http/SettlementClient.js"
+export * as SettlementClient from "./client/SettlementClient.js"

@@ -2,11 +2,11 @@
  * ringmaster/server: the settlement server (the REST API on a ledger), its MCP tools
  * and the dashboard.
  */
-export { Settlement } from "./http/Settlement.js"
-export type { CreateEscrowInput, SettlementShape } from "./http/Settlement.js"
-export { SettlementConfig } from "./http/SettlementConfig.js"
-export * as SettlementSettings from "./http/SettlementConfig.js"
-export { ApiKeys } from "./http/ApiKeys.js"
+export { Settlement } from "./settlement/Settlement.js"
+export type { CreateEscrowInput, SettlementShape } from "./settlement/Settlement.js"
+export { SettlementConfig } from "./settlement/SettlementConfig.js"
+export * as SettlementSettings from "./settlement/SettlementConfig.js"
+export { ApiKeys } from "./settlement/ApiKeys.js"
 export * as SettlementServer from "./http/server.js"
 export * as Mcp from "./http/mcp/Mcp.js"
 export { SettlementToolkit } from "./http/mcp/SettlementTools.js"

@@ -2,7 +2,7 @@
  * The orchestrator's view of account provisioning and reporting: a small port so
  * the runtime works both on the in-process `Ledger` (`Accounts.layerFromLedger`) and
  * on a remote settlement service (`AccountsHttp.layer`, or `AccountsHttp.layerWithEscrow` with
- * the Escrow port on the same pool and keys: src/agents/AccountsHttp.ts),
+ * the Escrow port on the same pool and keys: src/client/AccountsHttp.ts),
  * without knowing which.
  *
  * Money moves only through the `Escrow` port; this port registers agents, funds

@@ -16,18 +16,11 @@ import type { EscrowRecord, EscrowTerms, ReleaseOptions } from "../domain/Escrow
 import type { EscrowId } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { type CancelError, type CreateError, Ledger, type ReleaseError } from "../ledger/Ledger.js"
-import { fromLedger, memoryJournal, SettlementJournal } from "./EscrowLocal.js"
+import { memoryJournal, SettlementJournal, type UnsettledEscrow } from "../ledger/SettlementJournal.js"
+import { fromLedger } from "./EscrowLocal.js"
 import { reconcileUnsettled, settleOnExit } from "./settlement.js"
 
-/** A settlement the scope could not complete; kept durably until reconciled. */
-export interface UnsettledEscrow {
-  readonly escrowId: EscrowId
-  /** What the scope's exit asked for. */
-  readonly intent: "release" | "cancel"
-  readonly error: string
-  readonly attempts: number
-  readonly atMs: number
-}
+export type { UnsettledEscrow } from "../ledger/SettlementJournal.js"
 
 export interface EscrowShape {
   readonly create: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>

@@ -18,7 +18,8 @@ import { Ledger, type LedgerConfigShape, type LedgerShape } from "../ledger/Ledg
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
 import * as MemoryLedger from "../ledger/MemoryLedger.js"
 import { Escrow, type EscrowShape } from "./Escrow.js"
-import { fromLedger, memoryJournal } from "./EscrowLocal.js"
+import { memoryJournal } from "../ledger/SettlementJournal.js"
+import { fromLedger } from "./EscrowLocal.js"
 
 export type EscrowOp = "create" | "release" | "cancel" | "get"
 

@@ -21,6 +21,7 @@ import { EscrowStatuses } from "../domain/Escrow.js"
 import { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
 import { Limits } from "../ledger/engine.js"
+import type { Caller } from "../settlement/Caller.js"
 import * as Wire from "./errors.js"
 
 // ---------------------------------------------------------------------------
@@ -321,19 +322,9 @@ export const Referrals = Schema.Struct({
 // Middleware: who is calling
 // ---------------------------------------------------------------------------
 
-/** The authenticated agent behind a request, and the key it presented. */
-export interface Caller {
-  readonly agentId: AgentId
-  readonly wallet: WalletAddress
-  /** The presented key's id in the key store (its SHA-256, hex; never the key). */
-  readonly keyHash: string
-  /**
-   * Null for the agent's current key. Set when a rotation replaced it: the key
-   * works for ordinary calls until then, and may not manage keys, mandates or
-   * payment tokens (`requireCurrentKey` in Settlement.ts).
-   */
-  readonly keyExpiresAtMs: number | null
-}
+export type { Caller } from "../settlement/Caller.js"
+
+/** The `Caller` behind the current request, provided by the authentication middleware below. */
 export class CurrentCaller extends Context.Tag("ringmaster/http/CurrentCaller")<CurrentCaller, Caller>() {}
 
 /**

@@ -9,9 +9,9 @@ import { Effect, Layer } from "effect"
 import { Ledger } from "../ledger/Ledger.js"
 import { Authorization, CurrentCaller, RegistrationLimit, SettlementApi } from "./Api.js"
 import { type ServiceUnavailableError, toWire, type TooManyRequestsError, type UnauthorizedError } from "./errors.js"
-import { clientAddress } from "./RateLimits.js"
-import { Settlement } from "./Settlement.js"
-import { SettlementConfig } from "./SettlementConfig.js"
+import { clientAddress } from "../settlement/RateLimits.js"
+import { Settlement } from "../settlement/Settlement.js"
+import { SettlementConfig } from "../settlement/SettlementConfig.js"
 import * as View from "./views.js"
 
 const wire = Effect.mapError(toWire)

@@ -27,13 +27,13 @@ import * as MemoryLedger from "../ledger/MemoryLedger.js"
 import * as SqlLedger from "../ledger/SqlLedger.js"
 import { isUntraced } from "../observability/spans.js"
 import { SettlementApi } from "./Api.js"
-import { ApiKeys } from "./ApiKeys.js"
-import { PaymentTokens } from "./PaymentTokens.js"
+import { ApiKeys } from "../settlement/ApiKeys.js"
+import { PaymentTokens } from "../settlement/PaymentTokens.js"
 import { edge } from "./edge.js"
 import { HandlersLive } from "./handlers.js"
-import { Settlement } from "./Settlement.js"
-import * as SettlementSettings from "./SettlementConfig.js"
-import { SettlementConfig, type SettlementConfigShape } from "./SettlementConfig.js"
+import { Settlement } from "../settlement/Settlement.js"
+import * as SettlementSettings from "../settlement/SettlementConfig.js"
+import { SettlementConfig, type SettlementConfigShape } from "../settlement/SettlementConfig.js"
 
 /** Body limit and the one error shape, around every route of the router. */
 export const layerEdge = HttpApiBuilder.middleware(Effect.map(SettlementConfig, (config) => edge(config.maxBodyBytes)))

@@ -6,10 +6,11 @@
  */
 import type { AgentRecord, EscrowRecord, MandateRecord, WalletBalance } from "../domain/Escrow.js"
 import type { Usdc } from "../domain/Usdc.js"
-import { type FeeSchedule, feeOf } from "../ledger/FeeSchedule.js"
+import type { FeeSchedule } from "../domain/FeeSchedule.js"
+import { payeeTerms } from "../domain/payeeTerms.js"
 import type { ActivityReport, ActivityTotals, FaucetClaim, ReferralReport } from "../ledger/Ledger.js"
 import type * as Api from "./Api.js"
-import type { MintedToken } from "./PaymentTokens.js"
+import type { MintedToken } from "../settlement/PaymentTokens.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
 
@@ -18,28 +19,21 @@ export type MandateView = Type<typeof Api.Mandate>
 
 const usdc = (micros: bigint) => micros as Usdc
 
-/**
- * `fee_usdc` / `net_usdc` say what the payee bears and gets: fees already taken on
- * released parts, plus (while pending) what releasing the remainder in full would
- * take. For a fresh escrow that is 1% and 99% of the amount.
- */
+/** `fee_usdc` / `net_usdc` say what the payee bears and gets (`payeeTerms`). */
 export const escrowView = (e: EscrowRecord, fees: FeeSchedule): EscrowView => {
-  const remaining = e.amount - e.released - e.refunded
-  const pending = e.status === "pending"
-  const fee = e.feePaid + (pending ? feeOf(fees, remaining) : 0n)
-  const gross = e.released + (pending ? remaining : 0n)
+  const terms = payeeTerms(fees, e)
   return {
     escrow_id: e.id,
     status: e.status,
     payer_wallet: e.payer,
     payee_wallet: e.payee,
     amount_usdc: e.amount,
-    fee_usdc: usdc(fee),
-    net_usdc: usdc(gross - fee),
+    fee_usdc: usdc(terms.feeMicros),
+    net_usdc: usdc(terms.netMicros),
     released_usdc: e.released,
     fee_paid_usdc: e.feePaid,
     refunded_usdc: e.refunded,
-    remaining_usdc: usdc(remaining),
+    remaining_usdc: usdc(terms.remainingMicros),
     description: e.description,
     metadata: e.metadata,
     region: e.region,

@@ -5,7 +5,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Config, type ConfigError, Effect, Layer, Option, Redacted } from "effect"
-import type { SettlementJournal } from "../escrow/EscrowLocal.js"
+import type { SettlementJournal } from "./SettlementJournal.js"
 import type { Ledger, LedgerConfig } from "./Ledger.js"
 import type * as Postgres from "./Postgres.js"
 import * as SqlLedger from "./SqlLedger.js"

@@ -20,7 +20,7 @@ import type {
 } from "../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import type { FeeSchedule } from "./FeeSchedule.js"
+import type { FeeSchedule } from "../domain/FeeSchedule.js"
 
 export interface LedgerConfigShape {
   /** Tags escrows whose metadata names no `fly_region`. */

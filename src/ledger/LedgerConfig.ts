@@ -4,7 +4,7 @@
  */
 import { Config, ConfigError, Duration, Either, Layer } from "effect"
 import * as Usdc from "../domain/Usdc.js"
-import { defaultFeeSchedule, parseRatePpm, validateSchedule } from "./FeeSchedule.js"
+import { defaultFeeSchedule, parseRatePpm, validateSchedule } from "../domain/FeeSchedule.js"
 import { LedgerConfig, type LedgerConfigShape } from "./Ledger.js"
 
 export const defaults: LedgerConfigShape = {

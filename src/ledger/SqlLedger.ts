@@ -20,12 +20,11 @@ import type { AgentRecord, EscrowRecord, MandateRecord } from "../domain/Escrow.
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import { SystemAccount } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import type { UnsettledEscrow } from "../escrow/Escrow.js"
-import { SettlementJournal, type UnsettledJournal } from "../escrow/EscrowLocal.js"
 import { withSpanWhenTraced } from "../observability/spans.js"
-import * as GroupCommit from "../sql/GroupCommit.js"
-import { chunks, padded } from "../sql/statementShapes.js"
-import { inTransaction } from "../sql/Transaction.js"
+import * as GroupCommit from "./sql/GroupCommit.js"
+import { SettlementJournal, type UnsettledEscrow, type UnsettledJournal } from "./SettlementJournal.js"
+import { chunks, padded } from "./sql/statementShapes.js"
+import { inTransaction } from "./sql/Transaction.js"
 import * as Dialect from "./dialect.js"
 import { apply, type Command, commandMethods, directKeys, type ResultOf, utcDay, WorkingSet } from "./engine.js"
 import { slotOf } from "./idempotency.js"
@@ -366,7 +365,7 @@ export const make = (config: LedgerConfigShape) =>
         })
       )
 
-    // Group commit (src/sql/GroupCommit.ts): commands submitted within one event-loop
+    // Group commit (src/ledger/sql/GroupCommit.ts): commands submitted within one event-loop
     // turn go into one batch; on shutdown the queued ones commit, later ones are refused.
     const submitCommand = yield* GroupCommit.make({
       maxBatchSize: config.maxBatchSize,

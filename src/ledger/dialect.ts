@@ -24,7 +24,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import { Clock, Effect } from "effect"
-import type { Run } from "../sql/Transaction.js"
+import type { Run } from "./sql/Transaction.js"
 
 type Row = Record<string, unknown>
 
@@ -59,7 +59,7 @@ export interface Dialect {
 /**
  * Executes a statement. By default through the client (a span, a pooled
  * connection); the ledger's batches pass one that runs on their transaction's
- * connection directly (src/sql/Transaction.ts).
+ * connection directly (src/ledger/sql/Transaction.ts).
  */
 export type { Run }
 const throughClient: Run = (statement) => statement

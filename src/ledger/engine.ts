@@ -53,7 +53,7 @@ import {
   type WalletAddress
 } from "../domain/ids.js"
 import { format, MAX_MICROS, type Usdc } from "../domain/Usdc.js"
-import { split } from "./FeeSchedule.js"
+import { split } from "../domain/FeeSchedule.js"
 import { type IdempotencyRecord, IdempotencyLimits, isSha256Hex, scopeOf, slotOf, termsSha256 } from "./idempotency.js"
 import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, LedgerShape, RegisterAgentInput } from "./Ledger.js"
 

@@ -26,8 +26,8 @@ import { Context, Effect, Exit, Layer } from "effect"
 import type { Metadata } from "../domain/Escrow.js"
 import type { EscrowId, MandateId, WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import * as GroupCommit from "../sql/GroupCommit.js"
-import { inTransaction } from "../sql/Transaction.js"
+import * as GroupCommit from "../ledger/sql/GroupCommit.js"
+import { inTransaction } from "../ledger/sql/Transaction.js"
 
 export type JournalStatus = "open" | "released" | "cancelled" | "expired" | "refused"
 
@@ -141,7 +141,7 @@ export const JOURNAL_QUEUE_CAPACITY = 16_384
  * The journal over the provided `SqlClient` (migrated first). Storage failures are
  * defects: a journal that cannot be written must not let money move.
  *
- * `open` and `settle` are group-committed (src/sql/GroupCommit.ts): the writes of one
+ * `open` and `settle` are group-committed (src/ledger/sql/GroupCommit.ts): the writes of one
  * event-loop turn go into one transaction, each caller resuming once it committed, as
  * durable as a transaction of its own (WAL, synchronous=NORMAL). One transaction per
  * write cost a transaction's statements (BEGIN, COMMIT) and, through the client, a span

@@ -23,7 +23,7 @@ import * as Usdc from "../domain/Usdc.js"
 import { Escrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
 import type { PaymentTokenInvalid } from "../http/errors.js"
-import { PaymentTokens } from "../http/PaymentTokens.js"
+import { PaymentTokens } from "../settlement/PaymentTokens.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
 import type { CreateError } from "../ledger/Ledger.js"
 import {

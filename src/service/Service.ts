@@ -28,16 +28,16 @@ import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
 import { Context, Duration, Effect, Layer, Logger, LogLevel } from "effect"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
-import { ApiKeys } from "../http/ApiKeys.js"
-import { PaymentTokens } from "../http/PaymentTokens.js"
+import { ApiKeys } from "../settlement/ApiKeys.js"
+import { PaymentTokens } from "../settlement/PaymentTokens.js"
 import * as Backend from "../ledger/Backend.js"
 import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
 import * as DashboardHttp from "../http/dashboard/http.js"
 import * as Mcp from "../http/mcp/Mcp.js"
 import * as Server from "../http/server.js"
-import { Settlement } from "../http/Settlement.js"
-import * as SettlementSettings from "../http/SettlementConfig.js"
-import { SettlementConfig } from "../http/SettlementConfig.js"
+import { Settlement } from "../settlement/Settlement.js"
+import * as SettlementSettings from "../settlement/SettlementConfig.js"
+import { SettlementConfig } from "../settlement/SettlementConfig.js"
 import * as Refusals from "../http/Refusals.js"
 import { Ledger } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
@@ -100,7 +100,7 @@ const layerBackend = (config: ServiceConfigShape) => {
     // Imported here, not at the top: with settlement embedded the settlement client is never loaded.
     return Layer.scoped(
       Escrow,
-      Effect.flatMap(Effect.promise(() => import("../escrow/EscrowHttp.js")), (EscrowHttp) =>
+      Effect.flatMap(Effect.promise(() => import("../client/EscrowHttp.js")), (EscrowHttp) =>
         EscrowHttp.make({ baseUrl: remote.baseUrl, apiKey: remote.apiKey }))
     )
   }

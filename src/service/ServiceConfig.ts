@@ -100,7 +100,7 @@ export const defaults = {
 /**
  * Every environment variable the service reads, for the fly.toml agreement test and
  * the README's configuration table. (The settlement API's own limits, read when it
- * is embedded, are listed in `src/http/SettlementConfig.ts`.)
+ * is embedded, are listed in `src/settlement/SettlementConfig.ts`.)
  */
 export const variables = {
   public: ["ESCROW_BASE", "FAUCET_BASE", "ESCROW_FEE", "REFERRAL_RATE"],

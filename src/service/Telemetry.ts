@@ -85,11 +85,7 @@ export class Exporter extends Context.Tag("ringmaster/service/TelemetryExporter"
 
 const loadExport = Effect.promise(() => import("./TelemetryExport.js"))
 
-/** What every exported metric and span says about this process (OpenTelemetry resource attributes). */
-export const resourceOf = (config: ServiceConfigShape) => ({
-  serviceName: config.serviceName,
-  attributes: { "cloud.region": config.region, ...(config.flyAppName ? { "fly.app": config.flyAppName } : {}) }
-})
+export { resourceOf } from "./TelemetryResource.js"
 
 /**
  * `METRICS_PORT` with a `node:http` server of our own rather than the exporter's

@@ -8,7 +8,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { Effect, Layer, type Scope } from "effect"
 import type { ServiceConfigShape } from "./ServiceConfig.js"
-import { resourceOf } from "./Telemetry.js"
+import { resourceOf } from "./TelemetryResource.js"
 
 export type MetricsHandler = (request: IncomingMessage, response: ServerResponse) => void
 

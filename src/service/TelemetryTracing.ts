@@ -8,7 +8,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import type { Layer } from "effect"
 import type { ServiceConfigShape } from "./ServiceConfig.js"
-import { resourceOf } from "./Telemetry.js"
+import { resourceOf } from "./TelemetryResource.js"
 
 export const layer = (config: ServiceConfigShape): Layer.Layer<Resource.Resource> =>
   NodeSdk.layer(() => ({ resource: resourceOf(config), spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter()) }))

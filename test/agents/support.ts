@@ -12,7 +12,8 @@ import { Orchestrator, type OrchestratorOptions } from "../../src/agents/Orchest
 import * as Usdc from "../../src/domain/Usdc.js"
 import { Escrow } from "../../src/escrow/Escrow.js"
 import { EscrowTest } from "../../src/escrow/EscrowTest.js"
-import { fromLedger, memoryJournal } from "../../src/escrow/EscrowLocal.js"
+import { fromLedger } from "../../src/escrow/EscrowLocal.js"
+import { memoryJournal } from "../../src/ledger/SettlementJournal.js"
 import { Ledger, type LedgerConfigShape } from "../../src/ledger/Ledger.js"
 
 export interface Backend {

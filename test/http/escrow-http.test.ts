@@ -11,7 +11,7 @@ import { freePort as freePortNow } from "../../scripts/freePort.js"
 import type { EscrowId } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { Escrow } from "../../src/escrow/Escrow.js"
-import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
+import * as EscrowHttp from "../../src/client/EscrowHttp.js"
 import { agent, available, type Harness, serve, type TestAgent } from "./harness.js"
 
 const u = Usdc.make

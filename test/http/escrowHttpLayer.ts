@@ -16,9 +16,9 @@
 import { Context, Effect, Layer, Redacted, Scope } from "effect"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import { Escrow, type EscrowShape } from "../../src/escrow/Escrow.js"
-import * as EscrowHttp from "../../src/escrow/EscrowHttp.js"
-import { memoryJournal } from "../../src/escrow/EscrowLocal.js"
-import { ApiKeys } from "../../src/http/ApiKeys.js"
+import * as EscrowHttp from "../../src/client/EscrowHttp.js"
+import { memoryJournal } from "../../src/ledger/SettlementJournal.js"
+import { ApiKeys } from "../../src/settlement/ApiKeys.js"
 import * as Server from "../../src/http/server.js"
 import { Ledger, type LedgerConfigShape, type LedgerShape } from "../../src/ledger/Ledger.js"
 

@@ -14,7 +14,7 @@ import type { WalletAddress } from "../../src/domain/ids.js"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import * as Server from "../../src/http/server.js"
-import type { SettlementConfigShape } from "../../src/http/SettlementConfig.js"
+import type { SettlementConfigShape } from "../../src/settlement/SettlementConfig.js"
 import { Ledger, type LedgerConfigShape, type LedgerShape } from "../../src/ledger/Ledger.js"
 
 export interface Harness {

@@ -11,8 +11,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { AgentId, WalletAddress } from "../../src/domain/ids.js"
-import { ApiKeys, hashKey } from "../../src/http/ApiKeys.js"
-import { migrations } from "../../src/http/migrations.js"
+import { ApiKeys, hashKey } from "../../src/settlement/ApiKeys.js"
+import { migrations } from "../../src/settlement/migrations.js"
 import { agent, serve, snapshot } from "./harness.js"
 
 const owner = { agentId: "agt_0000000000test" as AgentId, wallet: ("0x" + "1".repeat(40)) as WalletAddress }

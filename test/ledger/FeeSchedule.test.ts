@@ -3,7 +3,7 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { newWalletAddress } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
-import { defaultFeeSchedule, feeOf, parseRatePpm, split, validateSchedule } from "../../src/ledger/FeeSchedule.js"
+import { defaultFeeSchedule, feeOf, parseRatePpm, split, validateSchedule } from "../../src/domain/FeeSchedule.js"
 
 const A = newWalletAddress()
 const B = newWalletAddress()

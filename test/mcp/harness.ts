@@ -11,7 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { settlementHttp, sqliteStores } from "../../src/cli/services.js"
 import * as Server from "../../src/http/server.js"
-import * as SettlementSettings from "../../src/http/SettlementConfig.js"
+import * as SettlementSettings from "../../src/settlement/SettlementConfig.js"
 import { Ledger, type LedgerShape } from "../../src/ledger/Ledger.js"
 import * as LedgerSettings from "../../src/ledger/LedgerConfig.js"
 

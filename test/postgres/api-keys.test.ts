@@ -7,8 +7,8 @@ import { SqlClient } from "@effect/sql"
 import { afterAll, beforeAll, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import type { AgentId, WalletAddress } from "../../src/domain/ids.js"
-import { make as makeApiKeys, sqlStore } from "../../src/http/ApiKeys.js"
-import { createApiKeysTable } from "../../src/http/migrations.js"
+import { make as makeApiKeys, sqlStore } from "../../src/settlement/ApiKeys.js"
+import { createApiKeysTable } from "../../src/settlement/migrations.js"
 import { createDatabase, describePg, schemaLayer, type TestDatabase } from "./harness.js"
 
 let db: TestDatabase | undefined

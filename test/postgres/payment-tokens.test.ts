@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Usdc from "../../src/domain/Usdc.js"
-import { PaymentTokens } from "../../src/http/PaymentTokens.js"
+import { PaymentTokens } from "../../src/settlement/PaymentTokens.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
 import { createDatabase, describePg, pgLedgerLayer, type TestDatabase } from "./harness.js"
 

@@ -1,5 +1,5 @@
 /**
- * The read-only SQLite client on a worker thread (src/sql/SqliteReadWorker.ts),
+ * The read-only SQLite client on a worker thread (src/ledger/sql/SqliteReadWorker.ts),
  * beside a real SQLite file written through the ordinary client: it reads what was
  * committed, keeps 64-bit integers exact, refuses writes, survives a bad
  * statement, and leaves the event loop free while a long query runs, where the
@@ -13,7 +13,7 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as SqliteReadWorker from "../../src/sql/SqliteReadWorker.js"
+import * as SqliteReadWorker from "../../src/ledger/sql/SqliteReadWorker.js"
 
 const setUp = Effect.gen(function*() {
   const filename = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-read-worker-")), "db.sqlite")

@@ -1,5 +1,5 @@
 /**
- * The group-commit batches' transaction (src/sql/Transaction.ts) on a real SQLite
+ * The group-commit batches' transaction (src/ledger/sql/Transaction.ts) on a real SQLite
  * file: what it commits is there, what fails leaves nothing, a COMMIT that fails
  * is a failure the caller can retry (not a defect), and the connection is usable
  * afterwards in every case.
@@ -12,7 +12,7 @@ import { Effect, Exit } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { inTransaction } from "../../src/sql/Transaction.js"
+import { inTransaction } from "../../src/ledger/sql/Transaction.js"
 
 const sqlite = () =>
   SqliteClient.layer({ filename: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-tx-")), "tx.db") })

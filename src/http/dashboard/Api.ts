@@ -282,5 +282,4 @@ export class DashboardApi extends HttpApi.make("dashboard")
     "What the /dashboard page shows. An agent's key sees its own wallet, escrows and referrals; the operator key sees all."
   ) {}
 
-/** Buckets in a series at most. */
-export const MAX_BUCKETS = 60
+export { MAX_BUCKETS } from "../../domain/reports.js"

@@ -19,11 +19,11 @@ import { SystemAccount } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { Ledger } from "../../ledger/Ledger.js"
 import type { NotAuthorized } from "../errors.js"
-import { Settlement } from "../Settlement.js"
+import { Settlement } from "../../settlement/Settlement.js"
 import { escrowView } from "../views.js"
 import type * as Api from "./Api.js"
 import { DashboardConfig } from "./DashboardConfig.js"
-import { type AuditFilter, DashboardQueries, type Scope } from "./Queries.js"
+import { type AuditFilter, DashboardQueries, type Scope } from "../../ledger/reports.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
 export type SessionView = Type<typeof Api.Session>

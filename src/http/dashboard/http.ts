@@ -15,21 +15,20 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
-import type * as SqlClient from "@effect/sql/SqlClient"
 import { Duration, Effect, Layer, Ref, Schedule, Stream } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
 import { type ServiceUnavailableError, toWire, TooManyRequestsError, type UnauthorizedError } from "../errors.js"
-import type { ApiKeys } from "../ApiKeys.js"
-import type { PaymentTokens } from "../PaymentTokens.js"
+import type { ApiKeys } from "../../settlement/ApiKeys.js"
+import type { PaymentTokens } from "../../settlement/PaymentTokens.js"
 import * as Server from "../server.js"
-import { Settlement } from "../Settlement.js"
-import type { SettlementConfig } from "../SettlementConfig.js"
+import { Settlement } from "../../settlement/Settlement.js"
+import type { SettlementConfig } from "../../settlement/SettlementConfig.js"
 import { DashboardAccess } from "./Access.js"
 import { CurrentViewer, DashboardApi, DashboardAuthorization, type Viewer } from "./Api.js"
 import type * as Assets from "./assets.js"
 import { Dashboard } from "./Dashboard.js"
 import { DashboardConfig, type DashboardConfigShape } from "./DashboardConfig.js"
-import { DashboardQueries } from "./Queries.js"
+import { DashboardQueries, type ReportsSql } from "../../ledger/reports.js"
 
 const wire = Effect.mapError(toWire)
 
@@ -189,7 +188,7 @@ export const layerPage: Layer.Layer<never> = HttpApiBuilder.Router.use((router) 
  * routes need (`Settlement`, `Ledger`), the ledger's `SqlClient` and `DashboardConfig`.
  * Merge it with the other route layers given to `HttpApiBuilder.serve()`.
  */
-export const layer: Layer.Layer<never, never, Settlement | Ledger | SqlClient.SqlClient | DashboardConfig> = Layer.mergeAll(
+export const layer: Layer.Layer<never, never, Settlement | Ledger | ReportsSql | DashboardConfig> = Layer.mergeAll(
   HandlersLive,
   layerPage
 ).pipe(
@@ -206,7 +205,7 @@ export const layer: Layer.Layer<never, never, Settlement | Ledger | SqlClient.Sq
 export const layerWithSettlement: Layer.Layer<
   HttpServer.HttpServer | Settlement,
   unknown,
-  Ledger | ApiKeys | PaymentTokens | SettlementConfig | SqlClient.SqlClient | DashboardConfig
+  Ledger | ApiKeys | PaymentTokens | SettlementConfig | ReportsSql | DashboardConfig
 > = HttpApiBuilder.serve().pipe(
   Layer.provide(Layer.merge(Server.layerRoutes, layer)),
   HttpServer.withLogAddress,

@@ -20,7 +20,7 @@ import * as RpcServer from "@effect/rpc/RpcServer"
 import { Context, Deferred, Effect, Layer, Logger, Option, type Scope, Sink, Stream } from "effect"
 import { exceedsDepth, tooDeepMessage } from "../jsonBody.js"
 import { inspect, normalizeLine } from "./jsonRpc.js"
-import { clientAddress } from "../RateLimits.js"
+import { clientAddress } from "../../settlement/RateLimits.js"
 import { currentBearer, currentClientAddress, McpCredential, parseBearer } from "./McpCredential.js"
 
 export interface ServerInfo {

@@ -1,5 +1,5 @@
 /**
- * Payment tokens (`src/http/PaymentTokens.ts`): only SHA-256 hashes are stored, as for
+ * Payment tokens (`src/settlement/PaymentTokens.ts`): only SHA-256 hashes are stored, as for
  * API keys. A token is claimed by setting `redeemed_at_ms` where it is still NULL, so
  * one statement decides which of two concurrent redemptions wins. `IF NOT EXISTS`:
  * `PaymentTokens.layerSql` runs the same statements for a bare SqlClient.

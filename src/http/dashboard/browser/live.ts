@@ -6,8 +6,7 @@ import { auditPath, renderAudit, renderDetail } from "./audit.js"
 import { $ } from "./dom.js"
 import { renderNetwork } from "./network.js"
 import { renderOverview } from "./overview.js"
-import { api, AuthError, messageOf } from "./server.js"
-import { signOut } from "./session.js"
+import { api, AuthError, keyRejected, messageOf } from "./server.js"
 import { refreshMoney, showBanner, state } from "./state.js"
 import type { AuditPage, EscrowDetail, Network, Overview, Watermark } from "./types.js"
 
@@ -139,7 +138,7 @@ export const connectLive = (): void => {
   fetch("/api/dashboard/live", { headers: { authorization: "Bearer " + key, accept: "text/event-stream" }, cache: "no-store", signal: abort.signal })
     .then((res) => {
       if (res.status === 401) {
-        signOut("Your key is no longer accepted; sign in again.")
+        keyRejected("Your key is no longer accepted; sign in again.")
         return
       }
       if (!res.ok || !res.body) throw new Error("live stream refused: HTTP " + res.status)

@@ -12,12 +12,13 @@
 import { applyFilters, closeDetail, newer, older, resetFilters } from "./audit.js"
 import { $, all } from "./dom.js"
 import { renderChart } from "./overview.js"
-import { AuthError, messageOf, request } from "./server.js"
+import { AuthError, messageOf, request, whenKeyRejected } from "./server.js"
 import { showSignIn, signIn, signOut, start } from "./session.js"
 import { EXACT_STORAGE, KEY_STORAGE, type Metric, refreshMoney, state } from "./state.js"
 import type { Session } from "./types.js"
 
 const boot = (): void => {
+  whenKeyRejected(signOut)
   $("signin-form").addEventListener("submit", signIn)
   $("signout").addEventListener("click", () => signOut(""))
   const exact = $<HTMLInputElement>("exact")

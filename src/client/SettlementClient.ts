@@ -16,8 +16,8 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Undici from "@effect/platform-node/Undici"
 import { Duration, Effect, type Redacted, Schedule, type Scope } from "effect"
 import { LedgerUnavailable } from "../domain/errors.js"
-import { SettlementApi } from "./Api.js"
-import { fromWire, isWireError, statusOf } from "./errors.js"
+import { SettlementApi } from "../http/Api.js"
+import { fromWire, isWireError, statusOf } from "../http/errors.js"
 
 export interface SettlementClientOptions {
   /** The settlement service, e.g. `https://settlement.internal:8080`. */

@@ -3,7 +3,7 @@
  *
  * The client is derived from the same `HttpApi` contract the server implements,
  * over one keep-alive undici pool per layer, connect timeout 3 s, read timeout 10 s
- * per attempt (src/http/SettlementClient.ts, shared with `AccountsHttp`). Error
+ * per attempt (src/client/SettlementClient.ts, shared with `AccountsHttp`). Error
  * bodies come back as the domain's typed errors (`InsufficientFunds`,
  * `EscrowNotPending` with its status, ...); what the port has no type for (401, 403,
  * 429, 5xx, transport failures, timeouts) is `LedgerUnavailable` naming the cause.
@@ -37,10 +37,10 @@ import { Cause, Config, Duration, Effect, Layer, type Redacted, type Scope } fro
 import type { EscrowRecord } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
-import * as SettlementClient from "../http/SettlementClient.js"
+import * as SettlementClient from "./SettlementClient.js"
 import { escrowFromView } from "../http/views.js"
-import { Escrow, type EscrowShape } from "./Escrow.js"
-import { memoryJournal } from "./EscrowLocal.js"
+import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
+import { memoryJournal } from "../ledger/SettlementJournal.js"
 
 export interface EscrowHttpOptions extends SettlementClient.SettlementClientOptions {
   readonly apiKey: Redacted.Redacted<string>

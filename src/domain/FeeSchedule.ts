@@ -18,8 +18,8 @@
  * 990,000,000 (990 USDC).
  */
 import { Either } from "effect"
-import { InvalidInput } from "../domain/errors.js"
-import type { WalletAddress } from "../domain/ids.js"
+import { InvalidInput } from "./errors.js"
+import type { WalletAddress } from "./ids.js"
 
 export const PPM = 1_000_000n
 

@@ -21,11 +21,11 @@
  *
  * `layerWithEscrow` gives `Accounts` and `Escrow` on one pool, sharing those keys:
  * the escrows of a sub-agent registered here are then created, released and
- * cancelled as the party the service requires (src/escrow/EscrowHttp.ts). That is
+ * cancelled as the party the service requires (src/client/EscrowHttp.ts). That is
  * what lets a failed task be refunded at once (its payee cancels; the payer may
  * only after the deadline) and a sub-agent's `run` hire with its own budget.
  *
- * Retries (src/http/SettlementClient.ts): reads on any transient failure; a
+ * Retries (src/client/SettlementClient.ts): reads on any transient failure; a
  * registration or a faucet claim only on 429, which the service answers before
  * doing anything, since a repeat after it acted would register a second agent or
  * be told the faucet was already claimed.
@@ -35,11 +35,11 @@ import type * as Errors from "../domain/errors.js"
 import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { WalletAddress } from "../domain/ids.js"
 import { Escrow } from "../escrow/Escrow.js"
-import * as EscrowHttp from "../escrow/EscrowHttp.js"
-import * as SettlementClient from "../http/SettlementClient.js"
+import * as EscrowHttp from "./EscrowHttp.js"
+import * as SettlementClient from "./SettlementClient.js"
 import * as View from "../http/views.js"
 import type { RegisterAgentInput } from "../ledger/Ledger.js"
-import { Accounts, type AccountsShape, type RegisterError } from "./Accounts.js"
+import { Accounts, type AccountsShape, type RegisterError } from "../agents/Accounts.js"
 
 export interface AccountsHttpOptions extends SettlementClient.SettlementClientOptions {
   /** The key of the agent this process acts for (the orchestrator's; `PF_API_KEY`). */

@@ -14,17 +14,20 @@ import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
 import { Context, Effect, Layer, Option } from "effect"
-import { LedgerUnavailable } from "../../domain/errors.js"
-import type { AgentRecord, EscrowRecord, EscrowStatus } from "../../domain/Escrow.js"
-import { EscrowStatuses } from "../../domain/Escrow.js"
-import type { EscrowId, WalletAddress } from "../../domain/ids.js"
-import { SystemAccount } from "../../domain/ids.js"
-import type { Usdc } from "../../domain/Usdc.js"
-import { big as rowBig, type Row, toAgent, toEscrow } from "../../ledger/rows.js"
-import * as SqliteReadWorker from "../../sql/SqliteReadWorker.js"
-import { MAX_BUCKETS } from "./Api.js"
+import { LedgerUnavailable } from "../domain/errors.js"
+import type { AgentRecord, EscrowRecord, EscrowStatus } from "../domain/Escrow.js"
+import { EscrowStatuses } from "../domain/Escrow.js"
+import type { EscrowId, WalletAddress } from "../domain/ids.js"
+import { SystemAccount } from "../domain/ids.js"
+import { MAX_BUCKETS } from "../domain/reports.js"
+import type { Usdc } from "../domain/Usdc.js"
+import { big as rowBig, type Row, toAgent, toEscrow } from "./rows.js"
+import * as SqliteReadWorker from "./sql/SqliteReadWorker.js"
 
 /** Whose data: every wallet's (the operator), or one wallet's escrows and referrals. */
+/** The database the reports read: the ledger's own `SqlClient`. */
+export type ReportsSql = SqlClient.SqlClient
+
 export type Scope = { readonly _tag: "All" } | { readonly _tag: "Wallet"; readonly wallet: WalletAddress }
 
 export interface MoneyTotals {
@@ -99,7 +102,7 @@ export interface DashboardQueriesShape {
 export class DashboardQueries extends Context.Tag("ringmaster/DashboardQueries")<DashboardQueries, DashboardQueriesShape>() {
   /**
    * On the ledger's database. A SQLite file is read on a worker thread of its own
-   * (src/sql/SqliteReadWorker.ts), so the operator's scans of whole tables do not
+   * (src/ledger/sql/SqliteReadWorker.ts), so the operator's scans of whole tables do not
    * hold up the event loop; PostgreSQL's driver is asynchronous already, and an
    * in-memory SQLite database has only the one connection.
    */

@@ -37,7 +37,7 @@ import {
   type ReferralReport,
   type ReleaseError
 } from "../ledger/Ledger.js"
-import type { Caller } from "./Api.js"
+import type { Caller } from "./Caller.js"
 import { ApiKeys } from "./ApiKeys.js"
 import { KeyInGrace, NotAuthorized, PayerCannotCover, type PaymentTokenInvalid, type RateLimited, Unauthenticated } from "./errors.js"
 import { type MintedToken, PaymentTokens } from "./PaymentTokens.js"
