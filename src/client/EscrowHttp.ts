@@ -27,7 +27,7 @@
  * released by its payee, the sub-agent, as the service allows, and a failed,
  * timed-out or interrupted task is cancelled with its payee's, refunding the payer
  * now rather than at the deadline. Without a key for either party, the layer's own
- * key is used, as before.
+ * key is used.
  *
  * At start the pool is warmed with `GET /health` in the background: a failure is
  * logged, not fatal, so a cold start never waits on the settlement service.

@@ -46,7 +46,7 @@ export const settleOnExit = (
       // The first attempt runs bare: a retry schedule's driver costs more than the
       // settlement's own bookkeeping, and almost every settlement succeeds at once.
       // On a failure, the schedule takes over from that failure (replayed once), so the
-      // number of tries and the delays between them are the schedule's, as before.
+      // number of tries and the delays between them are exactly the schedule's.
       Effect.catchAll((firstError) => {
         let replay = true
         const again = Effect.suspend(() => (replay ? ((replay = false), Effect.fail(firstError)) : settle))
