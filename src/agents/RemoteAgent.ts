@@ -29,6 +29,7 @@ import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import * as Agent from "./Agent.js"
 import { AgentApi, type AgentDescription, AgentName, AgentNotServed } from "./AgentApi.js"
 import { EscrowRefused, InvalidOutput, RemoteAgentUnavailable, RemoteTaskFailed } from "./errors.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 // ---------------------------------------------------------------------------
 // Verification (the agent's side), against any `Escrow` port
@@ -45,14 +46,15 @@ export interface VerifyOptions {
  * pending) or has expired.
  */
 export class ReplayGuard {
-  private readonly ids = new Map<string, true>()
-  constructor(readonly capacity: number = 100_000) {}
+  private readonly ids: BoundedMap<string, true>
+  constructor(readonly capacity: number = 100_000) {
+    this.ids = new BoundedMap(capacity)
+  }
 
   /** Claims `id`; false when it was already claimed. */
   claim(id: string): boolean {
     if (this.ids.has(id)) return false
     this.ids.set(id, true)
-    if (this.ids.size > this.capacity) this.ids.delete(this.ids.keys().next().value!)
     return true
   }
   /** Gives a claim back (verification refused the escrow: no work was done for it). */

@@ -40,6 +40,7 @@ import * as SettlementClient from "./SettlementClient.js"
 import * as View from "../http/views.js"
 import type { RegisterAgentInput } from "../ledger/Ledger.js"
 import { Accounts, type AccountsShape, type RegisterError } from "../agents/Accounts.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 export interface AccountsHttpOptions extends SettlementClient.SettlementClientOptions {
   /** The key of the agent this process acts for (the orchestrator's; `PF_API_KEY`). */
@@ -87,7 +88,7 @@ const makeWith = (
     const own = yield* settlement.clientFor(options.apiKey)
 
     /** Clients for the agents registered here, by wallet. */
-    const registered = new Map<string, SettlementClient.Client>()
+    const registered = new BoundedMap<string, SettlementClient.Client>(MAX_KEYS)
     /** For routes that name the wallet (the service refuses another's): its own key, else the layer's. */
     const clientOf = (wallet: WalletAddress) => registered.get(wallet) ?? own
 
@@ -127,7 +128,6 @@ const makeWith = (
       )
 
     const remember = (wallet: WalletAddress, client: SettlementClient.Client) => {
-      if (registered.size >= MAX_KEYS) registered.delete(registered.keys().next().value!)
       registered.set(wallet, client)
     }
 

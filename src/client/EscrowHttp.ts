@@ -41,6 +41,7 @@ import * as SettlementClient from "./SettlementClient.js"
 import { escrowFromView } from "../http/views.js"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import { memoryJournal } from "../ledger/SettlementJournal.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 export interface EscrowHttpOptions extends SettlementClient.SettlementClientOptions {
   readonly apiKey: Redacted.Redacted<string>
@@ -74,10 +75,9 @@ export const makeWith = (
      * others are settled with the layer's own key and need no entry. Forgotten once
      * the escrow is settled.
      */
-    const parties = new Map<EscrowId, Pick<EscrowRecord, "payer" | "payee" | "mandateId">>()
+    const parties = new BoundedMap<EscrowId, Pick<EscrowRecord, "payer" | "payee" | "mandateId">>(MAX_REMEMBERED_ESCROWS)
     const remember = (escrow: EscrowRecord) => {
       if (partyClients(escrow.payer) === undefined && partyClients(escrow.payee) === undefined) return
-      if (parties.size >= MAX_REMEMBERED_ESCROWS) parties.delete(parties.keys().next().value!)
       parties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId })
     }
     const forget = (id: EscrowId) => Effect.sync(() => parties.delete(id))

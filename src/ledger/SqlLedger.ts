@@ -42,6 +42,7 @@ import * as Migrations from "./migrations/index.js"
 import { EscrowTransitions } from "./Transitions.js"
 
 import { big, num, type Row, toAgent, toEscrow, toEvent, toIdempotencyKey, toMandate, usdc } from "./rows.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 /** Bounds (TIGER_STYLE): queued commands, batch retries, remembered agent rows. */
 const QUEUE_CAPACITY = 16_384
@@ -67,9 +68,8 @@ export const make = (config: LedgerConfigShape) =>
      * (another process may register it). Saves a batch one or two statements, most of
      * its cost when it holds a single command. Bounded: the oldest entry goes first.
      */
-    const knownAgents = new Map<string, AgentRecord>()
+    const knownAgents = new BoundedMap<string, AgentRecord>(KNOWN_AGENTS_CAPACITY)
     const rememberAgent = (agent: AgentRecord) => {
-      if (knownAgents.size >= KNOWN_AGENTS_CAPACITY) knownAgents.delete(knownAgents.keys().next().value!)
       knownAgents.set(agent.wallet, agent)
     }
 

@@ -21,6 +21,7 @@ import type { WalletAddress } from "../domain/ids.js"
 import { requestSha256 } from "../ledger/idempotency.js"
 import { IdempotencyKeyReused, IdempotentReplyUnavailable, type PaidRequestError } from "./errors.js"
 import type { PaidResult } from "./PaidRequests.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 /** How long a reply is held: the ledger's default idempotency key lifetime. */
 export const TASK_REPLY_TTL_MS = 24 * 60 * 60 * 1000
@@ -49,11 +50,9 @@ const keyUnused = (error: PaidRequestError) => error._tag !== "TaskFailed"
 export const make = (options: { readonly ttlMs?: number; readonly capacity?: number } = {}) => {
   const ttlMs = options.ttlMs ?? TASK_REPLY_TTL_MS
   const capacity = Math.max(1, options.capacity ?? MAX_TASK_REPLIES)
-  const entries = new Map<string, Entry>()
+  const entries = new BoundedMap<string, Entry>(capacity, { touchOnSet: true })
 
   const put = (slot: string, entry: Entry) => {
-    entries.delete(slot)
-    if (entries.size >= capacity) entries.delete(entries.keys().next().value!)
     entries.set(slot, entry)
   }
 

@@ -24,6 +24,7 @@ import { LedgerUnavailable } from "../domain/errors.js"
 import type { AgentId, WalletAddress } from "../domain/ids.js"
 import { KeyInGrace } from "./errors.js"
 import { createApiKeysTable } from "./migrations.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 export interface ApiKeyOwner {
   readonly agentId: AgentId
@@ -116,7 +117,7 @@ export interface ApiKeysOptions {
 export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysShape => {
   const cacheTtlMs = Duration.toMillis(options.cacheTtl ?? 0)
   const cacheMax = options.cacheMaxEntries ?? 10_000
-  const cache = new Map<string, { readonly row: StoredKey; readonly untilMs: number }>()
+  const cache = new BoundedMap<string, { readonly row: StoredKey; readonly untilMs: number }>(cacheMax)
 
   const lookup = (keyHash: string, nowMs: number): Effect.Effect<StoredKey | undefined, LedgerUnavailable> => {
     if (cacheTtlMs > 0) {
@@ -130,7 +131,6 @@ export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysS
       // An expired key is not remembered: it is refused from storage each time, and
       // a live key is remembered no longer than it lives.
       if (row !== undefined && cacheTtlMs > 0 && !isExpired(row, nowMs)) {
-        if (cache.size >= cacheMax) cache.delete(cache.keys().next().value!)
         const untilMs = Math.min(nowMs + cacheTtlMs, row.expiresAtMs ?? Number.POSITIVE_INFINITY)
         cache.set(keyHash, { row, untilMs })
       }

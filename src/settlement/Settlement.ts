@@ -43,6 +43,7 @@ import { KeyInGrace, NotAuthorized, PayerCannotCover, type PaymentTokenInvalid, 
 import { type MintedToken, PaymentTokens } from "./PaymentTokens.js"
 import * as RateLimits from "./RateLimits.js"
 import { SettlementConfig } from "./SettlementConfig.js"
+import { BoundedMap } from "../domain/BoundedMap.js"
 
 export type { Caller }
 
@@ -274,10 +275,9 @@ export const make = Effect.gen(function*() {
    * remembered (opened through another instance, or evicted: the oldest entry goes
    * first) is read.
    */
-  const knownParties = new Map<string, EscrowParties>()
+  const knownParties = new BoundedMap<string, EscrowParties>(KNOWN_ESCROWS_CAPACITY)
   const rememberParties = (escrow: EscrowRecord) => {
     if (knownParties.has(escrow.id)) return
-    if (knownParties.size >= KNOWN_ESCROWS_CAPACITY) knownParties.delete(knownParties.keys().next().value!)
     knownParties.set(escrow.id, { payer: escrow.payer, payee: escrow.payee, mandateId: escrow.mandateId, paidWithToken: paidWithToken(escrow) })
   }
 
