@@ -26,12 +26,13 @@ import type { RemoteAgentUnavailable } from "./errors.js"
 import type { AgentRecord } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
+import { Limits } from "../domain/limits.js"
 
 export const TypeId: unique symbol = Symbol.for("ringmaster/Agent")
 export type TypeId = typeof TypeId
 
 /** Agent names are registered with the ledger, which bounds them to 200 characters. */
-export const MAX_NAME_CHARS = 200
+export const MAX_NAME_CHARS = Limits.agentNameChars
 
 /** What `run` knows about the task it is doing. */
 export interface Task {

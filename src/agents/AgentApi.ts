@@ -18,10 +18,14 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 import { InvalidInput } from "../domain/errors.js"
 import { WalletAddress } from "../domain/ids.js"
+import { Limits } from "../domain/limits.js"
 import { EscrowRefused, RemoteTaskFailed } from "./errors.js"
 
+/** What an agent's name must be, as its refusal says it. */
+export const agentNameRule = `expected an agent name of 1-${Limits.agentNameChars} letters, digits, '.', '_' or '-'`
+
 export const AgentName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9._-]{1,200}$/, { message: () => "expected an agent name of 1-200 letters, digits, '.', '_' or '-'" })
+  Schema.pattern(new RegExp(`^[A-Za-z0-9._-]{1,${Limits.agentNameChars}}$`), { message: () => agentNameRule })
 )
 
 /** The longest escrow id accepted on the wire; real ones are about 31 characters. */

@@ -27,7 +27,7 @@ import { EscrowId, type WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
 import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import * as Agent from "./Agent.js"
-import { AgentApi, type AgentDescription, AgentName, AgentNotServed } from "./AgentApi.js"
+import { AgentApi, type AgentDescription, AgentName, agentNameRule, AgentNotServed } from "./AgentApi.js"
 import { EscrowRefused, InvalidOutput, RemoteAgentUnavailable, RemoteTaskFailed } from "./errors.js"
 import { BoundedMap } from "../domain/BoundedMap.js"
 
@@ -280,7 +280,7 @@ const checkUrl = (url: string): string => {
  */
 export const remote = <I, IE, O, OE>(options: RemoteOptions<I, IE, O, OE>): Agent.Agent<I, O, RemoteError> => {
   const url = checkUrl(options.url)
-  if (!Schema.is(AgentName)(options.name)) throw new InvalidInput({ field: "name", message: "expected an agent name of 1-200 letters, digits, '.', '_' or '-'" })
+  if (!Schema.is(AgentName)(options.name)) throw new InvalidInput({ field: "name", message: agentNameRule })
   const name = options.name
   const unavailable = (error: unknown) =>
     new RemoteAgentUnavailable({

@@ -20,7 +20,7 @@ import { Context, Either, ParseResult, Schema } from "effect"
 import { EscrowStatuses } from "../domain/Escrow.js"
 import { AgentId, EscrowId, MandateId, ReferralCode, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
-import { Limits } from "../ledger/engine.js"
+import { Limits } from "../domain/limits.js"
 import type { Caller } from "../settlement/Caller.js"
 import * as Wire from "./errors.js"
 
@@ -291,8 +291,8 @@ export const EscrowCreated = Escrow.annotations(HttpApiSchema.annotations({ stat
 export const ListEscrowsParams = Schema.Struct({
   status: Schema.optional(EscrowStatus),
   /** Only escrows tagged with this region (`fly_region`). */
-  region: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))),
-  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 500))),
+  region: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(Limits.regionChars))),
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, Limits.pageSizeMax))),
   cursor: Schema.optional(EscrowId)
 })
 

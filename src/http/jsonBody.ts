@@ -12,9 +12,10 @@
  * Used by the settlement API's edge (`edge.ts`, `requestBody.ts`), the MCP route
  * (`mcp/transport.ts`) and the orchestrator's own routes (`service/routes.ts`).
  */
+import { Limits } from "../domain/limits.js"
 
 /** Deepest nesting of arrays and objects a request body may have. */
-export const MAX_JSON_DEPTH = 32
+export const MAX_JSON_DEPTH = Limits.jsonDepth
 
 export const tooDeepMessage = `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels, the depth limit`
 

@@ -19,6 +19,7 @@ import {
   type ReferralReport
 } from "./Ledger.js"
 import { EscrowTransitions } from "./Transitions.js"
+import { Limits } from "../domain/limits.js"
 
 /** The memory ledger's whole state, exposed read-only for assertions (`EscrowTest`). */
 export interface MemoryLedgerState {
@@ -117,7 +118,7 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
       },
       listEscrows: (query) =>
         Effect.sync(() => {
-          const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
+          const limit = Math.min(Math.max(query.limit ?? Limits.pageSizeDefault, 1), Limits.pageSizeMax)
           const page = escrows()
             .filter((e) =>
               (query.wallet === undefined || e.payer === query.wallet || e.payee === query.wallet) &&

@@ -43,6 +43,7 @@ import { EscrowTransitions } from "./Transitions.js"
 
 import { big, num, type Row, toAgent, toEscrow, toEvent, toIdempotencyKey, toMandate, usdc } from "./rows.js"
 import { BoundedMap } from "../domain/BoundedMap.js"
+import { Limits } from "../domain/limits.js"
 
 /** Bounds (TIGER_STYLE): queued commands, batch retries, remembered agent rows. */
 const QUEUE_CAPACITY = 16_384
@@ -436,7 +437,7 @@ export const make = (config: LedgerConfigShape) =>
       getEscrow,
       listEscrows: (query) =>
         Effect.gen(function*() {
-          const limit = Math.min(Math.max(query.limit ?? 50, 1), 500)
+          const limit = Math.min(Math.max(query.limit ?? Limits.pageSizeDefault, 1), Limits.pageSizeMax)
           const where = [
             query.wallet === undefined ? undefined : sql`(payer = ${query.wallet} OR payee = ${query.wallet})`,
             query.status === undefined ? undefined : sql`status = ${query.status}`,

@@ -56,6 +56,7 @@ import { format, MAX_MICROS, type Usdc } from "../domain/Usdc.js"
 import { split } from "../domain/FeeSchedule.js"
 import { type IdempotencyRecord, IdempotencyLimits, isSha256Hex, scopeOf, slotOf, termsSha256 } from "./idempotency.js"
 import type { CreateMandateInput, FaucetClaim, LedgerConfigShape, LedgerShape, RegisterAgentInput } from "./Ledger.js"
+import { Limits } from "../domain/limits.js"
 
 export type PostingKind = "deposit" | "faucet" | "lock" | "payout" | "fee" | "referral" | "refund"
 
@@ -81,12 +82,7 @@ export interface FaucetClaimRow {
 }
 
 /** Bounds on untrusted input (TIGER_STYLE: a limit on everything). */
-export const Limits = {
-  agentNameChars: 200,
-  descriptionChars: 2_000,
-  metadataBytes: 4_096,
-  idempotencyKeyChars: 200
-} as const
+export { Limits }
 
 export type Command =
   | { readonly _tag: "RegisterAgent"; readonly input: RegisterAgentInput }

@@ -13,6 +13,7 @@
 import { createHash } from "node:crypto"
 import type { EscrowTerms, IdempotencyScope } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
+import { Limits } from "../domain/limits.js"
 
 /** What one key answered for. */
 export interface IdempotencyRecord extends IdempotencyScope {
@@ -29,7 +30,7 @@ export const ESCROW_CREATE_ROUTE = "Escrow.create"
 export const REST_CREATE_ROUTE = "POST /api/escrow/create"
 
 /** Bounds on what a scope may name (TIGER_STYLE). */
-export const IdempotencyLimits = { routeChars: 200 } as const
+export const IdempotencyLimits = { routeChars: Limits.idempotencyRouteChars } as const
 
 /** The slot a key occupies: unique per (owner, route, key). */
 export const slotOf = (owner: string, route: string, key: string) => `${owner}\u0000${route}\u0000${key}`

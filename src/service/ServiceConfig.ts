@@ -16,6 +16,7 @@
  */
 import { Config, ConfigError, ConfigProvider, Context, Duration, Either, Layer, Option, type Redacted, Schema } from "effect"
 import { ReferralCode, WalletAddress } from "../domain/ids.js"
+import { Limits } from "../domain/limits.js"
 import type { LedgerConfigShape } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
 
@@ -208,7 +209,7 @@ export const fromEnv: Config.Config<ServiceConfigShape> = Config.all({
   ledger: LedgerConfig.fromEnv,
   agentWallet: schemaValue("AGENT_WALLET", WalletAddress, "a wallet address: 0x followed by 40 hex digits"),
   referralCode: schemaValue("REFERRAL_CODE", ReferralCode, "a referral code of 4-64 letters, digits, _ or -"),
-  agentName: checked("AGENT_NAME", Config.string("AGENT_NAME").pipe(Config.withDefault(defaults.agentName)), (s) => s.length > 0 && s.length <= 200, "1-200 characters"),
+  agentName: checked("AGENT_NAME", Config.string("AGENT_NAME").pipe(Config.withDefault(defaults.agentName)), (s) => s.length > 0 && s.length <= Limits.agentNameChars, `1-${Limits.agentNameChars} characters`),
   faucetOnStart: Config.boolean("FAUCET_ON_START").pipe(Config.withDefault(defaults.faucetOnStart)),
   taskTimeoutMs: millis("TASK_TIMEOUT", defaults.taskTimeoutMs, 60 * 60_000),
   shutdownTimeoutMs: millis("SHUTDOWN_TIMEOUT", defaults.shutdownTimeoutMs, 10 * 60_000),

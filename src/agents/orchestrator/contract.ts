@@ -14,6 +14,7 @@ import type { FaucetError, RegisterError } from "../Accounts.js"
 import type * as Agent from "../Agent.js"
 import type { Budget } from "../Budget.js"
 import type { AgentCrashed, AgentStopped, InvalidOutput, RemoteAgentUnavailable, TaskTimedOut } from "../errors.js"
+import { Limits as InputLimits } from "../../domain/limits.js"
 
 // ---------------------------------------------------------------------------
 // Bounds (TIGER_STYLE: a limit on everything)
@@ -28,7 +29,7 @@ export const Limits = {
   maxTimeoutMs: 24 * 60 * 60_000,
   /** The escrow outlives the task's deadline by this much, so settling never races the ledger's expiry. */
   escrowGraceMs: 60_000,
-  descriptionChars: 2_000,
+  descriptionChars: InputLimits.descriptionChars,
   maxPayments: 10_000,
   maxReferralDepth: 32
 } as const

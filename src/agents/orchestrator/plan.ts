@@ -10,6 +10,7 @@ import type { Budgets } from "./budgets.js"
 import { checkInteger, invalid } from "./checks.js"
 import type { Config } from "./config.js"
 import { type DelegateOptions, type Handle, Limits, type StreamOptions } from "./contract.js"
+import { Limits as InputLimits } from "../../domain/limits.js"
 
 /** The orchestrator a task runs for: whose wallet pays by default, its escrow, its caps and its settings. */
 export interface TaskContext {
@@ -40,8 +41,8 @@ export const checkPlan = (
   if (options.description !== undefined && options.description.length > Limits.descriptionChars) {
     return Either.left(invalid("description", `at most ${Limits.descriptionChars} characters`))
   }
-  if (options.region !== undefined && (options.region.length === 0 || options.region.length > 64)) {
-    return Either.left(invalid("region", "must be 1-64 characters"))
+  if (options.region !== undefined && (options.region.length === 0 || options.region.length > InputLimits.regionChars)) {
+    return Either.left(invalid("region", `must be 1-${InputLimits.regionChars} characters`))
   }
   if (options.maxPrice !== undefined && options.maxPrice < 0n) return Either.left(invalid("maxPrice", "must not be negative"))
   return Either.right({

@@ -6,6 +6,7 @@ import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { Accounts, type AccountsShape } from "../Accounts.js"
 import { type Earnings, type EarningsTotals, Limits, type Payment } from "./contract.js"
+import { Limits as InputLimits } from "../../domain/limits.js"
 
 /** Referral income, spending, revenue and net of the orchestrator `identity`, in total and per region. */
 export const earnings = (
@@ -51,7 +52,7 @@ export const payments = (
     const out: Array<Payment> = []
     let cursor: EscrowId | undefined
     while (out.length < limit) {
-      const page = yield* accounts.escrows({ wallet: identity.wallet, limit: Math.min(500, limit - out.length), cursor })
+      const page = yield* accounts.escrows({ wallet: identity.wallet, limit: Math.min(InputLimits.pageSizeMax, limit - out.length), cursor })
       for (const e of page.escrows) {
         out.push({
           escrowId: e.id,

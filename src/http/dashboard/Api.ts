@@ -23,6 +23,7 @@ import { AgentId, EscrowId, ReferralCode, WalletAddress } from "../../domain/ids
 import { AmountOut, Escrow, EscrowStatus, Timestamp } from "../Api.js"
 import type { Caller } from "../Api.js"
 import * as Wire from "../errors.js"
+import { Limits } from "../../domain/limits.js"
 
 // ---------------------------------------------------------------------------
 // Who is looking
@@ -56,7 +57,7 @@ export class DashboardAuthorization extends HttpApiMiddleware.Tag<DashboardAutho
 export const Scope = Schema.Literal("operator", "agent")
 
 const Count = Schema.Int.pipe(Schema.nonNegative())
-const RegionName = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))
+const RegionName = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(Limits.regionChars))
 
 export const Session = Schema.Struct({
   scope: Scope,

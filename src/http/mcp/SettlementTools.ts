@@ -19,6 +19,7 @@ import { type Caller, Settlement } from "../../settlement/Settlement.js"
 import * as View from "../views.js"
 import { McpCredential } from "./McpCredential.js"
 import { ToolFailure } from "./register.js"
+import { Limits } from "../../domain/limits.js"
 
 // ---------------------------------------------------------------------------
 // Arguments: the contract's field schemas, with JSON Schema a model can act on
@@ -41,11 +42,11 @@ const amount = Usdc.PositiveFromWire.annotations({
 })
 
 const description = Api.CreateEscrowRequest.fields.description.annotations({
-  jsonSchema: { type: "string", maxLength: 2000, description: "What the payee is paid for" }
+  jsonSchema: { type: "string", maxLength: Limits.descriptionChars, description: "What the payee is paid for" }
 })
 
 const agentName = Api.FaucetClaimRequest.fields.agent_name.annotations({
-  jsonSchema: { type: "string", minLength: 1, maxLength: 200, description: "Your agent's name (informational, stored with the claim)" }
+  jsonSchema: { type: "string", minLength: 1, maxLength: Limits.agentNameChars, description: "Your agent's name (informational, stored with the claim)" }
 })
 
 // ---------------------------------------------------------------------------
