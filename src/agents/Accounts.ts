@@ -31,13 +31,7 @@ export type RegisterError =
   | Errors.ReferralCycle
   | Errors.LedgerUnavailable
 
-export type FaucetError =
-  | Errors.AgentNotFound
-  | Errors.FaucetAlreadyClaimed
-  | Errors.FaucetTreasuryEmpty
-  | Errors.FaucetDailyCapReached
-  | Errors.InvalidInput
-  | Errors.LedgerUnavailable
+export type FaucetError = Errors.FaucetError
 
 export interface AccountsShape {
   readonly register: (input: RegisterAgentInput) => Effect.Effect<AgentRecord, RegisterError>

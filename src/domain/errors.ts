@@ -178,6 +178,15 @@ export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("
   cause: Schema.optional(Schema.Defect)
 }) {}
 
+/** Why a faucet claim failed: the ledger's, the settlement's and the agents' one union. */
+export type FaucetError =
+  | AgentNotFound
+  | FaucetAlreadyClaimed
+  | FaucetTreasuryEmpty
+  | FaucetDailyCapReached
+  | InvalidInput
+  | LedgerUnavailable
+
 /** Errors of the ledger's commands, as a union for `catchTags` and for HTTP mapping. */
 export type LedgerError =
   | InvalidAmount

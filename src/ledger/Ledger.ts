@@ -157,15 +157,7 @@ export interface LedgerShape {
   readonly claimFaucet: (input: {
     readonly wallet: WalletAddress
     readonly agentName: string
-  }) => Effect.Effect<
-    FaucetClaim,
-    | Errors.AgentNotFound
-    | Errors.FaucetAlreadyClaimed
-    | Errors.FaucetTreasuryEmpty
-    | Errors.FaucetDailyCapReached
-    | Errors.InvalidInput
-    | Errors.LedgerUnavailable
-  >
+  }) => Effect.Effect<FaucetClaim, Errors.FaucetError>
   readonly createEscrow: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>
   /**
    * Pays out all that remains, or `options.amount` of it. Repeating a release of a released escrow returns it.

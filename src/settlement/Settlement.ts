@@ -107,17 +107,7 @@ export interface SettlementShape {
   readonly claimFaucet: (
     caller: Caller,
     input: { readonly wallet: WalletAddress; readonly agentName: string; readonly clientAddress: string }
-  ) => Effect.Effect<
-    FaucetClaim,
-    | NotAuthorized
-    | RateLimited
-    | Errors.AgentNotFound
-    | Errors.FaucetAlreadyClaimed
-    | Errors.FaucetTreasuryEmpty
-    | Errors.FaucetDailyCapReached
-    | Errors.InvalidInput
-    | Errors.LedgerUnavailable
-  >
+  ) => Effect.Effect<FaucetClaim, NotAuthorized | RateLimited | Errors.FaucetError>
   readonly balance: (caller: Caller, wallet: WalletAddress) => Effect.Effect<WalletBalance, NotAuthorized | Errors.LedgerUnavailable>
   readonly createMandate: (
     caller: Caller,
