@@ -8,7 +8,8 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect, Layer } from "effect"
 import { Ledger } from "../ledger/Ledger.js"
 import { Authorization, CurrentCaller, RegistrationLimit, SettlementApi } from "./Api.js"
-import { type ServiceUnavailableError, toWire, type TooManyRequestsError, type UnauthorizedError } from "./errors.js"
+import { authenticateBearer } from "./bearer.js"
+import { toWire } from "./errors.js"
 import { clientAddress } from "../settlement/RateLimits.js"
 import { Settlement } from "../settlement/Settlement.js"
 import { SettlementConfig } from "../settlement/SettlementConfig.js"
@@ -20,14 +21,7 @@ const wire = Effect.mapError(toWire)
 export const AuthorizationLive = Layer.effect(
   Authorization,
   Effect.map(Settlement, (settlement) =>
-    Authorization.of({
-      // toWire maps these three refusals to 401, 429 and 503: the middleware's declared failures.
-      bearer: (key) =>
-        Effect.mapError(
-          settlement.authenticate(key),
-          (error) => toWire(error) as UnauthorizedError | TooManyRequestsError | ServiceUnavailableError
-        )
-    }))
+    Authorization.of({ bearer: (key) => authenticateBearer(settlement, key) }))
 )
 
 /** Registration has no key to limit on: the client address is limited, before the body is read. */

@@ -17,7 +17,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Duration, Effect, Layer, Ref, Schedule, Stream } from "effect"
 import type { Ledger } from "../../ledger/Ledger.js"
-import { type ServiceUnavailableError, toWire, TooManyRequestsError, type UnauthorizedError } from "../errors.js"
+import { refuseBearer } from "../bearer.js"
+import { toWire, TooManyRequestsError } from "../errors.js"
 import type { ApiKeys } from "../../settlement/ApiKeys.js"
 import type { PaymentTokens } from "../../settlement/PaymentTokens.js"
 import * as Server from "../server.js"
@@ -41,14 +42,7 @@ const noStore = HttpApp.appendPreResponseHandler((_, response) =>
 export const AuthorizationLive = Layer.effect(
   DashboardAuthorization,
   Effect.map(DashboardAccess, (access) =>
-    DashboardAuthorization.of({
-      // toWire maps the three refusals to 401, 429 and 503: the middleware's declared failures.
-      bearer: (key) =>
-        Effect.mapError(
-          Effect.tap(access.authenticate(key), () => noStore),
-          (error) => toWire(error) as UnauthorizedError | TooManyRequestsError | ServiceUnavailableError
-        )
-    }))
+    DashboardAuthorization.of({ bearer: (key) => refuseBearer(Effect.tap(access.authenticate(key), () => noStore)) }))
 )
 
 /** The default page of the audit trail. */
