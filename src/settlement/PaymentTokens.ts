@@ -33,7 +33,9 @@ import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
 import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { MandateId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
+import * as Dialect from "../ledger/dialect.js"
 import createPaymentTokensTable from "../ledger/migrations/0006_payment_tokens.js"
+import { usdc } from "../ledger/rows.js"
 import { PaymentTokenInvalid } from "./errors.js"
 
 /** What a token allows; fixed when it is minted. */
@@ -276,6 +278,7 @@ interface TokenRow {
   readonly token_hash: string
   readonly payer: string
   readonly payee: string
+  /** int8: text from PostgreSQL; a number from SQLite, exact because amounts stay below `Usdc.MAX_MICROS` < 2^53. */
   readonly max_amount: number | string | bigint
   readonly mandate_id: string | null
   readonly created_at_ms: number | string | bigint
@@ -285,8 +288,7 @@ interface TokenRow {
 }
 
 export const sqlStore = (sql: SqlClient.SqlClient): PaymentTokenStore => {
-  // The pg driver takes int8 as text; SQLite takes a bigint (see ledger/dialect.ts `money`).
-  const money = sql.onDialectOrElse({ pg: () => (micros: bigint) => micros.toString() as bigint | string, orElse: () => (micros: bigint) => micros })
+  const { money } = Dialect.make(sql)
   return {
     insert: (row) =>
       sql`INSERT INTO payment_tokens (token_hash, payer, payee, max_amount, mandate_id, created_at_ms, expires_at_ms, redeemed_at_ms, redeemed_idempotency_key)
@@ -300,12 +302,12 @@ export const sqlStore = (sql: SqlClient.SqlClient): PaymentTokenStore => {
         Effect.map((rows) => {
           const r = rows[0]
           if (r === undefined) return undefined
-          // PostgreSQL returns BIGINT as a string, SQLite as a number.
+          // PostgreSQL returns BIGINT as text, SQLite as a number.
           return {
             tokenHash: r.token_hash,
             payer: r.payer as WalletAddress,
             payee: r.payee as WalletAddress,
-            maxAmount: BigInt(r.max_amount) as Usdc.Usdc,
+            maxAmount: usdc(r.max_amount),
             mandateId: r.mandate_id as MandateId | null,
             createdAtMs: Number(r.created_at_ms),
             expiresAtMs: Number(r.expires_at_ms),

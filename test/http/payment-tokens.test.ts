@@ -14,6 +14,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Server from "../../src/http/server.js"
+import { MAX_MICROS } from "../../src/domain/Usdc.js"
+import createPaymentTokensTable from "../../src/ledger/migrations/0006_payment_tokens.js"
+import { sqlStore } from "../../src/settlement/PaymentTokens.js"
 import { agent, type Harness, http, serve, snapshot, type TestAgent } from "./harness.js"
 
 const mint = (h: Harness, payer: TestAgent, body: Record<string, unknown>) =>
@@ -175,6 +178,30 @@ for (const sqlite of [false, true]) {
 }
 
 describe("payment tokens (SQLite storage)", () => {
+  it.live("a token for the largest amount the ledger allows keeps it exactly through SQLite", () =>
+    Effect.gen(function*() {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-tokens-"))
+      const found = yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* createPaymentTokensTable
+        const store = sqlStore(sql)
+        const row = {
+          tokenHash: "ab".repeat(32),
+          payer: "0x" + "11".repeat(20),
+          payee: "0x" + "22".repeat(20),
+          maxAmount: MAX_MICROS,
+          mandateId: null,
+          createdAtMs: 1,
+          expiresAtMs: 2,
+          redeemedAtMs: null,
+          redeemedIdempotencyKey: null
+        } as Parameters<typeof store.insert>[0]
+        yield* store.insert(row)
+        return yield* store.findByHash(row.tokenHash)
+      }).pipe(Effect.provide(SqliteClient.layer({ filename: path.join(dataDir, "ledger.db") })))
+      expect(found?.maxAmount).toBe(MAX_MICROS)
+    }))
+
   it.live("only the SHA-256 of a token is stored, and of 12 concurrent redemptions exactly one opens an escrow", () =>
     Effect.gen(function*() {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-tokens-"))
