@@ -27,7 +27,7 @@ export interface FeeSchedule {
   /** The escrow fee, e.g. 10_000 (1%). */
   readonly feePpm: number
   /**
-   * Referral shares of the fee by level, per side: [150_000] is the seed's one level
+   * Referral shares of the fee by level, per side: [150_000] is the default, one level
    * of 15%; [150_000, 50_000] pays the referrer's referrer 5% as well. Both sides
    * (payer's and payee's referrers) are paid, so 2 × Σ tiers must not exceed 100%.
    */

@@ -237,7 +237,7 @@ const asUsdc = (micros: bigint) => micros as Usdc
 
 const invalid = (field: string, message: string) => Either.left(new InvalidInput({ field, message }))
 
-/** `metadata.fly_region`, or `metadata.region` as the seed's Go sample sends it, else the ledger's own region. */
+/** `metadata.fly_region`, or `metadata.region` as some agents (the Go sample among them) send it, else the ledger's own region. */
 const regionOf = (metadata: Metadata, fallback: string): string => {
   for (const key of ["fly_region", "region"]) {
     const region = metadata[key]

@@ -17,7 +17,7 @@
  *   })
  *   Service.layer({ pipeline: MyPipeline })
  *
- * `/inference` is priced by the seed's rule (`inferencePrice`), whatever runs it.
+ * `/inference` is priced by one published rule (`inferencePrice`), whatever runs it.
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
@@ -57,7 +57,7 @@ export interface PipelineShape {
 
 export class Pipeline extends Context.Tag("ringmaster/service/Pipeline")<Pipeline, PipelineShape>() {}
 
-/** The seed's per-request price, in integers: max(0.001, len(prompt) × 0.00001) USDC = max(1000, len × 10) micro-USDC. */
+/** The per-request price the escrow dialect's agents expect, in integers: max(0.001, len(prompt) × 0.00001) USDC = max(1000, len × 10) micro-USDC. */
 export const MIN_INFERENCE_MICROS = 1_000n
 export const INFERENCE_MICROS_PER_CHAR = 10n
 
@@ -136,7 +136,7 @@ export const layer = <R = never>(options: {
 
 // ---------------------------------------------------------------------------
 // The default: deterministic, offline, no key needed. Three in-process stages after
-// the seed's microservice mesh (fetch → reason → write).
+// a microservice mesh of agents (fetch → reason → write).
 
 const words = (text: string) => text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []
 

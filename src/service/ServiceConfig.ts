@@ -11,8 +11,8 @@
  * one line `main.ts` prints.
  *
  * Secrets (`PF_API_KEY`, `DATABASE_URL`) are `Redacted`: they print as `<redacted>`.
- * `AGENT_WALLET` and `REFERRAL_CODE` are set as Fly secrets by convention (the seed
- * does), but they are public identifiers: `/info` shows them.
+ * `AGENT_WALLET` and `REFERRAL_CODE` are set as Fly secrets by convention, but they
+ * are public identifiers: `/info` shows them.
  */
 import { Config, ConfigError, ConfigProvider, Context, Duration, Either, Layer, Option, type Redacted, Schema } from "effect"
 import { ReferralCode, WalletAddress } from "../domain/ids.js"
