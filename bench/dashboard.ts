@@ -14,7 +14,8 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { DashboardQueries, type DashboardQueriesShape, make } from "../src/ledger/reports.js"
+import { LedgerReports, type LedgerReportsShape } from "../src/ledger/reports/LedgerReports.js"
+import { make } from "../src/ledger/sql/reports.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 import { rawLedgerShapeBench } from "./raw-ledger-shape.js"
 
@@ -23,7 +24,7 @@ const seconds = secondsAt >= 0 ? Number(process.argv[secondsAt + 1]) : 8
 if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds takes a number of seconds, 0 < N ≤ 60")
 
 /** The operator overview's and network's queries; the time they took and the longest event-loop stall meanwhile. */
-const operatorViews = (queries: DashboardQueriesShape) =>
+const operatorViews = (queries: LedgerReportsShape) =>
   Effect.gen(function*() {
     let longestStallMs = 0
     let last = performance.now()
@@ -48,7 +49,7 @@ const program = Effect.gen(function*() {
     (SELECT COUNT(*) FROM escrows) AS escrows, (SELECT COUNT(*) FROM postings) AS postings`
   console.log(`ledger: ${counts!.escrows.toLocaleString("en-US")} escrows, ${counts!.postings.toLocaleString("en-US")} postings (filled at ${Math.round(filled.perSecond).toLocaleString("en-US")} lifecycles/s)`)
   const onLoop = make(sql)
-  const onWorker = yield* DashboardQueries
+  const onWorker = yield* LedgerReports
   for (const [label, queries] of [["ledger's connection (baseline)", onLoop], ["read worker", onWorker]] as const) {
     const runs = [yield* operatorViews(queries), yield* operatorViews(queries)]
     console.log(
@@ -57,7 +58,7 @@ const program = Effect.gen(function*() {
   }
 })
 
-Effect.runPromise(Effect.scoped(Effect.provide(program, DashboardQueries.layerSql.pipe(Layer.provideMerge(SqlLedger.layerSqliteWith({ dataDir: dir }))))))
+Effect.runPromise(Effect.scoped(Effect.provide(program, LedgerReports.layerSql.pipe(Layer.provideMerge(SqlLedger.layerSqliteWith({ dataDir: dir }))))))
   .catch((error) => {
     console.error(error)
     process.exitCode = 1

@@ -3,21 +3,16 @@
  * in maps. For test suites and examples that need no file; `EscrowTest` builds on it.
  * Nothing survives the process.
  */
-import { Clock, Effect, Either, Layer } from "effect"
+import { Clock, Context, Effect, Either, Layer } from "effect"
 import { AgentNotFound, EscrowNotFound, MandateNotFound } from "../domain/errors.js"
-import type { AgentRecord, EscrowEvent, EscrowRecord, MandateRecord } from "../domain/Escrow.js"
+import type { EscrowEvent, EscrowRecord, MandateRecord } from "../domain/Escrow.js"
 import { SystemAccount, type WalletAddress } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
 import { apply, type Command, commandMethods, type ResultOf, WorkingSet } from "./engine.js"
 import { aggregatePostings, checkInvariants } from "./invariants.js"
-import {
-  type ActivityTotals,
-  Ledger,
-  LedgerConfig,
-  type LedgerConfigShape,
-  type LedgerShape,
-  type ReferralReport
-} from "./Ledger.js"
+import { Ledger, LedgerConfig, type LedgerConfigShape, type LedgerShape } from "./Ledger.js"
+import { LedgerReports } from "./reports/LedgerReports.js"
+import * as MemoryReports from "./reports/memory.js"
 import { EscrowTransitions } from "./Transitions.js"
 import { Limits } from "../domain/limits.js"
 
@@ -27,20 +22,6 @@ export interface MemoryLedgerState {
 }
 
 const asUsdc = (micros: bigint) => micros as Usdc
-
-const emptyTotals = (): { spent: bigint; revenue: bigint; feesPaid: bigint; referralIncome: bigint } => ({
-  spent: 0n,
-  revenue: 0n,
-  feesPaid: 0n,
-  referralIncome: 0n
-})
-
-const toTotals = (t: ReturnType<typeof emptyTotals>): ActivityTotals => ({
-  spent: asUsdc(t.spent),
-  revenue: asUsdc(t.revenue),
-  feesPaid: asUsdc(t.feesPaid),
-  referralIncome: asUsdc(t.referralIncome)
-})
 
 export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & MemoryLedgerState> =>
   Effect.gen(function*() {
@@ -74,8 +55,9 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
     yield* Effect.orDie(run({ _tag: "FundTreasury", amount: config.faucetTreasuryInitial }))
 
     const escrows = () => [...ws.escrows.values()].filter((e): e is EscrowRecord => e !== null)
-    const agents = () => [...ws.agents.values()].filter((a): a is AgentRecord => a !== null)
     const mandates = () => [...ws.mandates.values()].filter((m): m is MandateRecord => m !== null)
+
+    const reports = MemoryReports.make(ws)
 
     const getAgent = (wallet: WalletAddress) => {
       const agent = ws.agent(wallet)
@@ -149,53 +131,8 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
       getAgent,
       balance: (wallet) => Effect.sync(() => ({ wallet, available: asUsdc(ws.balanceOf(wallet)), locked: asUsdc(ws.lockedOf(wallet)) })),
       systemBalance: (account) => Effect.sync(() => ws.balanceOf(account)),
-      referrals: (wallet) =>
-        Effect.map(getAgent(wallet), (agent): ReferralReport => {
-          const byCounterparty = new Map<string, bigint>()
-          const byRegion: Record<string, Usdc> = {}
-          let earned = 0n
-          for (const p of ws.postings) {
-            if (p.account !== wallet || p.kind !== "referral") continue
-            earned += p.amount
-            byRegion[p.region] = asUsdc((byRegion[p.region] ?? 0n) + p.amount)
-            if (p.counterparty !== null) byCounterparty.set(p.counterparty, (byCounterparty.get(p.counterparty) ?? 0n) + p.amount)
-          }
-          const referred = agents()
-            .filter((a) => a.referrer === wallet)
-            .sort((a, b) => (a.agentId < b.agentId ? -1 : 1))
-            .map((a) => ({ agent: a, earned: asUsdc(byCounterparty.get(a.wallet) ?? 0n) }))
-          return { agent, referred, earned: asUsdc(earned), byRegion }
-        }),
-      activity: (wallet) =>
-        Effect.sync(() => {
-          const total = emptyTotals()
-          const regions = new Map<string, ReturnType<typeof emptyTotals>>()
-          const at = (region: string) => {
-            let t = regions.get(region)
-            if (t === undefined) regions.set(region, (t = emptyTotals()))
-            return t
-          }
-          for (const e of escrows()) {
-            for (const t of [total, at(e.region)]) {
-              if (e.payer === wallet) t.spent += e.released
-              if (e.payee === wallet) {
-                t.revenue += e.released - e.feePaid
-                t.feesPaid += e.feePaid
-              }
-            }
-          }
-          for (const p of ws.postings) {
-            if (p.account === wallet && p.kind === "referral") {
-              total.referralIncome += p.amount
-              at(p.region).referralIncome += p.amount
-            }
-          }
-          const byRegion: Record<string, ActivityTotals> = {}
-          for (const [region, t] of regions) {
-            if (t.spent + t.revenue + t.feesPaid + t.referralIncome > 0n) byRegion[region] = toTotals(t)
-          }
-          return { wallet, ...toTotals(total), byRegion }
-        }),
+      referrals: reports.referrals,
+      activity: reports.activity,
       verify: Effect.sync(() => ({
         accounts: ws.accounts.size,
         postings: ws.postings.length,
@@ -215,6 +152,12 @@ export const make = (config: LedgerConfigShape): Effect.Effect<LedgerShape & Mem
 export const layer: Layer.Layer<Ledger, never, LedgerConfig> = Layer.effect(
   Ledger,
   Effect.flatMap(LedgerConfig, make)
+)
+
+/** The in-memory `Ledger` with its `LedgerReports`, which read its state. */
+export const layerWithReports: Layer.Layer<Ledger | LedgerReports, never, LedgerConfig> = Layer.effectContext(
+  Effect.map(Effect.flatMap(LedgerConfig, make), (ledger) =>
+    Context.make(Ledger, ledger).pipe(Context.add(LedgerReports, MemoryReports.make(ledger.ws))))
 )
 
 export { SystemAccount }

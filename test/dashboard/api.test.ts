@@ -11,7 +11,7 @@ import * as Usdc from "../../src/domain/Usdc.js"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Assets from "../../src/http/dashboard/assets.js"
 import * as DashboardSettings from "../../src/http/dashboard/DashboardConfig.js"
-import { bucketFor, BUCKET_LADDER_MS } from "../../src/ledger/reports.js"
+import { bucketFor, BUCKET_LADDER_MS } from "../../src/ledger/reports/folds.js"
 import { MAX_BUCKETS } from "../../src/http/dashboard/Api.js"
 import { call, createEscrow, ledgerRegions, register, release, type Running, type Scenario, scenario, start } from "./harness.js"
 

@@ -1,8 +1,9 @@
 /**
- * The dashboard's read-only SQL on both backends the ledger runs on (SQLite here,
- * PostgreSQL when a server is reachable): every figure agrees with what the `Ledger`
- * itself reports, pages cover every escrow once, the watermark moves with every
- * transition and only then.
+ * The `LedgerReports` contract, run against every implementation: the memory
+ * ledger's, and the SQL reports on SQLite and on PostgreSQL (when a server is
+ * reachable). Every figure agrees with what the `Ledger` itself reports, pages cover
+ * every escrow once, the watermark moves with every transition and only then; and
+ * the same history gives the same reports in memory and in SQL.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
@@ -11,9 +12,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
-import { type AuditResult, DashboardQueries, type Scope } from "../../src/ledger/reports.js"
+import { type AuditResult, LedgerReports, type LedgerReportsShape, type Scope } from "../../src/ledger/reports/LedgerReports.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
 import * as LedgerConfig from "../../src/ledger/LedgerConfig.js"
+import * as MemoryLedger from "../../src/ledger/MemoryLedger.js"
 import * as SqlLedger from "../../src/ledger/SqlLedger.js"
 import { createDatabase, describePg, pgLedgerLayer } from "../postgres/harness.js"
 
@@ -44,7 +46,7 @@ const seed = Effect.gen(function*() {
 
 const checks = Effect.gen(function*() {
   const ledger = yield* Ledger
-  const queries = yield* DashboardQueries
+  const queries = yield* LedgerReports
   const wallets = yield* seed
 
   // Totals per region: Σ Ledger.activity over every wallet.
@@ -142,11 +144,90 @@ const checks = Effect.gen(function*() {
 
 const sqlite = () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-dashboard-queries-"))
-  return DashboardQueries.layerSql.pipe(
+  return LedgerReports.layerSql.pipe(
     Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })),
     Layer.provide(LedgerConfig.layer({ region: "local" }))
   )
 }
+
+const memory = () => MemoryLedger.layerWithReports.pipe(Layer.provide(LedgerConfig.layer({ region: "local" })))
+
+/**
+ * Every report of the seeded history, wallets replaced by agent names (each
+ * implementation makes its own wallets) and series by their totals per region.
+ */
+const reportsByName = Effect.gen(function*() {
+  const ledger = yield* Ledger
+  const reports: LedgerReportsShape = yield* LedgerReports
+  const wallets = yield* seed
+  const names = yield* reports.names(wallets)
+  const name = (wallet: string) => names.get(wallet) ?? wallet
+  const perAgent = yield* Effect.forEach(wallets, (wallet) =>
+    Effect.gen(function*() {
+      const activity = yield* reports.activity(wallet)
+      const referrals = yield* reports.referrals(wallet)
+      const series = yield* reports.series({ _tag: "Wallet", wallet })
+      return {
+        name: name(wallet),
+        activity: { ...activity, wallet: name(wallet) },
+        sameAsLedger: JSON.stringify(activity, bigints) === JSON.stringify(yield* ledger.activity(wallet), bigints),
+        referrals: {
+          earned: referrals.earned,
+          byRegion: referrals.byRegion,
+          referred: referrals.referred.map((r) => `${r.agent.name} ${r.earned}`).sort()
+        },
+        series: seriesTotals(series.buckets),
+        statusCounts: yield* reports.statusCounts({ _tag: "Wallet", wallet }),
+        escrowsByRegion: Object.fromEntries(yield* reports.escrowsByRegion({ _tag: "Wallet", wallet }))
+      }
+    }))
+  const network = yield* reports.network(100)
+  return {
+    perAgent,
+    regionTotals: [...(yield* reports.regionTotals)].sort((a, b) => a.region.localeCompare(b.region)),
+    series: seriesTotals((yield* reports.series({ _tag: "All" })).buckets),
+    statusCounts: yield* reports.statusCounts({ _tag: "All" }),
+    network: {
+      // Ids order members and pages; each implementation makes its own ids.
+      members: network.members.map((m) => `${m.agent.name} ${m.referredCount}`).sort(),
+      total: network.total,
+      incomeByWallet: Object.fromEntries([...network.incomeByWallet].map(([w, v]) => [name(w), v])),
+      incomeByPair: Object.fromEntries([...network.incomeByPair].map(([pair, v]) => [pair.split(" ").map(name).join(" "), v]))
+    },
+    audit: (yield* reports.audit({ _tag: "All" }, { limit: 100 })).escrows
+      .map((e) => `${name(e.payer)} ${name(e.payee)} ${e.amount} ${e.status} ${e.region}`)
+      .sort()
+  }
+})
+
+const bigints = (_key: string, value: unknown) => (typeof value === "bigint" ? `${value}` : value)
+
+const seriesTotals = (buckets: ReadonlyArray<{ readonly regions: ReadonlyArray<{ readonly region: string; readonly revenue: bigint; readonly spent: bigint; readonly referralIncome: bigint }> }>) => {
+  const totals: Record<string, { revenue: bigint; spent: bigint; referralIncome: bigint }> = {}
+  for (const r of buckets.flatMap((b) => b.regions)) {
+    const t = totals[r.region] ?? { revenue: 0n, spent: 0n, referralIncome: 0n }
+    totals[r.region] = { revenue: t.revenue + r.revenue, spent: t.spent + r.spent, referralIncome: t.referralIncome + r.referralIncome }
+  }
+  return totals
+}
+
+describe("ledger reports in memory", () => {
+  it.scoped("agree with the ledger", () => Effect.provide(checks, memory()), 30_000)
+})
+
+describe("ledger reports: one history, one answer", () => {
+  it.scoped("memory and SQLite fold the same history into the same reports", () =>
+    Effect.gen(function*() {
+      const inMemory = yield* Effect.provide(reportsByName, memory())
+      const onSqlite = yield* Effect.provide(reportsByName, sqlite())
+      expect(inMemory.perAgent.every((a) => a.sameAsLedger)).toBe(true)
+      expect(onSqlite.perAgent.every((a) => a.sameAsLedger)).toBe(true)
+      // Money moved in both, so equal reports are not two empty ones.
+      expect(inMemory.regionTotals.reduce((n, r) => n + r.spent, 0n)).toBeGreaterThan(0n)
+      expect(Object.keys(inMemory.network.incomeByPair).length).toBeGreaterThan(0)
+      expect(inMemory).toEqual(onSqlite)
+    }), 30_000)
+})
 
 describe("dashboard queries on SQLite", () => {
   it.scoped("agree with the ledger", () => Effect.provide(checks, sqlite()), 30_000)
@@ -156,6 +237,14 @@ describePg("dashboard queries on PostgreSQL", () => {
   it.scoped("agree with the ledger", () =>
     Effect.gen(function*() {
       const db = yield* Effect.acquireRelease(Effect.promise(() => createDatabase("dashboard")), (d) => Effect.promise(() => d.drop()))
-      yield* Effect.provide(checks, DashboardQueries.layerSql.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
+      yield* Effect.provide(checks, LedgerReports.layerSql.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
+    }), 60_000)
+
+  it.scoped("fold the same history into the same reports as memory", () =>
+    Effect.gen(function*() {
+      const db = yield* Effect.acquireRelease(Effect.promise(() => createDatabase("reports")), (d) => Effect.promise(() => d.drop()))
+      const onPg = yield* Effect.provide(reportsByName, LedgerReports.layerSql.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
+      expect(onPg.perAgent.every((a) => a.sameAsLedger)).toBe(true)
+      expect(onPg).toEqual(yield* Effect.provide(reportsByName, memory()))
     }), 60_000)
 })

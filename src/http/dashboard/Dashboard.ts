@@ -9,8 +9,8 @@
  *
  * The per-agent figures come straight from the `Ledger` interface; what it does not
  * offer (totals across wallets, series, counts, filtered audit pages, the whole
- * referral network, change watermarks) comes from `DashboardQueries`, read-only SQL
- * on the ledger's tables.
+ * referral network, change watermarks) comes from `LedgerReports`, the ledger's
+ * read-only reports.
  */
 import { Clock, Context, Effect, Layer } from "effect"
 import type { AgentNotFound, EscrowNotFound, LedgerUnavailable } from "../../domain/errors.js"
@@ -23,7 +23,7 @@ import { Settlement } from "../../settlement/Settlement.js"
 import { escrowView } from "../views.js"
 import type * as Api from "./Api.js"
 import { DashboardConfig } from "./DashboardConfig.js"
-import { type AuditFilter, DashboardQueries, type Scope } from "../../ledger/reports.js"
+import { type AuditFilter, LedgerReports, type Scope } from "../../ledger/reports/LedgerReports.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
 export type SessionView = Type<typeof Api.Session>
@@ -45,7 +45,7 @@ export interface DashboardShape {
 }
 
 export class Dashboard extends Context.Tag("ringmaster/Dashboard")<Dashboard, DashboardShape>() {
-  static readonly layer: Layer.Layer<Dashboard, never, Ledger | Settlement | DashboardQueries | DashboardConfig> = Layer.effect(
+  static readonly layer: Layer.Layer<Dashboard, never, Ledger | Settlement | LedgerReports | DashboardConfig> = Layer.effect(
     Dashboard,
     Effect.gen(function*() {
       return yield* make
@@ -62,7 +62,7 @@ const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 export const make = Effect.gen(function*() {
   const ledger = yield* Ledger
   const settlement = yield* Settlement
-  const queries = yield* DashboardQueries
+  const queries = yield* LedgerReports
   const config = yield* DashboardConfig
   const fees = ledger.config.fees
   const live = (scope: "operator" | "agent") => ({

@@ -29,7 +29,7 @@ import { CurrentViewer, DashboardApi, DashboardAuthorization, type Viewer } from
 import type * as Assets from "./assets.js"
 import { Dashboard } from "./Dashboard.js"
 import { DashboardConfig, type DashboardConfigShape } from "./DashboardConfig.js"
-import { DashboardQueries, type ReportsSql } from "../../ledger/reports.js"
+import { LedgerReports, type ReportsSql } from "../../ledger/reports/LedgerReports.js"
 
 const wire = Effect.mapError(toWire)
 
@@ -187,7 +187,7 @@ export const layer: Layer.Layer<never, never, Settlement | Ledger | ReportsSql |
   layerPage
 ).pipe(
   Layer.provide(Layer.mergeAll(Dashboard.layer, DashboardAccess.layer)),
-  Layer.provide(DashboardQueries.layerSql)
+  Layer.provide(LedgerReports.layerSql)
 )
 
 /**
