@@ -13,59 +13,26 @@
  * second rotation racing the first, cannot issue a key: a stolen key that has been
  * rotated away can never mint a replacement and lock the owner out.
  *
- * Layers: `ApiKeys.layerMemory` (tests, the in-memory service) and
- * `ApiKeys.layerSql` (any `SqlClient`; table `api_keys`, migration in
- * `migrations.ts`).
+ * The rules here touch no storage: they run over an `ApiKeyStore` (`ApiKeyStore.ts`,
+ * in memory; `sql/ApiKeyStore.ts`, table `api_keys`). Layers: `ApiKeys.layer` over a
+ * provided store, `ApiKeys.layerMemory` (tests, the in-memory service) and
+ * `ApiKeys.layerSql` (any `SqlClient`).
  */
-import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
-import { LedgerUnavailable } from "../domain/errors.js"
-import type { AgentId, WalletAddress } from "../domain/ids.js"
-import { KeyInGrace } from "./errors.js"
-import { createApiKeysTable } from "./migrations.js"
 import { BoundedMap } from "../domain/BoundedMap.js"
-
-export interface ApiKeyOwner {
-  readonly agentId: AgentId
-  readonly wallet: WalletAddress
-}
-
-export interface StoredKey extends ApiKeyOwner {
-  /** Hex SHA-256 of the key. */
-  readonly keyHash: string
-  readonly createdAtMs: number
-  /** Set by a rotation: the key stops working at this time. */
-  readonly expiresAtMs: number | null
-}
+import type { LedgerUnavailable } from "../domain/errors.js"
+import type { AgentId } from "../domain/ids.js"
+import { type ApiKeyOwner, ApiKeyStore, type ApiKeyStoreShape, type StoredKey } from "./ApiKeyStore.js"
+import { KeyInGrace } from "./errors.js"
+import * as SqlApiKeyStore from "./sql/ApiKeyStore.js"
 
 /** A key `verify` accepted: its owner, and which key it is and whether a rotation has given it a deadline. */
 export interface VerifiedKey extends ApiKeyOwner {
   readonly keyHash: string
   /** Null for the agent's current key; a rotated-away key works until then. */
   readonly expiresAtMs: number | null
-}
-
-/** Where key hashes live. Each method is atomic. */
-export interface ApiKeyStore {
-  readonly insert: (row: StoredKey) => Effect.Effect<void, LedgerUnavailable>
-  readonly findByHash: (keyHash: string) => Effect.Effect<StoredKey | undefined, LedgerUnavailable>
-  /**
-   * If `presentedHash` is still a current key (no deadline), gives every key of the
-   * agent that outlives `expiresAtMs` (the presented one included) that deadline and
-   * inserts `row`; otherwise changes nothing. True when it rotated.
-   */
-  readonly rotate: (row: StoredKey, expiresAtMs: number, presentedHash: string) => Effect.Effect<boolean, LedgerUnavailable>
-  /**
-   * If `presentedHash` is still a current key of `agentId`, ends every other live key
-   * of the agent at `nowMs` and returns their hashes; otherwise changes nothing and
-   * returns null.
-   */
-  readonly revokeOthers: (
-    agentId: AgentId,
-    presentedHash: string,
-    nowMs: number
-  ) => Effect.Effect<ReadonlyArray<string> | null, LedgerUnavailable>
 }
 
 export interface ApiKeysShape {
@@ -114,7 +81,7 @@ export interface ApiKeysOptions {
   readonly cacheMaxEntries?: number | undefined
 }
 
-export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysShape => {
+export const make = (store: ApiKeyStoreShape, options: ApiKeysOptions = {}): ApiKeysShape => {
   const cacheTtlMs = Duration.toMillis(options.cacheTtl ?? 0)
   const cacheMax = options.cacheMaxEntries ?? 10_000
   const cache = new BoundedMap<string, { readonly row: StoredKey; readonly untilMs: number }>(cacheMax)
@@ -210,127 +177,14 @@ export const make = (store: ApiKeyStore, options: ApiKeysOptions = {}): ApiKeysS
 const isExpired = (row: StoredKey, nowMs: number) => row.expiresAtMs !== null && row.expiresAtMs <= nowMs
 
 export class ApiKeys extends Context.Tag("ringmaster/ApiKeys")<ApiKeys, ApiKeysShape>() {
+  /** Over the provided store. */
+  static readonly layer = (options: ApiKeysOptions = {}): Layer.Layer<ApiKeys, never, ApiKeyStore> =>
+    Layer.effect(ApiKeys, Effect.map(ApiKeyStore, (store) => make(store, options)))
+
   /** In process memory. */
-  static readonly layerMemory: Layer.Layer<ApiKeys> = Layer.sync(ApiKeys, () => make(memoryStore()))
+  static readonly layerMemory: Layer.Layer<ApiKeys> = ApiKeys.layer().pipe(Layer.provide(ApiKeyStore.layerMemory))
 
-  /**
-   * On the `SqlClient` (SQLite or PostgreSQL). Creates its table if missing (the
-   * same statement as migration `0101_api_keys`, so running both is harmless).
-   */
+  /** On the `SqlClient` (SQLite or PostgreSQL), its table created if missing. */
   static readonly layerSql = (options: ApiKeysOptions = { cacheTtl: "10 seconds" }): Layer.Layer<ApiKeys, LedgerUnavailable, SqlClient.SqlClient> =>
-    Layer.effect(
-      ApiKeys,
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        yield* createApiKeysTable.pipe(Effect.mapError(unavailable))
-        return make(sqlStore(sql), options)
-      })
-    )
-}
-
-export const memoryStore = (): ApiKeyStore => {
-  const rows = new Map<string, StoredKey>()
-  return {
-    insert: (row) => Effect.sync(() => void rows.set(row.keyHash, row)),
-    findByHash: (keyHash) => Effect.sync(() => rows.get(keyHash)),
-    rotate: (row, expiresAtMs, presentedHash) =>
-      Effect.sync(() => {
-        const presented = rows.get(presentedHash)
-        if (presented === undefined || presented.agentId !== row.agentId || presented.expiresAtMs !== null) return false
-        for (const [hash, other] of rows) {
-          if (other.agentId === row.agentId && (other.expiresAtMs === null || other.expiresAtMs > expiresAtMs)) {
-            rows.set(hash, { ...other, expiresAtMs })
-          }
-        }
-        rows.set(row.keyHash, row)
-        return true
-      }),
-    revokeOthers: (agentId, presentedHash, nowMs) =>
-      Effect.sync(() => {
-        const presented = rows.get(presentedHash)
-        if (presented === undefined || presented.agentId !== agentId || presented.expiresAtMs !== null) return null
-        const revoked: Array<string> = []
-        for (const [hash, other] of rows) {
-          if (
-            other.agentId === agentId && hash !== presentedHash && (other.expiresAtMs === null || other.expiresAtMs > nowMs)
-          ) {
-            rows.set(hash, { ...other, expiresAtMs: nowMs })
-            revoked.push(hash)
-          }
-        }
-        return revoked
-      })
-  }
-}
-
-const unavailable = (cause: unknown) =>
-  new LedgerUnavailable({ message: "api key storage failed", cause })
-
-interface KeyRow {
-  readonly key_hash: string
-  readonly agent_id: string
-  readonly wallet: string
-  readonly created_at_ms: number | string | bigint
-  readonly expires_at_ms: number | string | bigint | null
-}
-
-export const sqlStore = (sql: SqlClient.SqlClient): ApiKeyStore => {
-  const insert = (row: StoredKey) =>
-    sql`INSERT INTO api_keys (key_hash, agent_id, wallet, created_at_ms, expires_at_ms)
-        VALUES (${row.keyHash}, ${row.agentId}, ${row.wallet}, ${row.createdAtMs}, ${row.expiresAtMs})`
-  /**
-   * Whether the presented key is still current, checked under a lock on its row: the
-   * no-op UPDATE makes a concurrent rotation on PostgreSQL wait for this transaction
-   * and then find the key no longer current (SQLite has one writer at a time).
-   */
-  const claimCurrent = (agentId: string, presentedHash: string) =>
-    Effect.map(
-      sql<{ readonly key_hash: string }>`UPDATE api_keys SET expires_at_ms = NULL
-          WHERE key_hash = ${presentedHash} AND agent_id = ${agentId} AND expires_at_ms IS NULL
-          RETURNING key_hash`,
-      (rows) => rows.length === 1
-    )
-  return {
-    insert: (row) => insert(row).pipe(Effect.asVoid, Effect.mapError(unavailable)),
-    findByHash: (keyHash) =>
-      sql<KeyRow>`SELECT key_hash, agent_id, wallet, created_at_ms, expires_at_ms FROM api_keys WHERE key_hash = ${keyHash}`.pipe(
-        Effect.map((rows) => {
-          const r = rows[0]
-          if (r === undefined) return undefined
-          // PostgreSQL returns BIGINT as a string, SQLite as a number.
-          return {
-            keyHash: r.key_hash,
-            agentId: r.agent_id as AgentId,
-            wallet: r.wallet as WalletAddress,
-            createdAtMs: Number(r.created_at_ms),
-            expiresAtMs: r.expires_at_ms === null ? null : Number(r.expires_at_ms)
-          }
-        }),
-        Effect.mapError(unavailable)
-      ),
-    rotate: (row, expiresAtMs, presentedHash) =>
-      sql.withTransaction(
-        Effect.flatMap(claimCurrent(row.agentId, presentedHash), (current) =>
-          current
-            ? sql`UPDATE api_keys SET expires_at_ms = ${expiresAtMs}
-                  WHERE agent_id = ${row.agentId} AND (expires_at_ms IS NULL OR expires_at_ms > ${expiresAtMs})`.pipe(
-                Effect.zipRight(insert(row)),
-                Effect.as(true)
-              )
-            : Effect.succeed(false))
-      ).pipe(Effect.mapError(unavailable)),
-    revokeOthers: (agentId, presentedHash, nowMs) =>
-      sql.withTransaction(
-        Effect.flatMap(claimCurrent(agentId, presentedHash), (current) =>
-          current
-            ? Effect.map(
-              sql<{ readonly key_hash: string }>`UPDATE api_keys SET expires_at_ms = ${nowMs}
-                  WHERE agent_id = ${agentId} AND key_hash <> ${presentedHash}
-                    AND (expires_at_ms IS NULL OR expires_at_ms > ${nowMs})
-                  RETURNING key_hash`,
-              (rows) => rows.map((r) => r.key_hash)
-            )
-            : Effect.succeed(null))
-      ).pipe(Effect.mapError(unavailable))
-  }
+    ApiKeys.layer(options).pipe(Layer.provide(SqlApiKeyStore.layer))
 }

@@ -24,50 +24,26 @@
  * `redeem` is the one place the rule lives; the REST create (`Settlement.createEscrow`)
  * and the orchestrator's paid routes (`PaidRequests`, embedded ledger) both call it.
  *
- * Layers: `PaymentTokens.layerMemory` and `PaymentTokens.layerSql` (any `SqlClient`;
- * table `payment_tokens`, migration `0006_payment_tokens`).
+ * The rules here touch no storage: they run over a `PaymentTokenStore`
+ * (`PaymentTokenStore.ts`, in memory; `sql/PaymentTokenStore.ts`, table
+ * `payment_tokens`). Layers: `PaymentTokens.layer` over a provided store,
+ * `PaymentTokens.layerMemory` and `PaymentTokens.layerSql` (any `SqlClient`).
  */
-import { SqlClient } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
-import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
+import { InvalidInput, type LedgerUnavailable } from "../domain/errors.js"
 import type { MandateId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
-import * as Dialect from "../ledger/dialect.js"
-import createPaymentTokensTable from "../ledger/migrations/0006_payment_tokens.js"
-import { usdc } from "../ledger/rows.js"
 import { PaymentTokenInvalid } from "./errors.js"
+import {
+  PaymentTokenStore,
+  type PaymentTokenStoreShape,
+  type PaymentTokenTerms,
+  type StoredToken
+} from "./PaymentTokenStore.js"
+import * as SqlPaymentTokenStore from "./sql/PaymentTokenStore.js"
 
-/** What a token allows; fixed when it is minted. */
-export interface PaymentTokenTerms {
-  readonly payer: WalletAddress
-  readonly payee: WalletAddress
-  readonly maxAmount: Usdc.Usdc
-  /** The payer's mandate whose budget the escrow draws on; null: the payer's wallet directly. */
-  readonly mandateId: MandateId | null
-  readonly createdAtMs: number
-  readonly expiresAtMs: number
-}
-
-export interface StoredToken extends PaymentTokenTerms {
-  /** Hex SHA-256 of the token. */
-  readonly tokenHash: string
-  readonly redeemedAtMs: number | null
-  /** The idempotency key of the create that claimed it, so that create's retry reaches the ledger again. */
-  readonly redeemedIdempotencyKey: string | null
-}
-
-/** Where token hashes live. Each method is atomic. */
-export interface PaymentTokenStore {
-  readonly insert: (row: StoredToken) => Effect.Effect<void, LedgerUnavailable>
-  readonly findByHash: (tokenHash: string) => Effect.Effect<StoredToken | undefined, LedgerUnavailable>
-  /** Marks the token redeemed at `nowMs` if it is neither redeemed nor expired; true when this call did. */
-  readonly claim: (tokenHash: string, nowMs: number, idempotencyKey: string | null) => Effect.Effect<boolean, LedgerUnavailable>
-  /** Undoes the claim made at `claimedAtMs` (the escrow it was to pay for was refused). */
-  readonly unclaim: (tokenHash: string, claimedAtMs: number) => Effect.Effect<void, LedgerUnavailable>
-  /** Forgets tokens that expired before `beforeMs`. */
-  readonly purgeExpired: (beforeMs: number) => Effect.Effect<void, LedgerUnavailable>
-}
 
 export interface MintInput {
   readonly payer: WalletAddress
@@ -134,7 +110,7 @@ const EXPIRED_RETENTION_MS = 24 * 60 * 60 * 1000
 
 const invalid = (reason: PaymentTokenInvalid["reason"], message: string) => Effect.fail(new PaymentTokenInvalid({ reason, message }))
 
-export const make = (store: PaymentTokenStore, options: PaymentTokensOptions = {}): PaymentTokensShape => {
+export const make = (store: PaymentTokenStoreShape, options: PaymentTokensOptions = {}): PaymentTokensShape => {
   const maxTtlSeconds = Math.floor(Duration.toSeconds(options.maxTtl ?? "1 hour"))
   const defaultTtlSeconds = Math.min(Math.floor(Duration.toSeconds(options.defaultTtl ?? "5 minutes")), maxTtlSeconds)
 
@@ -227,108 +203,15 @@ export const make = (store: PaymentTokenStore, options: PaymentTokensOptions = {
 }
 
 export class PaymentTokens extends Context.Tag("ringmaster/PaymentTokens")<PaymentTokens, PaymentTokensShape>() {
+  /** Over the provided store. */
+  static readonly layer = (options: PaymentTokensOptions = {}): Layer.Layer<PaymentTokens, never, PaymentTokenStore> =>
+    Layer.effect(PaymentTokens, Effect.map(PaymentTokenStore, (store) => make(store, options)))
+
   /** In process memory. */
   static readonly layerMemory = (options: PaymentTokensOptions = {}): Layer.Layer<PaymentTokens> =>
-    Layer.sync(PaymentTokens, () => make(memoryStore(), options))
+    PaymentTokens.layer(options).pipe(Layer.provide(PaymentTokenStore.layerMemory))
 
-  /**
-   * On the `SqlClient` (SQLite or PostgreSQL). Creates its table if missing (the same
-   * statements as migration `0006_payment_tokens`, so running both is harmless).
-   */
+  /** On the `SqlClient` (SQLite or PostgreSQL), its table created if missing. */
   static readonly layerSql = (options: PaymentTokensOptions = {}): Layer.Layer<PaymentTokens, LedgerUnavailable, SqlClient.SqlClient> =>
-    Layer.effect(
-      PaymentTokens,
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        yield* createPaymentTokensTable.pipe(Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(unavailable))
-        return make(sqlStore(sql), options)
-      })
-    )
-}
-
-export const memoryStore = (): PaymentTokenStore => {
-  const rows = new Map<string, StoredToken>()
-  return {
-    insert: (row) => Effect.sync(() => void rows.set(row.tokenHash, row)),
-    findByHash: (tokenHash) => Effect.sync(() => rows.get(tokenHash)),
-    claim: (tokenHash, nowMs, idempotencyKey) =>
-      Effect.sync(() => {
-        const row = rows.get(tokenHash)
-        if (row === undefined || row.redeemedAtMs !== null || row.expiresAtMs <= nowMs) return false
-        rows.set(tokenHash, { ...row, redeemedAtMs: nowMs, redeemedIdempotencyKey: idempotencyKey })
-        return true
-      }),
-    unclaim: (tokenHash, claimedAtMs) =>
-      Effect.sync(() => {
-        const row = rows.get(tokenHash)
-        if (row !== undefined && row.redeemedAtMs === claimedAtMs) {
-          rows.set(tokenHash, { ...row, redeemedAtMs: null, redeemedIdempotencyKey: null })
-        }
-      }),
-    purgeExpired: (beforeMs) =>
-      Effect.sync(() => {
-        for (const [hash, row] of rows) if (row.expiresAtMs < beforeMs) rows.delete(hash)
-      })
-  }
-}
-
-const unavailable = (cause: unknown) => new LedgerUnavailable({ message: "payment token storage failed", cause })
-
-interface TokenRow {
-  readonly token_hash: string
-  readonly payer: string
-  readonly payee: string
-  /** int8: text from PostgreSQL; a number from SQLite, exact because amounts stay below `Usdc.MAX_MICROS` < 2^53. */
-  readonly max_amount: number | string | bigint
-  readonly mandate_id: string | null
-  readonly created_at_ms: number | string | bigint
-  readonly expires_at_ms: number | string | bigint
-  readonly redeemed_at_ms: number | string | bigint | null
-  readonly redeemed_idempotency_key: string | null
-}
-
-export const sqlStore = (sql: SqlClient.SqlClient): PaymentTokenStore => {
-  const { money } = Dialect.make(sql)
-  return {
-    insert: (row) =>
-      sql`INSERT INTO payment_tokens (token_hash, payer, payee, max_amount, mandate_id, created_at_ms, expires_at_ms, redeemed_at_ms, redeemed_idempotency_key)
-          VALUES (${row.tokenHash}, ${row.payer}, ${row.payee}, ${money(row.maxAmount)}, ${row.mandateId}, ${row.createdAtMs}, ${row.expiresAtMs}, NULL, NULL)`.pipe(
-        Effect.asVoid,
-        Effect.mapError(unavailable)
-      ),
-    findByHash: (tokenHash) =>
-      sql<TokenRow>`SELECT token_hash, payer, payee, max_amount, mandate_id, created_at_ms, expires_at_ms, redeemed_at_ms, redeemed_idempotency_key
-                    FROM payment_tokens WHERE token_hash = ${tokenHash}`.pipe(
-        Effect.map((rows) => {
-          const r = rows[0]
-          if (r === undefined) return undefined
-          // PostgreSQL returns BIGINT as text, SQLite as a number.
-          return {
-            tokenHash: r.token_hash,
-            payer: r.payer as WalletAddress,
-            payee: r.payee as WalletAddress,
-            maxAmount: usdc(r.max_amount),
-            mandateId: r.mandate_id as MandateId | null,
-            createdAtMs: Number(r.created_at_ms),
-            expiresAtMs: Number(r.expires_at_ms),
-            redeemedAtMs: r.redeemed_at_ms === null ? null : Number(r.redeemed_at_ms),
-            redeemedIdempotencyKey: r.redeemed_idempotency_key
-          }
-        }),
-        Effect.mapError(unavailable)
-      ),
-    // One statement: of two concurrent claims, the database lets exactly one see the NULL.
-    claim: (tokenHash, nowMs, idempotencyKey) =>
-      sql<{ readonly token_hash: string }>`UPDATE payment_tokens SET redeemed_at_ms = ${nowMs}, redeemed_idempotency_key = ${idempotencyKey}
-          WHERE token_hash = ${tokenHash} AND redeemed_at_ms IS NULL AND expires_at_ms > ${nowMs}
-          RETURNING token_hash`.pipe(
-        Effect.map((rows) => rows.length === 1),
-        Effect.mapError(unavailable)
-      ),
-    unclaim: (tokenHash, claimedAtMs) =>
-      sql`UPDATE payment_tokens SET redeemed_at_ms = NULL, redeemed_idempotency_key = NULL
-          WHERE token_hash = ${tokenHash} AND redeemed_at_ms = ${claimedAtMs}`.pipe(Effect.asVoid, Effect.mapError(unavailable)),
-    purgeExpired: (beforeMs) =>
-      sql`DELETE FROM payment_tokens WHERE expires_at_ms < ${beforeMs}`.pipe(Effect.asVoid, Effect.mapError(unavailable))
-  }
+    PaymentTokens.layer(options).pipe(Layer.provide(SqlPaymentTokenStore.layer))
 }

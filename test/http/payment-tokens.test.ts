@@ -16,7 +16,7 @@ import * as path from "node:path"
 import * as Server from "../../src/http/server.js"
 import { MAX_MICROS } from "../../src/domain/Usdc.js"
 import createPaymentTokensTable from "../../src/ledger/migrations/0006_payment_tokens.js"
-import { sqlStore } from "../../src/settlement/PaymentTokens.js"
+import { make as sqlStore } from "../../src/settlement/sql/PaymentTokenStore.js"
 import { agent, type Harness, http, serve, snapshot, type TestAgent } from "./harness.js"
 
 const mint = (h: Harness, payer: TestAgent, body: Record<string, unknown>) =>
