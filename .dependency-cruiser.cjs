@@ -51,6 +51,20 @@ module.exports = {
       to: { path: ["(^|/)node_modules/(@effect/sql[^/]*|better-sqlite3|pg)/", "^src/ledger/sql/"] }
     },
     {
+      name: "ledger-sql-inside",
+      comment: "src/ledger/sql/ is the SQL ledger's inside: the ledger composes it, the settlement's SQL stores and the service's journal (which shares its group commit and transactions) build on it; nothing else reaches in",
+      severity: "error",
+      from: { path: "^src/", pathNot: ["^src/ledger/", "^src/settlement/sql/", "^src/service/Journal\\.ts$"] },
+      to: { path: "^src/ledger/sql/" }
+    },
+    {
+      name: "settlement-sql-inside",
+      comment: "src/settlement/sql/ implements the settlement's store ports: only the settlement composes it; everything above asks for ApiKeys / PaymentTokens",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/settlement/" },
+      to: { path: "^src/settlement/sql/" }
+    },
+    {
       name: "no-circular",
       comment: "no import cycles inside src/ that run at load time (a cycle of `import type` only erases at compile time)",
       severity: "error",
