@@ -23,7 +23,8 @@ import { Settlement } from "../../settlement/Settlement.js"
 import { escrowView } from "../views.js"
 import type * as Api from "./Api.js"
 import { DashboardConfig } from "./DashboardConfig.js"
-import { type AuditFilter, LedgerReports, type Scope } from "../../ledger/reports/LedgerReports.js"
+import * as Reports from "../../ledger/reports/folds.js"
+import { type AuditFilter, LedgerReports, type Scope, type SeriesResult } from "../../ledger/reports/LedgerReports.js"
 
 type Type<S extends { readonly Type: unknown }> = S["Type"]
 export type SessionView = Type<typeof Api.Session>
@@ -93,19 +94,18 @@ export const make = Effect.gen(function*() {
     }))
   }
 
-  const series = (scope: Scope) =>
-    Effect.map(queries.series(scope), (s): OverviewView["series"] => ({
-      bucket_ms: s.bucketMs,
-      buckets: s.buckets.map((b) => ({
-        start: b.startMs,
-        regions: b.regions.map((r) => ({
-          region: r.region,
-          revenue_usdc: r.revenue,
-          spent_usdc: r.spent,
-          referral_income_usdc: r.referralIncome
-        }))
+  const seriesView = (s: SeriesResult): OverviewView["series"] => ({
+    bucket_ms: s.bucketMs,
+    buckets: s.buckets.map((b) => ({
+      start: b.startMs,
+      regions: b.regions.map((r) => ({
+        region: r.region,
+        revenue_usdc: r.revenue,
+        spent_usdc: r.spent,
+        referral_income_usdc: r.referralIncome
       }))
     }))
+  })
 
   /** Names an agent viewer may see: only its own (the operator sees all). */
   const namesFor = (viewer: Api.Viewer, wallets: ReadonlyArray<WalletAddress>) =>
@@ -118,42 +118,36 @@ export const make = Effect.gen(function*() {
   const operatorOverview = throttled((watermark) =>
     Effect.gen(function*() {
       const [s, regions, counts, locked, platform, nowMs] = yield* Effect.all([
-        series({ _tag: "All" }),
+        queries.series({ _tag: "All" }),
         queries.regionTotals,
         queries.statusCounts({ _tag: "All" }),
         ledger.systemBalance(SystemAccount.escrowHolding),
         ledger.systemBalance(SystemAccount.platformFees),
         Clock.currentTimeMillis
       ])
-      // Referral income per region from the series: one scan of the postings, not two.
-      const referral = new Map<string, bigint>()
-      for (const bucket of s.buckets) {
-        for (const p of bucket.regions) referral.set(p.region, (referral.get(p.region) ?? 0n) + p.referral_income_usdc)
-      }
-      const rows = [...regions].sort((a, b) => byName(a.region, b.region)).map((r) => ({
-        region: r.region,
-        escrows: r.escrows,
-        revenue_usdc: r.revenue,
-        spent_usdc: r.spent,
-        fees_paid_usdc: r.feesPaid,
-        referral_income_usdc: (referral.get(r.region) ?? 0n) as Usdc
-      }))
-      const sum = (pick: (r: (typeof rows)[number]) => bigint) => rows.reduce((acc, r) => acc + pick(r), 0n) as Usdc
+      const money = Reports.operatorMoney(regions, s)
       return {
         scope: "operator",
         wallet_address: null,
         totals: {
-          revenue_usdc: sum((r) => r.revenue_usdc),
-          spent_usdc: sum((r) => r.spent_usdc),
-          fees_paid_usdc: sum((r) => r.fees_paid_usdc),
-          referral_income_usdc: sum((r) => r.referral_income_usdc)
+          revenue_usdc: money.totals.revenue,
+          spent_usdc: money.totals.spent,
+          fees_paid_usdc: money.totals.feesPaid,
+          referral_income_usdc: money.totals.referralIncome
         },
         locked_usdc: locked as Usdc,
         available_usdc: null,
         platform_fees_usdc: platform as Usdc,
-        by_region: rows,
+        by_region: money.byRegion.map((r) => ({
+          region: r.region,
+          escrows: r.escrows,
+          revenue_usdc: r.revenue,
+          spent_usdc: r.spent,
+          fees_paid_usdc: r.feesPaid,
+          referral_income_usdc: r.referralIncome
+        })),
         status_counts: counts,
-        series: s,
+        series: seriesView(s),
         watermark,
         generated_at: nowMs
       } satisfies OverviewView
@@ -169,7 +163,7 @@ export const make = Effect.gen(function*() {
         ledger.balance(wallet),
         queries.statusCounts(scope),
         queries.escrowsByRegion(scope),
-        series(scope),
+        Effect.map(queries.series(scope), seriesView),
         Clock.currentTimeMillis
       ])
       // The ledger leaves out regions where nothing moved; an escrow still pending there counts.
