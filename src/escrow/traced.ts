@@ -5,7 +5,7 @@
  * implementation (embedded, test, remote) the same way.
  */
 import { Effect } from "effect"
-import { annotateWhenTraced, SpanAttribute, SpanName, withSpanWhenTraced } from "../observability/spans.js"
+import { isUntraced, SpanAttribute, SpanName, withSpanWhenTraced } from "../observability/spans.js"
 import type { EscrowShape } from "./Escrow.js"
 
 /** Each port's traced form, made once (`Escrow.scoped` asks on every call); a traced port maps to itself. */
@@ -17,17 +17,18 @@ export const tracedEscrow = (escrow: EscrowShape): EscrowShape => {
   const wrapped: EscrowShape = {
     ...escrow,
     create: (terms) =>
-      escrow.create(terms).pipe(
-        Effect.tap((created) => annotateWhenTraced(() => ({ [SpanAttribute.escrowId]: created.id }))),
-        withSpanWhenTraced(SpanName.escrowCreate, {
-          attributes: {
-            [SpanAttribute.payer]: terms.payer,
-            [SpanAttribute.payee]: terms.payee,
-            [SpanAttribute.priceMicros]: terms.amount.toString()
-          },
-          captureStackTrace: false
-        })
-      ),
+      Effect.flatMap(isUntraced, (untraced) =>
+        untraced ? escrow.create(terms) : escrow.create(terms).pipe(
+          Effect.tap((created) => Effect.annotateCurrentSpan(SpanAttribute.escrowId, created.id)),
+          Effect.withSpan(SpanName.escrowCreate, {
+            attributes: {
+              [SpanAttribute.payer]: terms.payer,
+              [SpanAttribute.payee]: terms.payee,
+              [SpanAttribute.priceMicros]: terms.amount.toString()
+            },
+            captureStackTrace: false
+          })
+        )),
     release: (id, options) =>
       escrow.release(id, options).pipe(
         withSpanWhenTraced(SpanName.escrowRelease, {

@@ -67,14 +67,24 @@ export const annotateWhenTraced = (attributes: () => Record<string, unknown>): E
   Effect.flatMap(isUntraced, (untraced) => untraced ? Effect.void : Effect.annotateCurrentSpan(attributes()))
 
 /** The `ringmaster.outcome` of an exit: `paid` on success, else what ended it. */
-export const outcomeOf = (exit: Exit.Exit<unknown, unknown>, success = "paid"): string => {
-  if (Exit.isSuccess(exit)) return success
+export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "paid"
   if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return "defect"
   const error = failure.value
   return typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" ? error._tag : "failed"
 }
+
+/** `withSpanWhenTraced`, with `ringmaster.outcome` set on the span from how `effect` ended (see `outcomeOf`). */
+export const withOutcomeSpanWhenTraced = (name: string, options?: Tracer.SpanOptions) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(isUntraced, (untraced) =>
+    untraced ? effect : Effect.withSpan(
+      Effect.onExit(effect, (exit) => Effect.annotateCurrentSpan(SpanAttribute.outcome, outcomeOf(exit))),
+      name,
+      options
+    ))
 
 /**
  * Calls `onExpire` after `millis` unless the returned `cancel` ran first. On the

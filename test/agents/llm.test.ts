@@ -4,8 +4,9 @@
  * and failures come back to the model as tool errors, and the model's tokens are
  * billed to whoever hired the agent.
  */
+import { LanguageModel } from "@effect/ai"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, Schema, Stream } from "effect"
 import { Accounts } from "../../src/agents/Accounts.js"
 import * as Agent from "../../src/agents/AgentNamespace.js"
 import { TurnLimitReached } from "../../src/agents/llm/errors.js"
@@ -239,4 +240,24 @@ describe("Agent.llm definitions", () => {
       expect(define({ budget: { perRun: -1n as Usdc.Usdc } })).toThrow(new InvalidInput({ field: "budget.perRun", message: "must not be negative" }))
       expect(define({ maxTurns: 0 })).toThrow(InvalidInput)
     }).pipe(Effect.provide(world(backends[0]!))))
+})
+
+describe("LanguageModelScript", () => {
+  it.effect("replays one reply per call, generated or streamed, records each prompt, and refuses a call past the end", () =>
+    Effect.gen(function*() {
+      const script = yield* LanguageModelScript.make([
+        LanguageModelScript.text("one", usage(3, 1)),
+        (prompt) => LanguageModelScript.text(`${prompt.content.length} message(s)`)
+      ])
+      yield* Effect.gen(function*() {
+        const first = yield* LanguageModel.generateText({ prompt: "a" })
+        expect([first.text, first.usage.inputTokens, first.usage.outputTokens, first.finishReason]).toEqual(["one", 3, 1, "stop"])
+        const streamed = yield* Stream.runCollect(LanguageModel.streamText({ prompt: "b" }))
+        expect([...streamed].flatMap((part) => part.type === "text-delta" ? [part.delta] : [])).toEqual(["1 message(s)"])
+        const error = yield* Effect.flip(LanguageModel.generateText({ prompt: "c" }))
+        expect(error.message).toBe("LanguageModelScript.generateText: the script has 2 replies, and call 3 was made")
+      }).pipe(Effect.provide(script.layer))
+      const calls = yield* script.calls
+      expect(calls.map((c) => c.prompt.content.map((m) => m.role))).toEqual([["user"], ["user"]])
+    }))
 })

@@ -7,7 +7,7 @@ import { Effect, Either, Exit, Schedule, Schema } from "effect"
 import type { EscrowRecord } from "../../domain/Escrow.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { settleOnExit } from "../../escrow/settlement.js"
-import { annotateWhenTraced, outcomeOf, SpanAttribute, SpanName, withSpanWhenTraced } from "../../observability/spans.js"
+import { annotateWhenTraced, SpanAttribute, SpanName, withOutcomeSpanWhenTraced } from "../../observability/spans.js"
 import * as Agent from "../Agent.js"
 import { AgentStopped, InvalidOutput } from "../errors.js"
 import { checkInteger, invalid } from "./checks.js"
@@ -146,7 +146,4 @@ export const delegate = <I, O, E, R>(
         ))
     }
     return result
-  }).pipe(
-    Effect.onExit((exit) => annotateWhenTraced(() => ({ [SpanAttribute.outcome]: outcomeOf(exit) }))),
-    withSpanWhenTraced(SpanName.delegate, { attributes: { [SpanAttribute.agent]: handle.name }, captureStackTrace: false })
-  )
+  }).pipe(withOutcomeSpanWhenTraced(SpanName.delegate, { attributes: { [SpanAttribute.agent]: handle.name }, captureStackTrace: false }))
