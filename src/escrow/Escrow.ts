@@ -8,7 +8,8 @@
  *
  * `Escrow.scoped` makes an escrow a scoped resource: acquiring it locks the funds,
  * and closing the scope settles them: released on success, cancelled (full refund
- * of what remains) on failure, defect or interruption.
+ * of what remains) on failure, defect or interruption. Under a tracer each create,
+ * release and cancel it makes is a `ringmaster.escrow.*` span (`traced.ts`).
  */
 import { Context, Effect, Exit, Layer, Option, type Schedule, Scope } from "effect"
 import type { EscrowNotFound, LedgerUnavailable } from "../domain/errors.js"
