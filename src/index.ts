@@ -26,7 +26,9 @@ export { EscrowTest } from "./escrow/EscrowTest.js"
 export type { EscrowCall, EscrowOp, EscrowTestShape } from "./escrow/EscrowTest.js"
 export { SettlementJournal } from "./ledger/SettlementJournal.js"
 export type { UnsettledJournal } from "./ledger/SettlementJournal.js"
-export * as Agent from "./agents/Agent.js"
+export * as Agent from "./agents/AgentNamespace.js"
+export * as LanguageModelScript from "./agents/llm/LanguageModelScript.js"
+export { HireFailed, TurnLimitReached, UsageLimitReached } from "./agents/llm/errors.js"
 export { Limits as OrchestratorLimits, Orchestrator, referralChain, RestartPolicy } from "./agents/Orchestrator.js"
 export type {
   Budget,

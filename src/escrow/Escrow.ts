@@ -8,7 +8,8 @@
  *
  * `Escrow.scoped` makes an escrow a scoped resource: acquiring it locks the funds,
  * and closing the scope settles them: released on success, cancelled (full refund
- * of what remains) on failure, defect or interruption.
+ * of what remains) on failure, defect or interruption. Under a tracer each create,
+ * release and cancel it makes is a `ringmaster.escrow.*` span (`traced.ts`).
  */
 import { Context, Effect, Exit, Layer, Option, type Schedule, Scope } from "effect"
 import type { EscrowNotFound, LedgerUnavailable } from "../domain/errors.js"
@@ -19,6 +20,7 @@ import { type CancelError, type CreateError, Ledger, type ReleaseError } from ".
 import { memoryJournal, SettlementJournal, type UnsettledEscrow } from "../ledger/SettlementJournal.js"
 import { fromLedger } from "./EscrowLocal.js"
 import { reconcileUnsettled, settleOnExit } from "./settlement.js"
+import { tracedEscrow } from "./traced.js"
 
 export type { UnsettledEscrow } from "../ledger/SettlementJournal.js"
 
@@ -63,11 +65,12 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
     terms: EscrowTerms,
     options: ScopedOptions = {}
   ): Effect.Effect<ScopedEscrow, CreateError, Escrow | Scope.Scope> =>
-    Effect.flatMap(Escrow, (escrow) =>
-      Effect.acquireRelease(escrow.create(terms), settleByExit(escrow, options)).pipe(
+    Effect.flatMap(Escrow, (port) => {
+      const escrow = tracedEscrow(port)
+      return Effect.acquireRelease(escrow.create(terms), settleByExit(escrow, options)).pipe(
         Effect.map((created) => heldEscrow(escrow, created))
       )
-    )
+    })
 
   /** `Escrow` over whatever `Ledger` is provided (journaling to `SettlementJournal` when one is). */
   static readonly layerFromLedger: Layer.Layer<Escrow, never, Ledger> = Layer.effect(
@@ -91,12 +94,14 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
     use: (escrow: ScopedEscrow) => Effect.Effect<A, E, R>,
     options: ScopedOptions = {}
   ): Effect.Effect<A, E | CreateError, Escrow | Exclude<R, Scope.Scope>> =>
-    Effect.flatMap(Escrow, (escrow) =>
-      Effect.acquireUseRelease(
+    Effect.flatMap(Escrow, (port) => {
+      const escrow = tracedEscrow(port)
+      return Effect.acquireUseRelease(
         escrow.create(terms),
         (created) => use(heldEscrow(escrow, created)) as Effect.Effect<A, E, Exclude<R, Scope.Scope>>,
         settleByExit(escrow, options)
-      ))
+      )
+    })
 }
 
 /** Released if what held the escrow succeeded, cancelled otherwise. */

@@ -7,7 +7,7 @@
  */
 import { Clock, Effect, Either, Schedule } from "effect"
 import type { EscrowId } from "../domain/ids.js"
-import { withSpanWhenTraced } from "../observability/spans.js"
+import { SpanAttribute, SpanName, withSpanWhenTraced } from "../observability/spans.js"
 import type { EscrowShape } from "./Escrow.js"
 
 export const defaultSettlementRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("50 millis").pipe(
@@ -65,7 +65,10 @@ export const settleOnExit = (
         })
       ),
       // No stack capture: this span runs on every settlement, on the hot path.
-      withSpanWhenTraced("Escrow.settle", { attributes: { "escrow.id": id, "escrow.intent": intent }, captureStackTrace: false })
+      withSpanWhenTraced(SpanName.escrowSettle, {
+        attributes: { [SpanAttribute.escrowId]: id, [SpanAttribute.intent]: intent },
+        captureStackTrace: false
+      })
     )
   })
 
@@ -127,4 +130,4 @@ export const reconcileUnsettled = (escrow: EscrowShape): Effect.Effect<Reconcile
       yield* escrow.markSettled(id)
     }
     return { settled, pending, lost }
-  }).pipe(withSpanWhenTraced("Escrow.reconcile", { captureStackTrace: false }))
+  }).pipe(withSpanWhenTraced(SpanName.escrowReconcile, { captureStackTrace: false }))

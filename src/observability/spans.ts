@@ -9,7 +9,42 @@
  * timer; with another Clock (TestClock) it sleeps on that Clock, so tests still
  * control time.
  */
-import { Clock, Context, DefaultServices, Duration, Effect, Exit, Fiber, FiberId, Tracer } from "effect"
+import { Cause, Clock, Context, DefaultServices, Duration, Effect, Exit, Fiber, FiberId, Option, Stream, Tracer } from "effect"
+
+/**
+ * The spans ringmaster opens, by name: one namespace, so a trace backend can filter
+ * on `ringmaster.*`. Amounts are attributes in micro-USDC, as decimal strings
+ * (OpenTelemetry attributes have no bigint).
+ */
+export const SpanName = {
+  /** One paid task (`Orchestrator.delegate`), its retries and fallbacks included. */
+  delegate: "ringmaster.delegate",
+  /** `Orchestrator.hire`: the spawn on first use, then the delegate. */
+  hire: "ringmaster.hire",
+  /** A streaming task, from its lock to its last paid batch. */
+  stream: "ringmaster.stream",
+  escrowCreate: "ringmaster.escrow.create",
+  escrowRelease: "ringmaster.escrow.release",
+  escrowCancel: "ringmaster.escrow.cancel",
+  /** Settling an escrow when the task that held it ends: its release or cancel, retried. */
+  escrowSettle: "ringmaster.escrow.settle",
+  escrowReconcile: "ringmaster.escrow.reconcile"
+} as const
+
+export const SpanAttribute = {
+  agent: "ringmaster.agent.name",
+  escrowId: "ringmaster.escrow.id",
+  payer: "ringmaster.escrow.payer",
+  payee: "ringmaster.escrow.payee",
+  /** What a task locks: its price, or the maximum of a metered or streamed task. */
+  priceMicros: "ringmaster.price.micros",
+  /** What one release pays (absent: whatever remains). */
+  amountMicros: "ringmaster.amount.micros",
+  /** Settlement intent of `ringmaster.escrow.settle`: release or cancel. */
+  intent: "ringmaster.escrow.intent",
+  /** How a task ended: `paid`, or the tag of the error that refunded it (`interrupted`, `defect`). */
+  outcome: "ringmaster.outcome"
+} as const
 
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
@@ -21,6 +56,35 @@ export const isUntraced: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tra
 export const withSpanWhenTraced = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(isUntraced, (untraced) => untraced ? effect : Effect.withSpan(effect, name, options))
+
+/** `Stream.withSpan`, skipped while the default tracer is in place. */
+export const streamWithSpanWhenTraced = (name: string, options?: Tracer.SpanOptions) =>
+<A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.unwrap(Effect.map(isUntraced, (untraced) => untraced ? stream : Stream.withSpan(stream, name, options)))
+
+/** Sets attributes on the current span, when a tracer records them (a no-op otherwise). */
+export const annotateWhenTraced = (attributes: () => Record<string, unknown>): Effect.Effect<void> =>
+  Effect.flatMap(isUntraced, (untraced) => untraced ? Effect.void : Effect.annotateCurrentSpan(attributes()))
+
+/** The `ringmaster.outcome` of an exit: `paid` on success, else what ended it. */
+export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "paid"
+  if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return "defect"
+  const error = failure.value
+  return typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" ? error._tag : "failed"
+}
+
+/** `withSpanWhenTraced`, with `ringmaster.outcome` set on the span from how `effect` ended (see `outcomeOf`). */
+export const withOutcomeSpanWhenTraced = (name: string, options?: Tracer.SpanOptions) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(isUntraced, (untraced) =>
+    untraced ? effect : Effect.withSpan(
+      Effect.onExit(effect, (exit) => Effect.annotateCurrentSpan(SpanAttribute.outcome, outcomeOf(exit))),
+      name,
+      options
+    ))
 
 /**
  * Calls `onExpire` after `millis` unless the returned `cancel` ran first. On the

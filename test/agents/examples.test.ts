@@ -5,7 +5,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { LanguageModel } from "@effect/ai"
 import { Effect, Layer } from "effect"
+import { LanguageModelScript } from "ringmaster"
 import * as LlmAgent from "../../examples/llm-agent.js"
+import * as LlmOrchestrator from "../../examples/llm-orchestrator.js"
 import * as OrchestratorExample from "../../examples/orchestrator.js"
 import * as ReferralNetwork from "../../examples/referral-network.js"
 import { tempDir, u } from "./support.js"
@@ -88,5 +90,38 @@ describe("examples/llm-agent.ts", () => {
       )
       const { payment } = yield* LlmAgent.run("anything", reporting)
       expect(payment).toMatchObject({ locked: u("0.05"), released: 2_518n, fee: 25n, refunded: u("0.05") - 2_518n })
+    }))
+})
+
+describe("examples/llm-orchestrator.ts", () => {
+  it.effect("offline, the scripted planner hires each specialist by tool call, retries the refunded draft, and bills its tokens", () =>
+    Effect.gen(function*() {
+      const script = yield* LlmOrchestrator.script()
+      const summary = yield* LlmOrchestrator.run(script.layer)
+      expect(summary.report).toMatch(/^Market note\. eur-usd: mean [\d.]+, (rising|falling)\. brent crude/)
+      // 300 + 420 + 500 + 520 + 560 prompt tokens, 40 + 30 + 25 + 25 + 60 completion tokens at 4 each.
+      const tokens = 2_300n + 4n * 180n
+      const fee = (gross: bigint) => (gross * 10_000n) / 1_000_000n
+      // Sorted: under TestClock every escrow is created at the same millisecond.
+      expect(summary.payments.map((p) => `${p.payerName}→${p.payeeName} ${p.locked} ${p.released} ${p.refunded} ${p.status}`).sort()).toEqual([
+        `orchestrator→planner ${u("0.05")} ${tokens} ${u("0.05") - tokens} cancelled`,
+        `planner→data-fetcher ${u("0.4")} ${u("0.4")} 0 released`,
+        `planner→data-fetcher ${u("0.4")} ${u("0.4")} 0 released`,
+        `planner→reasoner ${u("1.2")} ${u("1.2")} 0 released`,
+        `planner→writer ${u("0.8")} 0 ${u("0.8")} cancelled`,
+        `planner→writer ${u("0.8")} ${u("0.8")} 0 released`
+      ].sort())
+      const hires = u("0.4") * 2n + u("1.2") + u("0.8")
+      expect(summary.balances).toMatchObject({
+        planner: u("5") - hires + tokens - fee(tokens),
+        "data-fetcher": 2n * (u("0.4") - fee(u("0.4"))),
+        reasoner: u("1.2") - fee(u("1.2")),
+        writer: u("0.8") - fee(u("0.8"))
+      })
+      expect(summary.ledgerViolations).toBe(0)
+      // The model saw the writer's refusal of the empty draft as a tool error.
+      const calls = yield* script.calls
+      expect(calls).toHaveLength(5)
+      expect(LanguageModelScript.lastToolResults(calls[3]!.prompt)[0]).toMatchObject({ name: "writer", isFailure: true, result: { error: "InvalidOutput" } })
     }))
 })

@@ -155,8 +155,8 @@ for (const backend of backends) {
         const { names, tracer } = recordingTracer()
         const handle = yield* Orchestrator.spawn(fetcher)
         yield* Orchestrator.delegate(handle, { topic: "rates" }).pipe(Effect.withTracer(tracer))
-        expect(names).toContain("Orchestrator.delegate")
-        expect(names).toContain("Escrow.settle")
+        expect(names).toContain("ringmaster.delegate")
+        expect(names).toContain("ringmaster.escrow.settle")
       }).pipe(Effect.provide(world(backend))))
 
     it.effect("interrupting the caller cancels with a full refund", () =>

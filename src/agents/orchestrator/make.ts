@@ -6,6 +6,8 @@ import { type Deferred, Effect, Scope } from "effect"
 import type { AgentNotFound, InvalidInput } from "../../domain/errors.js"
 import type { AgentRecord } from "../../domain/Escrow.js"
 import { Escrow } from "../../escrow/Escrow.js"
+import { tracedEscrow } from "../../escrow/traced.js"
+import { SpanAttribute, SpanName, withSpanWhenTraced } from "../../observability/spans.js"
 import { Accounts, type FaucetError, type RegisterError } from "../Accounts.js"
 import type * as Agent from "../Agent.js"
 import { checkBudget, makeBudgets } from "./budgets.js"
@@ -37,7 +39,7 @@ export const make = (
   Effect.gen(function*() {
     const budget = yield* checkBudget("budget", options.budget)
     const accounts = yield* Accounts
-    const escrow = yield* Escrow
+    const escrow = tracedEscrow(yield* Escrow)
     const identity = options.existing === true
       ? yield* (options.wallet === undefined
         ? Effect.fail(invalid("wallet", "an existing orchestrator needs its wallet"))
@@ -78,7 +80,9 @@ const build = (deps: Deps, identity: AgentRecord, scope: Scope.Scope, config: Co
       delegate,
       stream: (handle, input, options) => stream(task, handle, input, options),
       hire: (agent, input, options = {}) =>
-        Effect.flatMap(spawnOnce(parent, agent, options.spawn), (handle) => delegate(handle, input, options)),
+        Effect.flatMap(spawnOnce(parent, agent, options.spawn), (handle) => delegate(handle, input, options)).pipe(
+          withSpanWhenTraced(SpanName.hire, { attributes: { [SpanAttribute.agent]: agent.name }, captureStackTrace: false })
+        ),
       withBudget,
       spent,
       balance: accounts.balance(identity.wallet),

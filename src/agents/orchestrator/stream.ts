@@ -9,6 +9,7 @@ import type { EscrowTerms } from "../../domain/Escrow.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import type { ScopedEscrow } from "../../escrow/Escrow.js"
 import { settleOnExit } from "../../escrow/settlement.js"
+import { annotateWhenTraced, SpanAttribute, SpanName, streamWithSpanWhenTraced } from "../../observability/spans.js"
 import type { CreateError } from "../../ledger/Ledger.js"
 import * as Agent from "../Agent.js"
 import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "../errors.js"
@@ -54,6 +55,7 @@ export const stream = <I, O, E, R>(
       // Hold a permit for the stream's life: a streaming task is one task.
       yield* Effect.acquireRelease(internals.semaphore.take(1), () => internals.semaphore.release(1))
       const lock = yield* lockRemainderRefunded(ctx, termsFor(ctx, handle, maxPrice, plan))
+      yield* annotateWhenTraced(() => ({ [SpanAttribute.escrowId]: lock.id, [SpanAttribute.priceMicros]: maxPrice.toString() }))
       const task: Agent.Task = {
         escrowId: lock.id,
         payer: plan.payer,
@@ -107,4 +109,6 @@ export const stream = <I, O, E, R>(
         Stream.interruptWhenDeferred(internals.stoppedSignal)
       )
     })
+  ).pipe(
+    streamWithSpanWhenTraced(SpanName.stream, { attributes: { [SpanAttribute.agent]: handle.name }, captureStackTrace: false })
   ) as Stream.Stream<O, E | DelegateError, Exclude<R, Orchestrator>>

@@ -7,7 +7,7 @@ import { Effect, Either, Exit, Schedule, Schema } from "effect"
 import type { EscrowRecord } from "../../domain/Escrow.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { settleOnExit } from "../../escrow/settlement.js"
-import { withSpanWhenTraced } from "../../observability/spans.js"
+import { annotateWhenTraced, SpanAttribute, SpanName, withOutcomeSpanWhenTraced } from "../../observability/spans.js"
 import * as Agent from "../Agent.js"
 import { AgentStopped, InvalidOutput } from "../errors.js"
 import { checkInteger, invalid } from "./checks.js"
@@ -57,6 +57,8 @@ const attempt = <I, O, E, R>(
       let usedMicros = 0n
       const use = (lock: EscrowRecord) =>
         Effect.gen(function*() {
+          // With retries or fallbacks the span shows the last attempt's escrow; each has its own create span.
+          yield* annotateWhenTraced(() => ({ [SpanAttribute.escrowId]: lock.id, [SpanAttribute.priceMicros]: amount.toString() }))
           const runOnce = (restarts: number) => {
             const task: Agent.Task = {
               escrowId: lock.id,
@@ -144,4 +146,4 @@ export const delegate = <I, O, E, R>(
         ))
     }
     return result
-  }).pipe(withSpanWhenTraced("Orchestrator.delegate", { attributes: { "agent.name": handle.name }, captureStackTrace: false }))
+  }).pipe(withOutcomeSpanWhenTraced(SpanName.delegate, { attributes: { [SpanAttribute.agent]: handle.name }, captureStackTrace: false }))
