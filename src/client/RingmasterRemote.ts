@@ -97,7 +97,13 @@ export const remote = (options: RemoteOptions): Layer.Layer<Orchestrator | Accou
       const clientOptions = { baseUrl: url, connectTimeout, readTimeout, maxConnections, retry }
       const settlement = yield* SettlementClient.make("Ringmaster", clientOptions)
       const setup = new Setup(url, settlement)
-      const identity = yield* setup.identity({ apiKey: key, wallet, identityFile, name: orchestrator.name ?? "orchestrator", referralCode: orchestrator.referralCode })
+      const identity = yield* setup.identity({
+        apiKey: key,
+        wallet,
+        identityFile,
+        name: orchestrator.name ?? "orchestrator",
+        referralCode: orchestrator.referralCode
+      })
       yield* setup.fund(identity, faucet ?? true)
       const ports = Layer.succeedContext(
         yield* AccountsHttp.makeWithEscrowOn({ ...clientOptions, apiKey: identity.api_key, agentKeys }, settlement)
@@ -153,20 +159,26 @@ class Setup {
     })
   }
 
-  /** The identity if its key may read its wallet (only the owner's key may). */
+  /**
+   * The identity if its key may read its wallet (only the owner's key may), under
+   * the name the service registered it with.
+   */
   private verified(identity: StoredIdentity): Effect.Effect<StoredIdentity, RemoteSetupFailed> {
-    return Effect.flatMap(this.settlement.clientFor(identity.api_key), (client) =>
-      this.settlement.call<unknown, InvalidInput>(
-        "balance",
-        client.wallets.balance({ path: { address: identity.wallet_address } }),
+    const { settlement } = this
+    const address = identity.wallet_address
+    return Effect.gen(function*() {
+      const client = yield* settlement.clientFor(identity.api_key)
+      yield* settlement.call<unknown, InvalidInput>("balance", client.wallets.balance({ path: { address } }), SettlementClient.isTransient, readErrors)
+      const card = yield* settlement.call<{ readonly agent_name: string }, InvalidInput>(
+        "agent",
+        client.agents.agent({ path: { address } }),
         SettlementClient.isTransient,
         readErrors
-      )).pipe(
-        Effect.mapError((error) =>
-          this.failed("apiKey", `the service did not accept this key for wallet ${identity.wallet_address}: ${error.message}`)
-        ),
-        Effect.as(identity)
       )
+      return { ...identity, agent_name: card.agent_name }
+    }).pipe(
+      Effect.mapError((error) => this.failed("apiKey", `the service did not accept this key for wallet ${address}: ${error.message}`))
+    )
   }
 
   private register(name: string, referralCode: OrchestratorSettings["referralCode"]): Effect.Effect<StoredIdentity, RemoteSetupFailed> {

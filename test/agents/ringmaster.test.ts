@@ -183,7 +183,8 @@ describe("Ringmaster.remote({ baseUrl })", () => {
 
       // A plain-string key with its wallet works the same, and is held redacted.
       const given = RingmasterRemote.remote({ baseUrl, apiKey: stored.api_key, wallet: stored.wallet_address })
-      expect((yield* Effect.provide(Orchestrator.identity, given)).wallet).toBe(me.wallet)
+      const found = yield* Effect.provide(Orchestrator.identity, given)
+      expect([found.wallet, found.name]).toEqual([me.wallet, "planner"])
     }))
 
   it.scopedLive("refuses, naming what is missing: the wallet of a key, the key of a wallet, a key not the wallet's", () =>
