@@ -1,13 +1,15 @@
 /**
- * How you test your own agents without a ledger file or a server: swap in
- * `EscrowTest.layer()`, which runs the real fee and referral rules in memory,
- * records every escrow call your code makes, and can make the next call fail.
+ * How you test your own agents without a ledger file or a server: provide
+ * `Ringmaster.test()`, an orchestrator on `EscrowTest`, which runs the real fee and
+ * referral rules in memory, records every escrow call your code makes, and fails
+ * the calls you script (`failNext`). Nothing in it waits on the clock, so these
+ * tests run under `it.effect`'s `TestClock` without advancing it.
  *
  *   npx vitest run examples/mock-escrow.test.ts
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Schedule, Schema } from "effect"
-import { Accounts, Agent, Escrow, EscrowTest, InsufficientFunds, LedgerUnavailable, Orchestrator, Usdc } from "ringmaster"
+import { Effect, Schema } from "effect"
+import { Agent, Escrow, EscrowTest, InsufficientFunds, LedgerUnavailable, Orchestrator, Ringmaster, Usdc } from "ringmaster"
 
 // The agent under test: yours.
 const Summarizer = Agent.make({
@@ -18,12 +20,8 @@ const Summarizer = Agent.make({
   run: ({ text }) => Effect.succeed({ summary: text.split(".")[0] ?? "" })
 })
 
-// An orchestrator funded with 5 USDC over the mock. Settlement retries without a
-// delay: tests run on the TestClock, where a backoff would wait for `TestClock.adjust`.
-const TestWorld = Orchestrator.layer({ name: "my-orchestrator", deposit: Usdc.make("5"), settlementRetry: Schedule.recurs(3) }).pipe(
-  Layer.provideMerge(Accounts.layerFromLedger),
-  Layer.provideMerge(EscrowTest.layer())
-)
+// An orchestrator funded with 5 USDC over the mock.
+const TestWorld = Ringmaster.test({ name: "my-orchestrator", deposit: Usdc.make("5") })
 
 describe("my summarizer, paid through escrow", () => {
   it.effect("locks the price, then releases it when the summary is produced", () =>
@@ -43,16 +41,22 @@ describe("my summarizer, paid through escrow", () => {
       expect((yield* escrow.ledger.balance(me.wallet)).available).toBe(Usdc.make("4.750375"))
     }).pipe(Effect.provide(TestWorld)))
 
-  it.effect("a settlement failure on release is retried, and the summarizer is paid once", () =>
+  it.effect("a release that fails three times is retried, and the summarizer is paid once", () =>
     Effect.gen(function*() {
       const escrow = yield* EscrowTest
       const summarizer = yield* Orchestrator.spawn(Summarizer)
-      yield* escrow.failNext("release", new LedgerUnavailable({ message: "settlement service restarting" }))
+      yield* escrow.failNext("release", new LedgerUnavailable({ message: "settlement service restarting" }), { times: 3 })
 
       yield* Orchestrator.delegate(summarizer, { text: "One. Two." })
 
       const calls = yield* escrow.calls
-      expect(calls.map((c) => `${c.op}:${c.outcome._tag}`)).toEqual(["create:Success", "release:Failure", "release:Success"])
+      expect(calls.map((c) => `${c.op}:${c.outcome._tag}`)).toEqual([
+        "create:Success",
+        "release:Failure",
+        "release:Failure",
+        "release:Failure",
+        "release:Success"
+      ])
       expect((yield* escrow.ledger.balance(summarizer.wallet)).available).toBe(Usdc.make("0.2475"))
       // Nothing was left for reconciliation.
       expect(yield* Effect.flatMap(Escrow, (port) => port.unsettled)).toEqual([])

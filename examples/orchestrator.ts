@@ -8,12 +8,12 @@
  *
  * Embedded SQLite ledger in a temporary directory; no server, no key, no network.
  */
-import { Console, Effect, Layer, Schema } from "effect"
+import { Console, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Accounts, Agent, type Earnings, Orchestrator, type Payment, Usdc } from "ringmaster"
-import { EscrowSqlite } from "ringmaster/sqlite"
+import { Ringmaster } from "ringmaster/sqlite"
 
 // ---------------------------------------------------------------------------
 // Three specialists. Deterministic: no model, no network.
@@ -112,10 +112,7 @@ export const print = (summary: Summary) =>
 export const run = (dataDir: string) =>
   job.pipe(
     Effect.provide(
-      Orchestrator.layer({ name: "orchestrator", deposit: Usdc.make("10") }).pipe(
-        Layer.provideMerge(Accounts.layerFromLedger),
-        Layer.provideMerge(EscrowSqlite.layer({ dataDir, synchronous: "NORMAL" }))
-      )
+      Ringmaster.local({ dataDir, synchronous: "NORMAL", deposit: Usdc.make("10") })
     )
   )
 

@@ -9,12 +9,12 @@
  *
  * Embedded SQLite ledger in a temporary directory; no server, no key, no network.
  */
-import { Console, Effect, Layer, Schema } from "effect"
+import { Console, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Accounts, Agent, type Earnings, Orchestrator, type OrchestratorShape, Usdc } from "ringmaster"
-import { EscrowSqlite } from "ringmaster/sqlite"
+import { Ringmaster } from "ringmaster/sqlite"
 
 export const jobs = 3
 export const prices = { lead: Usdc.make("2.00"), specialist: Usdc.make("0.90"), tool: Usdc.make("0.35") } as const
@@ -94,10 +94,7 @@ export const network = Effect.gen(function*() {
 export const run = (dataDir: string) =>
   network.pipe(
     Effect.provide(
-      Orchestrator.layer({ name: "platform", deposit: PLATFORM_DEPOSIT }).pipe(
-        Layer.provideMerge(Accounts.layerFromLedger),
-        Layer.provideMerge(EscrowSqlite.layer({ dataDir, synchronous: "NORMAL" }))
-      )
+      Ringmaster.local({ dataDir, synchronous: "NORMAL", name: "platform", deposit: PLATFORM_DEPOSIT })
     )
   )
 

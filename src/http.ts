@@ -16,3 +16,7 @@ export { Authorization, CurrentCaller, SettlementApi } from "./http/Api.js"
 export type { Caller } from "./http/Api.js"
 export * as SettlementWire from "./http/errors.js"
 export * as SettlementClient from "./client/SettlementClient.js"
+/** The set-ups: `Ringmaster.remote({ baseUrl, ... })`, and `memory()` and `test()` as in the core entry. */
+export * as Ringmaster from "./client/RingmasterRemote.js"
+export { RemoteSetupFailed } from "./client/RingmasterRemote.js"
+export type { RemoteOptions as RingmasterRemoteOptions } from "./client/RingmasterRemote.js"

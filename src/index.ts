@@ -23,7 +23,7 @@ export { Escrow } from "./escrow/Escrow.js"
 export type { EscrowShape, ScopedEscrow, ScopedOptions, UnsettledEscrow } from "./escrow/Escrow.js"
 export type { ReconcileReport } from "./escrow/settlement.js"
 export { EscrowTest } from "./escrow/EscrowTest.js"
-export type { EscrowCall, EscrowOp, EscrowTestShape } from "./escrow/EscrowTest.js"
+export type { EscrowCall, EscrowOp, EscrowTestShape, FailNextOptions, InjectedError } from "./escrow/EscrowTest.js"
 export { SettlementJournal } from "./ledger/SettlementJournal.js"
 export type { UnsettledJournal } from "./ledger/SettlementJournal.js"
 export * as Agent from "./agents/AgentNamespace.js"
@@ -46,6 +46,9 @@ export type {
   StreamOptions
 } from "./agents/Orchestrator.js"
 export { Accounts } from "./agents/Accounts.js"
+/** The one-call set-ups: `Ringmaster.memory()`, `Ringmaster.test()` (`local` is in `ringmaster/sqlite`, `remote` in `ringmaster/http`). */
+export * as Ringmaster from "./agents/Ringmaster.js"
+export type { MemoryOptions, OrchestratorSettings, SetupError } from "./agents/Ringmaster.js"
 export type { AccountsShape } from "./agents/Accounts.js"
 export {
   AgentCrashed,

@@ -8,3 +8,6 @@ export type { EscrowSqliteOptions } from "./escrow/EscrowSqlite.js"
 export * as SqlLedger from "./ledger/SqlLedger.js"
 export * as LedgerVerify from "./ledger/verify.js"
 export * as LedgerExport from "./ledger/export.js"
+/** The set-ups: `Ringmaster.local({ dataDir })`, and `memory()` and `test()` as in the core entry. */
+export * as Ringmaster from "./agents/RingmasterLocal.js"
+export type { LocalOptions } from "./agents/RingmasterLocal.js"

@@ -29,6 +29,7 @@ import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
 import * as Agent from "./Agent.js"
 import { AgentApi, type AgentDescription, AgentName, agentNameRule, AgentNotServed } from "./AgentApi.js"
 import { EscrowRefused, InvalidOutput, RemoteAgentUnavailable, RemoteTaskFailed } from "./errors.js"
+import { Orchestrator } from "./orchestrator/contract.js"
 import { BoundedMap } from "../domain/BoundedMap.js"
 
 // ---------------------------------------------------------------------------
@@ -219,21 +220,48 @@ export const handlers = <const Agents extends ReadonlyArray<Agent.Agent<any, any
   )
 }
 
+export interface ListenOptions {
+  /** The port to listen on; 0 takes any free one (read it with `baseUrl`). The address is logged at start. */
+  readonly port: number
+  /** Default `127.0.0.1` (this host only); `0.0.0.0` to be reachable from others. */
+  readonly host?: string | undefined
+}
+
 /**
- * Serves `agents` over HTTP on `port` (0: any free port; read it with `baseUrl`),
- * paid at `identity`; needs the `Escrow` port (the settlement service, or the
- * local ledger) and whatever the agents' `run` needs (e.g. an `Orchestrator` for
- * their own hiring).
+ * Serves `agents` over HTTP on `port`, paid at `identity`; needs the `Escrow` port
+ * (the settlement service, with the key of `identity`'s wallet, or the local ledger)
+ * and whatever the agents' `run` needs (e.g. an `Orchestrator` for their own hiring).
+ * Without `identity`, the agents are paid at the `Orchestrator`'s own wallet: with
+ * `Ringmaster.remote(...)` provided, that is the wallet its key belongs to.
  */
-export const layerServer = <const Agents extends ReadonlyArray<Agent.Agent<any, any, any, any>>>(
+export function layerServer<const Agents extends ReadonlyArray<Agent.Agent<any, any, any, any>>>(
   agents: Agents,
-  options: ServeOptions & { readonly port?: number | undefined; readonly host?: string | undefined }
+  options: ServeOptions & ListenOptions
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Escrow | AgentRequirements<Agents[number]>>
+export function layerServer<const Agents extends ReadonlyArray<Agent.Agent<any, any, any, any>>>(
+  agents: Agents,
+  options: Omit<ServeOptions, "identity"> & ListenOptions
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Escrow | Orchestrator | AgentRequirements<Agents[number]>>
+export function layerServer<const Agents extends ReadonlyArray<Agent.Agent<any, any, any, any>>>(
+  agents: Agents,
+  options: Omit<ServeOptions, "identity"> & { readonly identity?: AgentRecord | undefined } & ListenOptions
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Escrow | Orchestrator | AgentRequirements<Agents[number]>> {
+  const { identity } = options
+  return identity === undefined
+    ? Layer.unwrapEffect(Effect.map(Orchestrator, (self) => serve(agents, { ...options, identity: self.identity })))
+    : serve(agents, { ...options, identity })
+}
+
+const serve = <const Agents extends ReadonlyArray<Agent.Agent<any, any, any, any>>>(
+  agents: Agents,
+  options: ServeOptions & ListenOptions
 ): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Escrow | AgentRequirements<Agents[number]>> => {
   const limit = Option.some(options.maxBodyBytes ?? 1_048_576)
   return HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiBuilder.middleware((app) => HttpIncomingMessage.withMaxBodySize(app, limit))),
     Layer.provide(HttpApiBuilder.api(AgentApi).pipe(Layer.provide(handlers(agents, options)))),
-    Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: options.port ?? 0, host: options.host ?? "127.0.0.1" }))
+    HttpServer.withLogAddress,
+    Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host ?? "127.0.0.1" }))
   )
 }
 

@@ -222,13 +222,19 @@ export const layer = (options: AccountsHttpOptions): Layer.Layer<Accounts> => La
 /** From the environment, as `EscrowHttp.layerConfig`: `ESCROW_BASE`, `PF_API_KEY`, `ESCROW_CONNECT_TIMEOUT`, `ESCROW_READ_TIMEOUT`. */
 export const layerConfig = Layer.scoped(Accounts, Effect.flatMap(EscrowHttp.config, make))
 
-const makeWithEscrow = (options: AccountsHttpOptions) =>
+/** `Accounts` and `Escrow` sharing the keys they hold, on a pool the caller made. */
+export const makeWithEscrowOn = (
+  options: AccountsHttpOptions,
+  settlement: SettlementClient.SettlementClient
+): Effect.Effect<Context.Context<Accounts | Escrow>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const settlement = yield* SettlementClient.make("SettlementHttp", options)
     const { accounts, partyClients } = yield* makeWith(options, settlement)
     const escrow = yield* EscrowHttp.makeWith(options, settlement, partyClients)
     return Context.make(Accounts, accounts).pipe(Context.add(Escrow, escrow))
   })
+
+const makeWithEscrow = (options: AccountsHttpOptions) =>
+  Effect.flatMap(SettlementClient.make("SettlementHttp", options), (settlement) => makeWithEscrowOn(options, settlement))
 
 /**
  * `Accounts` and `Escrow` on the settlement service at `baseUrl`, on one pool, the

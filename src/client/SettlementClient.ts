@@ -76,6 +76,8 @@ export type Client = Effect.Effect.Success<ReturnType<typeof clientWith>>
 export interface SettlementClient {
   /** The contract's client, authenticated with this key, on the shared pool. */
   readonly clientFor: (apiKey: Redacted.Redacted<string>) => Effect.Effect<Client>
+  /** The contract's client without a key, on the shared pool: for the routes anyone may call (registering an agent). */
+  readonly anonymous: Effect.Effect<Client>
   /**
    * One logical call: each attempt bounded by the read timeout, retried while
    * `retryable` says a repeat is safe, its failure mapped to the domain error (kept
@@ -113,6 +115,7 @@ export const make = (port: string, options: SettlementClientOptions): Effect.Eff
 
     return {
       clientFor: (apiKey) => clientWith(pooled.pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(apiKey))), options.baseUrl),
+      anonymous: clientWith(pooled, options.baseUrl),
       call: <A, E>(
         operation: string,
         attempt: Effect.Effect<A, unknown>,

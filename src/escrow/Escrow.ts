@@ -19,7 +19,7 @@ import type { Usdc } from "../domain/Usdc.js"
 import { type CancelError, type CreateError, Ledger, type ReleaseError } from "../ledger/Ledger.js"
 import { memoryJournal, SettlementJournal, type UnsettledEscrow } from "../ledger/SettlementJournal.js"
 import { fromLedger } from "./EscrowLocal.js"
-import { reconcileUnsettled, settleOnExit } from "./settlement.js"
+import { reconcileUnsettled, settleOnExit, SettlementRetry } from "./settlement.js"
 import { tracedEscrow } from "./traced.js"
 
 export type { UnsettledEscrow } from "../ledger/SettlementJournal.js"
@@ -50,7 +50,10 @@ export interface ScopedEscrow {
 }
 
 export interface ScopedOptions {
-  /** Retries of a failed settlement in the finalizer; default: 5 tries, jittered exponential from 50 ms. */
+  /**
+   * Retries of a failed settlement in the finalizer; default: `Escrow.SettlementRetry`
+   * from the context, which is 5 tries, jittered exponential from 50 ms, unless provided.
+   */
   readonly settlementRetry?: Schedule.Schedule<unknown, unknown> | undefined
 }
 
@@ -80,6 +83,9 @@ export class Escrow extends Context.Tag("ringmaster/Escrow")<Escrow, EscrowShape
       return fromLedger(yield* Ledger, Option.isSome(journal) ? journal.value : yield* memoryJournal)
     })
   )
+
+  /** The settlement retries used where `ScopedOptions.settlementRetry` names none (see `SettlementRetry`). */
+  static readonly SettlementRetry = SettlementRetry
 
   /** Settles what `recordUnsettled` kept: each escrow released or cancelled as its scope asked. */
   static readonly reconcileUnsettled = reconcileUnsettled

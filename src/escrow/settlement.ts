@@ -5,7 +5,7 @@
  * (an orchestrator runs it periodically), and the escrow's deadline still refunds
  * it, so nothing stays locked forever.
  */
-import { Clock, Effect, Either, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Schedule } from "effect"
 import type { EscrowId } from "../domain/ids.js"
 import { SpanAttribute, SpanName, withSpanWhenTraced } from "../observability/spans.js"
 import type { EscrowShape } from "./Escrow.js"
@@ -15,11 +15,21 @@ export const defaultSettlementRetry: Schedule.Schedule<unknown, unknown> = Sched
   Schedule.intersect(Schedule.recurs(4))
 )
 
+/**
+ * The retries of a failed settlement wherever the caller names none: the backoff
+ * above unless the context holds another. `EscrowTest.layer` puts retries without
+ * delays there, so a test on the `TestClock` never waits on a backoff it does not
+ * advance; a program may provide its own (`Layer.succeed(Escrow.SettlementRetry, ...)`).
+ */
+export class SettlementRetry extends Context.Reference<SettlementRetry>()("ringmaster/Escrow/SettlementRetry", {
+  defaultValue: (): Schedule.Schedule<unknown, unknown> => defaultSettlementRetry
+}) {}
+
 export const settleOnExit = (
   escrow: EscrowShape,
   id: EscrowId,
   intent: "release" | "cancel",
-  retry: Schedule.Schedule<unknown, unknown> = defaultSettlementRetry
+  retry?: Schedule.Schedule<unknown, unknown> | undefined
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     // A plain counter: this runs once per settlement, on the hot path, in one fiber.
@@ -50,7 +60,9 @@ export const settleOnExit = (
       Effect.catchAll((firstError) => {
         let replay = true
         const again = Effect.suspend(() => (replay ? ((replay = false), Effect.fail(firstError)) : settle))
-        return Effect.retry(again, { schedule: retry, while: retryable })
+        // The context is read only here, after a failure: the hot path never pays for it.
+        return Effect.flatMap(retry === undefined ? SettlementRetry : Effect.succeed(retry), (schedule) =>
+          Effect.retry(again, { schedule, while: retryable }))
       }),
       Effect.catchAll((error) =>
         Effect.gen(function*() {

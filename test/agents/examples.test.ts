@@ -8,9 +8,11 @@ import { Effect, Layer } from "effect"
 import { LanguageModelScript } from "ringmaster"
 import * as LlmAgent from "../../examples/llm-agent.js"
 import * as LlmOrchestrator from "../../examples/llm-orchestrator.js"
+import * as MeteredStreaming from "../../examples/metered-streaming.js"
+import * as ResearchCrew from "../../examples/research-crew.js"
 import * as OrchestratorExample from "../../examples/orchestrator.js"
 import * as ReferralNetwork from "../../examples/referral-network.js"
-import { tempDir, u } from "./support.js"
+import { feeOf, shareOf, tempDir, u } from "./support.js"
 
 describe("examples/orchestrator.ts", () => {
   it.scoped("pays three specialists, refunds the rejected draft, and earns 15% of their fees", () =>
@@ -123,5 +125,47 @@ describe("examples/llm-orchestrator.ts", () => {
       const calls = yield* script.calls
       expect(calls).toHaveLength(5)
       expect(LanguageModelScript.lastToolResults(calls[3]!.prompt)[0]).toMatchObject({ name: "writer", isFailure: true, result: { error: "InvalidOutput" } })
+    }))
+})
+
+describe("examples/research-crew.ts", () => {
+  it.effect("hires within the run's budget: the writer is refused before any lock, the summarizer writes instead", () =>
+    Effect.gen(function*() {
+      const report = yield* Effect.provide(ResearchCrew.research, ResearchCrew.crew)
+      const { prices, topics } = ResearchCrew
+      expect(report.brief).toBe(topics.map((t) => `${t} is moving (2 sources)`).join("; "))
+      // 3 searches (1.20) and the analysis (0.90) spent 2.10 of 3: the writer's 1.00 would pass the cap.
+      expect(report.refused).toMatchObject({ _tag: "BudgetExceeded", limitMicros: u("3"), spentMicros: u("2.1"), requestedMicros: u("1") })
+      expect(report.payments.map((p) => p.payeeName)).not.toContain("writer")
+      const paid = [prices.searcher, prices.searcher, prices.searcher, prices.analyst, prices.summarizer] as ReadonlyArray<bigint>
+      expect(report.payments.map((p) => p.released).sort()).toEqual([...paid].sort())
+      const spent = paid.reduce((a, b) => a + b, 0n)
+      expect(report.spentMicros).toBe(spent)
+      // The lead referred each of its crew: 15% of every fee they paid comes back.
+      expect(report.balanceMicros).toBe(u("5") - spent + paid.reduce((a, p) => a + shareOf(p), 0n))
+    }))
+})
+
+describe("examples/metered-streaming.ts", () => {
+  it.scoped("pays the transcriber per word and the feed per delivered quote; the rest of each lock is refunded", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("ringmaster-example-")
+      const bill = yield* MeteredStreaming.run(dir)
+      expect(bill.text).toBe("escrow pays for work that arrives and nothing else")
+      expect(bill.quotes.map((q) => q.priceCents)).toEqual([10_007, 10_014, 10_021, 10_028])
+      const byPayee = new Map(bill.payments.map((p) => [p.payeeName, p]))
+      const words = 9n * MeteredStreaming.PER_WORD // nine words
+      expect(byPayee.get("transcriber")).toMatchObject({
+        locked: MeteredStreaming.TRANSCRIBE_MAX,
+        released: words,
+        fee: feeOf(words),
+        refunded: MeteredStreaming.TRANSCRIBE_MAX - words
+      })
+      const quotes = 4n * MeteredStreaming.PER_QUOTE
+      expect(byPayee.get("quote-feed")).toMatchObject({
+        locked: MeteredStreaming.FEED_MAX,
+        released: quotes,
+        refunded: MeteredStreaming.FEED_MAX - quotes
+      })
     }))
 })

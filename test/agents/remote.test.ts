@@ -139,14 +139,14 @@ const world = Effect.gen(function*() {
 
   // Service B serves the fetcher, verifying escrows through the settlement service with B's key.
   const serviceB = yield* Layer.build(
-    RemoteAgent.layerServer([Fetcher], { identity: yield* ledger.getAgent(b.wallet) }).pipe(
+    RemoteAgent.layerServer([Fetcher], { identity: yield* ledger.getAgent(b.wallet), port: 0 }).pipe(
       Layer.provide(EscrowHttp.layer({ baseUrl: base, apiKey: b.key }))
     )
   )
   const urlB = yield* Effect.provide(RemoteAgent.baseUrl, serviceB)
   // Service A serves the reasoner, which hires B's fetcher with A's wallet.
   const serviceA = yield* Layer.build(
-    RemoteAgent.layerServer([makeReasoner(urlB)], { identity: yield* ledger.getAgent(a.wallet) }).pipe(
+    RemoteAgent.layerServer([makeReasoner(urlB)], { identity: yield* ledger.getAgent(a.wallet), port: 0 }).pipe(
       Layer.provideMerge(orchestratorOver(base, a, "service-a"))
     )
   )
@@ -258,7 +258,7 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       yield* ledger.deposit(user.wallet, Usdc.make("10"))
       const Flaky = Agent.make({ name: "flaky", input: Topic, output: Facts, price: Usdc.make("2"), run: () => Effect.fail("out of quota") })
       const server = yield* Layer.build(
-        RemoteAgent.layerServer([Flaky], { identity: yield* ledger.getAgent(worker.wallet) }).pipe(
+        RemoteAgent.layerServer([Flaky], { identity: yield* ledger.getAgent(worker.wallet), port: 0 }).pipe(
           Layer.provide(EscrowHttp.layer({ baseUrl: base, apiKey: worker.key }))
         )
       )

@@ -83,6 +83,56 @@ describe("EscrowTest", () => {
     })).pipe(Effect.provide(EscrowTest.layer()))
   )
 
+  it.effect("failNext queues failures in order: several per op, `times` repeating one", () =>
+    verified(Effect.gen(function*() {
+      const test = yield* EscrowTest
+      const escrow = yield* Escrow
+      const { terms, all } = yield* setup
+      const created = yield* escrow.create(terms)
+      yield* test.failNext("release", new LedgerUnavailable({ message: "first" }))
+      yield* test.failNext("release", new LedgerUnavailable({ message: "again" }), { times: 2 })
+      const before = yield* all
+      const messages: Array<string> = []
+      for (let i = 0; i < 3; i++) messages.push((yield* Effect.flip(escrow.release(created.id))).message)
+      expect(messages).toEqual(["first", "again", "again"])
+      expect(yield* all).toEqual(before)
+      // The queue is per op: a cancel was never scripted to fail, and the fourth release runs.
+      yield* escrow.release(created.id)
+      expect((yield* test.ledger.balance(terms.payee)).available).toBe(u("9.9"))
+    })).pipe(Effect.provide(EscrowTest.layer()))
+  )
+
+  it.effect("failNext refuses a count that is not 1..1,000, and a queue past 1,000", () =>
+    Effect.gen(function*() {
+      const test = yield* EscrowTest
+      const down = new LedgerUnavailable({ message: "down" })
+      for (const times of [0, -1, 1.5, 1_001]) {
+        expect(yield* Effect.flip(test.failNext("create", down, { times }))).toMatchObject({ _tag: "InvalidInput", field: "times" })
+      }
+      yield* test.failNext("create", down, { times: 1_000 })
+      const full = yield* Effect.flip(test.failNext("create", down))
+      expect(full.message).toMatch(/1000 failures of create are queued already/)
+    }).pipe(Effect.provide(EscrowTest.layer()))
+  )
+
+  it.effect("with three failed releases and the default retry, Escrow.use settles under the TestClock without waiting", () =>
+    verified(Effect.gen(function*() {
+      const test = yield* EscrowTest
+      const { terms, ledger } = yield* setup
+      yield* test.failNext("release", new LedgerUnavailable({ message: "restarting" }), { times: 3 })
+      yield* Escrow.use(terms, () => Effect.void)
+      expect((yield* test.calls).map((c) => `${c.op}:${c.outcome._tag}`)).toEqual([
+        "create:Success",
+        "release:Failure",
+        "release:Failure",
+        "release:Failure",
+        "release:Success"
+      ])
+      expect((yield* ledger.balance(terms.payee)).available).toBe(u("9.9"))
+      expect(yield* (yield* Escrow).unsettled).toEqual([])
+    })).pipe(Effect.provide(EscrowTest.layer()))
+  )
+
   it.effect("failNext on release inside Escrow.scoped: the finalizer's retry settles it", () =>
     verified(Effect.gen(function*() {
       const test = yield* EscrowTest

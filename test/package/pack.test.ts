@@ -133,6 +133,48 @@ console.log(JSON.stringify(await Effect.runPromise(Effect.provide(main, EscrowSq
     expect(fs.statSync(path.join(dataDir, "ledger.db")).size).toBeGreaterThan(0)
   })
 
+  it("runs an orchestrator on `Ringmaster.memory()` from `ringmaster`, loading no SQL driver", async () => {
+    const result = await program(
+      "orchestrator.mjs",
+      `import { Effect, Schema } from "effect"
+import { createRequire } from "node:module"
+import { Agent, Orchestrator, Ringmaster, Usdc } from "ringmaster"
+
+const Writer = Agent.make({ name: "writer", input: Schema.Struct({ topic: Schema.String }), output: Schema.Struct({ text: Schema.String }),
+  price: Usdc.make("2"), run: ({ topic }) => Effect.succeed({ text: topic }) })
+const main = Effect.gen(function*() {
+  const writer = yield* Orchestrator.spawn(Writer)
+  yield* Orchestrator.delegate(writer, { topic: "rates" })
+  const earnings = yield* Orchestrator.earnings
+  const loaded = Object.keys(createRequire(import.meta.url).cache)
+  return { spending: Usdc.format(earnings.spending), referralIncome: Usdc.format(earnings.referralIncome),
+    sqlDriver: loaded.some((f) => /better-sqlite3|[\\/]pg[\\/]/.test(f)) }
+})
+console.log(JSON.stringify(await Effect.runPromise(Effect.provide(main, Ringmaster.memory({ deposit: Usdc.make("10") })))))
+`
+    )
+    // 15% of the writer's 0.02 fee comes back to the orchestrator that referred it.
+    expect(result).toEqual({ spending: "2.000000", referralIncome: "0.003000", sqlDriver: false })
+  })
+
+  it("runs an orchestrator on `Ringmaster.local({ dataDir })` from `ringmaster/sqlite`", async () => {
+    const dataDir = path.join(scratch, "orchestrator-data")
+    const result = await program(
+      "local.mjs",
+      `import { Effect } from "effect"
+import { Orchestrator, Usdc } from "ringmaster"
+import { Ringmaster } from "ringmaster/sqlite"
+
+const main = Effect.flatMap(Orchestrator, (o) => o.balance)
+const balance = await Effect.runPromise(Effect.provide(main, Ringmaster.local({ dataDir: process.argv[2], deposit: Usdc.make("3") })))
+console.log(JSON.stringify({ available: Usdc.format(balance.available) }))
+`,
+      [dataDir]
+    )
+    expect(result).toEqual({ available: "3.000000" })
+    expect(fs.statSync(path.join(dataDir, "ledger.db")).size).toBeGreaterThan(0)
+  })
+
   it("installs a working `ringmaster` binary", async () => {
     const bin = path.join(scratch, "app", "node_modules", ".bin", "ringmaster")
     const { version } = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as { version: string }
