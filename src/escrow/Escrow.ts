@@ -20,8 +20,6 @@ import { memoryJournal, SettlementJournal, type UnsettledEscrow } from "../ledge
 import { fromLedger } from "./EscrowLocal.js"
 import { reconcileUnsettled, settleOnExit } from "./settlement.js"
 
-export type { UnsettledEscrow } from "../ledger/SettlementJournal.js"
-
 export interface EscrowShape {
   readonly create: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>
   readonly release: (id: EscrowId, options?: ReleaseOptions) => Effect.Effect<EscrowRecord, ReleaseError>

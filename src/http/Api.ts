@@ -322,8 +322,6 @@ export const Referrals = Schema.Struct({
 // Middleware: who is calling
 // ---------------------------------------------------------------------------
 
-export type { Caller } from "../settlement/Caller.js"
-
 /** The `Caller` behind the current request, provided by the authentication middleware below. */
 export class CurrentCaller extends Context.Tag("ringmaster/http/CurrentCaller")<CurrentCaller, Caller>() {}
 

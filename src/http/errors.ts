@@ -18,16 +18,6 @@ import * as Errors from "../domain/errors.js"
 import * as Usdc from "../domain/Usdc.js"
 import type { SettlementError } from "../settlement/errors.js"
 
-export {
-  KeyInGrace,
-  NotAuthorized,
-  PayerCannotCover,
-  PaymentTokenInvalid,
-  RateLimited,
-  type SettlementError,
-  Unauthenticated
-} from "../settlement/errors.js"
-
 // ---------------------------------------------------------------------------
 // Wire errors: one class per status
 // ---------------------------------------------------------------------------
