@@ -515,7 +515,7 @@ describe("remote settlement (ESCROW_BASE set)", () => {
     expect((await fetch(`${remote.base}/dashboard`)).status).toBe(404)
   })
 
-  it("/openapi.json lists this service's own routes and none of the settlement API's; the derived client reads /info", async () => {
+  it("/openapi.json and /docs list this service's own routes and none of the settlement API's; the derived client reads /info", async () => {
     const spec = (await request(remote.base, "GET", "/openapi.json")).body
     expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(ServiceApiRemote))))
     expect(Object.fromEntries(Object.entries(spec.paths).map(([path, ops]) => [path, Object.keys(ops as object)]))).toEqual({
@@ -525,6 +525,7 @@ describe("remote settlement (ESCROW_BASE set)", () => {
       "/tasks/{agent}": ["post"]
     })
     expect(spec.paths["/inference"].post.responses["402"].headers).toHaveProperty("WWW-Authenticate")
+    expect((await fetch(`${remote.base}/docs`)).status).toBe(200)
     const info = await Effect.runPromise(
       Effect.flatMap(HttpApiClient.make(ServiceApiRemote, { baseUrl: remote.base }), (client) => client.orchestrator.info()).pipe(
         Effect.provide(FetchHttpClient.layer)
