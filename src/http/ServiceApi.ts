@@ -11,7 +11,8 @@
  * Without one (or with one the settlement service refuses) they answer `402
  * PaymentChallengeError` with `WWW-Authenticate: Payment realm="ringmaster", ...`
  * naming the price, the payee to mint the token for and where to mint it; the edge
- * writes that header from the error (edge.ts, `challengeHeader`).
+ * writes that header from the error (`challengeHeader` in errors.ts), since no error
+ * schema can carry a header.
  *
  * Two contracts, one per settlement mode: `ServiceApi` (the settlement API embedded
  * on the same port) and `ServiceApiRemote` (settlement elsewhere: only `/health` and
