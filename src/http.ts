@@ -4,7 +4,8 @@
  * `AccountsHttp.layer` / `layerWithEscrow` is `Accounts` (and `Escrow`) on it,
  * `RemoteAgent.remote({ name, url, input, output, price })` hires an agent served by
  * another ringmaster service (and `RemoteAgent.layerServer` serves one). The REST
- * contract is `SettlementApi`.
+ * contract is `SettlementApi`; an orchestrator service's, with its paid routes, is
+ * `ServiceApi` (`ServiceApiRemote` when its settlement is remote).
  */
 export * as EscrowHttp from "./client/EscrowHttp.js"
 export type { EscrowHttpOptions } from "./client/EscrowHttp.js"
@@ -13,7 +14,8 @@ export type { AccountsHttpOptions } from "./client/AccountsHttp.js"
 export * as RemoteAgent from "./agents/RemoteAgent.js"
 export { AgentApi, AgentNotServed } from "./agents/AgentApi.js"
 export { Authorization, CurrentCaller, SettlementApi } from "./http/Api.js"
-export type { Caller } from "./http/Api.js"
+export type { Caller } from "./settlement/Caller.js"
+export { OrchestratorGroup, PaymentAuthorization, PaymentCredential, ServiceApi, ServiceApiRemote } from "./http/ServiceApi.js"
 export * as SettlementWire from "./http/errors.js"
 export * as SettlementClient from "./client/SettlementClient.js"
 /** The set-ups: `Ringmaster.remote({ baseUrl, ... })`, and `memory()` and `test()` as in the core entry. */

@@ -22,8 +22,6 @@ import { fromLedger } from "./EscrowLocal.js"
 import { reconcileUnsettled, settleOnExit, SettlementRetry } from "./settlement.js"
 import { tracedEscrow } from "./traced.js"
 
-export type { UnsettledEscrow } from "../ledger/SettlementJournal.js"
-
 export interface EscrowShape {
   readonly create: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>
   readonly release: (id: EscrowId, options?: ReleaseOptions) => Effect.Effect<EscrowRecord, ReleaseError>

@@ -8,14 +8,8 @@
 import { Effect, type Redacted } from "effect"
 import type { LedgerUnavailable } from "../domain/errors.js"
 import type { SettlementShape } from "../settlement/Settlement.js"
-import {
-  type RateLimited,
-  type ServiceUnavailableError,
-  toWire,
-  type TooManyRequestsError,
-  type Unauthenticated,
-  type UnauthorizedError
-} from "./errors.js"
+import type { RateLimited, Unauthenticated } from "../settlement/errors.js"
+import { type ServiceUnavailableError, toWire, type TooManyRequestsError, type UnauthorizedError } from "./errors.js"
 
 /** The failures a bearer middleware declares. */
 export type BearerRefusal = UnauthorizedError | TooManyRequestsError | ServiceUnavailableError

@@ -7,7 +7,8 @@
  * body with a defect (500). Clients of the escrow dialect expect
  * `{ "error", "message" }` everywhere, so this middleware, which sees failures
  * before the builder encodes them, writes every response itself:
- * - wire errors (from handlers and the auth middleware) with their status;
+ * - wire errors (from handlers and the auth middleware) with their status; the
+ *   paid routes' 402 challenge with its `WWW-Authenticate` header too;
  * - decode failures as 400 `invalid_request` naming the field;
  * - unparseable JSON as 400 `invalid_json`; bodies over the limit as 413 (by
  *   `Content-Length` before reading anything, or while reading a chunked body);
@@ -23,7 +24,19 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Effect, Option } from "effect"
-import { bodyOf, isWireError, statusOf, UnsupportedMediaTypeError, type WireError } from "./errors.js"
+import {
+  bodyOf,
+  challengeHeader,
+  isPaidRouteError,
+  isWireError,
+  type PaidRouteError,
+  paidRouteBodyOf,
+  paidRouteStatusOf,
+  PaymentChallengeError,
+  statusOf,
+  UnsupportedMediaTypeError,
+  type WireError
+} from "./errors.js"
 import { hasBody, JsonTooDeep, tooDeepMessage, unsupportedContentType, unsupportedMediaTypeMessage } from "./jsonBody.js"
 import { checkDepth, withBufferedBody } from "./requestBody.js"
 
@@ -35,6 +48,15 @@ const respond = (error: WireError, extraHeaders?: Record<string, string>) => {
   const retryAfterMs = status === 429 ? Number(error.details?.["retry_after_ms"]) : NaN
   if (Number.isFinite(retryAfterMs)) headers = { ...headers, "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) }
   return HttpServerResponse.unsafeJson(bodyOf(error), headers === undefined ? { status } : { status, headers })
+}
+
+/** A 402 challenge carries its terms in `WWW-Authenticate` too, which no error schema can say. */
+const respondPaidRoute = (error: PaidRouteError) => {
+  const status = paidRouteStatusOf(error)
+  return HttpServerResponse.unsafeJson(
+    paidRouteBodyOf(error),
+    error instanceof PaymentChallengeError ? { status, headers: { "www-authenticate": challengeHeader(error) } } : { status }
+  )
 }
 
 const plain = (status: number, error: string, message: string, field?: string, headers?: Record<string, string>) => {
@@ -76,6 +98,7 @@ const fromCause = (maxBodyBytes: number) => (cause: Cause.Cause<unknown>) => {
   if (Option.isSome(failure)) {
     const error = failure.value
     if (isWireError(error)) return Effect.succeed(respond(error))
+    if (isPaidRouteError(error)) return Effect.succeed(respondPaidRoute(error))
     if (isTagged(error, "HttpApiDecodeError")) return Effect.succeed(decodeFailure((error as any).issues))
     if (isTagged(error, "RouteNotFound")) {
       const request = (error as any).request as HttpServerRequest.HttpServerRequest

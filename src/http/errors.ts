@@ -18,16 +18,6 @@ import * as Errors from "../domain/errors.js"
 import * as Usdc from "../domain/Usdc.js"
 import type { SettlementError } from "../settlement/errors.js"
 
-export {
-  KeyInGrace,
-  NotAuthorized,
-  PayerCannotCover,
-  PaymentTokenInvalid,
-  RateLimited,
-  type SettlementError,
-  Unauthenticated
-} from "../settlement/errors.js"
-
 // ---------------------------------------------------------------------------
 // Wire errors: one class per status
 // ---------------------------------------------------------------------------
@@ -44,6 +34,19 @@ const fields = {
 
 const wire = <A>(status: number, description: string) => HttpApiSchema.annotations<A>({ status, description })
 
+/**
+ * `fields` whose code is none of `codes`: those belong to an error of the same status
+ * with a body of its own (the paid routes', below), which a client derived from the
+ * contract must be able to tell from this one. It decodes an error by trying the
+ * declared errors of its status in turn and takes the first that fits.
+ */
+const fieldsExcept = (...codes: ReadonlyArray<string>) => ({
+  ...fields,
+  error: Schema.String.pipe(
+    Schema.filter((code) => !codes.includes(code), { message: () => `a code other than ${codes.join(", ")}` })
+  )
+})
+
 export class BadRequestError extends Schema.Class<BadRequestError>("BadRequestError")(
   fields,
   wire(400, "The request is malformed; `field` names the part to blame")
@@ -53,7 +56,7 @@ export class UnauthorizedError extends Schema.Class<UnauthorizedError>("Unauthor
   wire(401, "No API key, or an unknown or expired one")
 ) {}
 export class PaymentRequiredError extends Schema.Class<PaymentRequiredError>("PaymentRequiredError")(
-  fields,
+  fieldsExcept("payment_required", "payment_token_invalid"),
   wire(402, "The payer's available balance does not cover the amount")
 ) {}
 export class ForbiddenError extends Schema.Class<ForbiddenError>("ForbiddenError")(
@@ -61,7 +64,7 @@ export class ForbiddenError extends Schema.Class<ForbiddenError>("ForbiddenError
   wire(403, "Not your wallet or escrow, no mandate, or beyond the mandate")
 ) {}
 export class NotFoundError extends Schema.Class<NotFoundError>("NotFoundError")(
-  fields,
+  fieldsExcept("unknown_task"),
   wire(404, "No such escrow, agent, mandate, referral code or route")
 ) {}
 export class ConflictError extends Schema.Class<ConflictError>("ConflictError")(
@@ -81,7 +84,7 @@ export class TooManyRequestsError extends Schema.Class<TooManyRequestsError>("To
   wire(429, "Rate limited; `details.retry_after_ms` says when to retry")
 ) {}
 export class InternalError extends Schema.Class<InternalError>("InternalError")(
-  fields,
+  fieldsExcept("task_failed"),
   wire(500, "An unexpected failure; nothing is known to have changed")
 ) {}
 export class ServiceUnavailableError extends Schema.Class<ServiceUnavailableError>("ServiceUnavailableError")(
@@ -269,6 +272,84 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
         body("ledger_unavailable", "the ledger is unavailable; the operation may or may not have applied, retry it")
       )
   }
+}
+
+// ---------------------------------------------------------------------------
+// Wire errors of the orchestrator's paid routes (ServiceApi.ts): bodies with more
+// than a code, a message and string facts
+// ---------------------------------------------------------------------------
+
+export class PaymentChallengeError extends Schema.Class<PaymentChallengeError>("PaymentChallengeError")(
+  {
+    /** `payment_required` without a payment token, `payment_token_invalid` when the settlement service refused it. */
+    error: Schema.Literal("payment_required", "payment_token_invalid"),
+    message: Schema.String,
+    price_usdc: Schema.String,
+    currency: Schema.Literal("USDC"),
+    /** The wallet to mint the payment token for: this orchestrator's. */
+    payee_wallet: Schema.String,
+    accepted_methods: Schema.Array(Schema.Literal("payment_token")),
+    /** Where the payer mints a token with its API key. */
+    settlement_url: Schema.String,
+    token_endpoint: Schema.String
+  },
+  wire(402, "No payment token, or one the settlement service refused; `WWW-Authenticate: Payment ...` names the same terms")
+) {}
+
+export class UnknownTaskError extends Schema.Class<UnknownTaskError>("UnknownTaskError")(
+  {
+    error: Schema.Literal("unknown_task"),
+    message: Schema.String,
+    details: Schema.Struct({ known: Schema.Array(Schema.String) })
+  },
+  wire(404, "No task of that name runs here; `details.known` lists those that do")
+) {}
+
+const taskFailure = {
+  message: Schema.String,
+  escrow_id: Schema.String,
+  /** The escrow opened for the request was cancelled: the payer is refunded in full. */
+  escrow_status: Schema.Literal("cancelled")
+}
+
+export class TaskFailedError extends Schema.Class<TaskFailedError>("TaskFailedError")(
+  { error: Schema.Literal("task_failed"), ...taskFailure },
+  wire(500, "The task failed after its escrow opened; the escrow was cancelled (full refund)")
+) {}
+
+export class TaskTimedOutError extends Schema.Class<TaskTimedOutError>("TaskTimedOutError")(
+  { error: Schema.Literal("task_timed_out"), ...taskFailure },
+  wire(504, "The task did not finish within TASK_TIMEOUT; the escrow was cancelled (full refund)")
+) {}
+
+export type PaidRouteError = PaymentChallengeError | UnknownTaskError | TaskFailedError | TaskTimedOutError
+
+const PaidRouteError = Schema.Union(PaymentChallengeError, UnknownTaskError, TaskFailedError, TaskTimedOutError)
+
+export const isPaidRouteError = Schema.is(PaidRouteError)
+
+export const paidRouteStatusOf = (error: PaidRouteError): number =>
+  error instanceof PaymentChallengeError ? 402 : error instanceof UnknownTaskError ? 404 : error instanceof TaskFailedError ? 500 : 504
+
+/** The JSON body of a paid route's error (what the edge middleware writes). */
+export const paidRouteBodyOf: (error: PaidRouteError) => unknown = Schema.encodeSync(PaidRouteError)
+
+/** A header parameter's value: no quotes, backslashes or control characters (the URL carries the client's Host header). */
+const quotable = (text: string) => text.replace(/["\\\x00-\x1f\x7f]/g, "")
+
+/** `WWW-Authenticate` for a challenge: the terms of its body, as RFC 9110 auth-params. */
+export const challengeHeader = (error: PaymentChallengeError): string => {
+  const params = [
+    `realm="ringmaster"`,
+    `method="payment_token"`,
+    `amount="${error.price_usdc}"`,
+    `currency="${error.currency}"`,
+    `payee="${error.payee_wallet}"`,
+    `settlement="${quotable(error.settlement_url)}"`,
+    `token_endpoint="${quotable(error.token_endpoint)}"`,
+    ...(error.error === "payment_token_invalid" ? [`error="invalid_token"`] : [])
+  ]
+  return `Payment ${params.join(", ")}`
 }
 
 // ---------------------------------------------------------------------------

@@ -71,6 +71,14 @@ export const layerDocs = HttpApiBuilder.Router.use((router) =>
 export const layerRoutes = Layer.mergeAll(layerOpenApi, layerDocs, layerEdge).pipe(Layer.provideMerge(layerApi))
 
 /**
+ * The same around another contract: `api` provides it with its handlers
+ * (`HttpApiBuilder.api(...)`), e.g. the orchestrator service's `ServiceApi`, which
+ * extends `SettlementApi` with its own routes.
+ */
+export const layerRoutesOf = <E, R>(api: Layer.Layer<HttpApi.Api, E, R>, options: { readonly maxBodyBytes: number }) =>
+  Layer.mergeAll(layerOpenApi, layerDocs, HttpApiBuilder.middleware(edge(options.maxBodyBytes))).pipe(Layer.provideMerge(api))
+
+/**
  * The platform opens a server span for every request (it parses the URL, copies and
  * redacts the headers into attributes, and wraps the app in the span). With no
  * tracer installed, Effect's default tracer keeps those spans nowhere, so then, and

@@ -22,7 +22,7 @@ import { type EscrowId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
 import { Escrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
-import type { PaymentTokenInvalid } from "../http/errors.js"
+import type { PaymentTokenInvalid } from "../settlement/errors.js"
 import { PaymentTokens } from "../settlement/PaymentTokens.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
 import type { CreateError } from "../ledger/Ledger.js"
@@ -32,6 +32,7 @@ import {
   InvalidRequest,
   MandateRefused,
   NoMandate,
+  type InferenceError,
   type PaidRequestError,
   PaymentChallenge,
   PaymentRequired,
@@ -62,7 +63,7 @@ const credentialScope = (credential: Redacted.Redacted<string>) =>
 
 export interface PaidRequestsShape {
   /** `POST /inference {payer_wallet?, prompt}`. */
-  readonly inference: (body: unknown, credential?: PaymentCredential) => Effect.Effect<PaidResult, PaidRequestError>
+  readonly inference: (body: unknown, credential?: PaymentCredential) => Effect.Effect<PaidResult, InferenceError>
   /**
    * `POST /tasks/{name} {payer_wallet?, input}`; a repeated `idempotencyKey` (the event's id) with the same input and
    * the same payment credential is run and charged once, and answered with the same reply; with another input it is
@@ -119,7 +120,7 @@ export const make = Effect.gen(function*() {
     terms: Omit<EscrowTerms, "payer">,
     payer: WalletAddress | undefined,
     credential: Redacted.Redacted<string>
-  ): Effect.Effect<EscrowRecord, PaidRequestError> => {
+  ): Effect.Effect<EscrowRecord, InferenceError> => {
     const refused = refusal(payer, terms.amount)
     if (tokens !== undefined) {
       return tokens.redeem(
@@ -138,7 +139,7 @@ export const make = Effect.gen(function*() {
   }
 
   /** A refused create as the route's error; a 402 never says what a balance is. */
-  const refusal = (payer: WalletAddress | undefined, price: Usdc.Usdc) => (error: CreateError | PaymentTokenInvalid): PaidRequestError => {
+  const refusal = (payer: WalletAddress | undefined, price: Usdc.Usdc) => (error: CreateError | PaymentTokenInvalid): InferenceError => {
     const named = payer ?? "the payment token's payer"
     switch (error._tag) {
       case "PaymentTokenInvalid":
@@ -184,7 +185,7 @@ export const make = Effect.gen(function*() {
     idempotencyKey: string | undefined,
     work: (ctx: TaskContext) => Effect.Effect<unknown, unknown>,
     requestSha256?: string | undefined
-  ): Effect.Effect<PaidResult, PaidRequestError> =>
+  ): Effect.Effect<PaidResult, InferenceError> =>
     Effect.gen(function*() {
       if (credential === undefined) return yield* new PaymentChallenge({ priceMicros: price, payee })
       const terms: Omit<EscrowTerms, "payer"> = {

@@ -4,10 +4,11 @@
  * behind the same billing, settlement, recovery, metrics and shutdown.
  *
  * What it serves on `PORT`:
- * - always: `/info`, `/inference`, `/tasks/{agent}` (routes.ts);
+ * - always: `/info`, `/inference`, `/tasks/{agent}` (routes.ts), and `/openapi.json`
+ *   and `/docs` for the contract served (src/http/ServiceApi.ts);
  * - with the embedded ledger (`ESCROW_BASE` unset): the settlement REST API
- *   (`/api/*`, `/health`, `/openapi.json`, `/docs`) and MCP (`POST /mcp`) on the
- *   same port, on the same SQLite file (`DATA_DIR/ledger.db`);
+ *   (`/api/*`, `/health`) and MCP (`POST /mcp`) on the same port, on the same
+ *   SQLite file (`DATA_DIR/ledger.db`);
  * - with `ESCROW_BASE` set: settlement goes to that service with `PF_API_KEY`,
  *   and this process serves its own `/health`.
  * Either way `DATA_DIR/service.db` keeps the journal and audit trail of every
@@ -34,7 +35,9 @@ import * as Backend from "../ledger/Backend.js"
 import * as DashboardSettings from "../http/dashboard/DashboardConfig.js"
 import * as DashboardHttp from "../http/dashboard/http.js"
 import * as Mcp from "../http/mcp/Mcp.js"
+import * as Handlers from "../http/handlers.js"
 import * as Server from "../http/server.js"
+import { ServiceApi, ServiceApiRemote } from "../http/ServiceApi.js"
 import { Settlement } from "../settlement/Settlement.js"
 import * as SettlementSettings from "../settlement/SettlementConfig.js"
 import { SettlementConfig } from "../settlement/SettlementConfig.js"
@@ -146,18 +149,18 @@ const layerHttp = (config: ServiceConfigShape) =>
       const middleware = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
         countRefusals(lifecycle.middleware(app))
       if (config.settlement._tag === "Embedded") {
-        const ours = HttpApiBuilder.Router.use((shared) => Effect.flatMap(Routes.make({ withHealth: false }), shared.concat))
+        const api = HttpApiBuilder.api(ServiceApi).pipe(Layer.provide(Layer.merge(Handlers.HandlersLive, Routes.layerEmbedded)))
         return HttpApiBuilder.serve(middleware).pipe(
           // The dashboard reads the local ledger, so it is served only when settlement is embedded.
-          Layer.provide(Layer.mergeAll(Server.layerRoutes, Mcp.layerHttp, ours, DashboardHttp.layer)),
+          Layer.provide(Layer.mergeAll(Server.layerRoutesOf(api, config), Mcp.layerHttp, DashboardHttp.layer)),
           Layer.provide(DashboardSettings.layerConfig),
           Layer.provide(Settlement.layer),
           Layer.provide(layerSettlementConfig(config))
         )
       }
-      return Layer.unwrapEffect(
-        Effect.map(Routes.make({ withHealth: true }), (router) =>
-          HttpServer.serve(Home.withIndex(config.metricsPort, config.metricsPath)(router), middleware))
+      const api = HttpApiBuilder.api(ServiceApiRemote).pipe(Layer.provide(Routes.layerRemote))
+      return HttpApiBuilder.serve(middleware).pipe(
+        Layer.provide(Layer.merge(Server.layerRoutesOf(api, config), Home.layer(config.metricsPort, config.metricsPath)))
       )
     })
   ).pipe(HttpServer.withLogAddress, Layer.provideMerge(layerNodeServer(config)))

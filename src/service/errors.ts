@@ -1,10 +1,12 @@
 /**
- * Why a paid request was refused or failed, with the HTTP status each maps to.
+ * Why a paid request was refused or failed, with the wire error (and so the HTTP
+ * status) each maps to.
  * A refusal (400, 402, 403, 404, 503 before the escrow exists) locks nothing; a
  * failure after the escrow opened (500) has cancelled it: the payer is refunded.
  */
 import { Schema } from "effect"
 import * as Usdc from "../domain/Usdc.js"
+import * as Wire from "../http/errors.js"
 
 /** 400: the body is malformed; `field` names what was wrong. */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
@@ -108,54 +110,65 @@ export type PaidRequestError =
   | IdempotencyKeyReused
   | IdempotentReplyUnavailable
 
-/** Status and wire code, in the same `{ error, message, field? }` shape as the settlement API. */
-export const toHttp = (error: PaidRequestError): { readonly status: number; readonly body: Record<string, unknown> } => {
+/** Every refusal but `UnknownTask`, which only `/tasks/{agent}` meets. */
+export type InferenceError = Exclude<PaidRequestError, UnknownTask>
+
+/** The wire errors of the paid routes. */
+export type PaidRouteRefusal = Wire.WireError | Wire.PaidRouteError
+
+/**
+ * A refusal as the contract's wire error (ServiceApi.ts), in the settlement API's
+ * `{ error, message, field? }` shape; `settlementUrl` is where a challenged payer
+ * mints its token.
+ */
+export function toWire(error: InferenceError, settlementUrl: string): Exclude<PaidRouteRefusal, Wire.UnknownTaskError>
+export function toWire(error: PaidRequestError, settlementUrl: string): PaidRouteRefusal
+export function toWire(error: PaidRequestError, settlementUrl: string): PaidRouteRefusal {
   switch (error._tag) {
     case "InvalidRequest":
-      return { status: 400, body: { error: "invalid_request", message: `${error.field}: ${error.message}`, field: error.field } }
+      return new Wire.BadRequestError({ error: "invalid_request", message: `${error.field}: ${error.message}`, field: error.field })
     case "NoMandate":
-      return { status: 403, body: { error: "no_mandate", message: error.message, field: "payer_wallet" } }
+      return new Wire.ForbiddenError({ error: "no_mandate", message: error.message, field: "payer_wallet" })
     case "MandateRefused":
-      return { status: 403, body: { error: "mandate_exceeded", message: error.message, field: "payer_wallet" } }
+      return new Wire.ForbiddenError({ error: "mandate_exceeded", message: error.message, field: "payer_wallet" })
     case "PaymentRequired":
-      return { status: 402, body: { error: "insufficient_funds", message: error.message, field: "payer_wallet" } }
+      return new Wire.PaymentRequiredError({ error: "insufficient_funds", message: error.message, field: "payer_wallet" })
     case "PaymentChallenge":
-      return {
-        status: 402,
-        body: {
-          error: error.refusal === undefined ? "payment_required" : "payment_token_invalid",
-          message: error.message,
-          price_usdc: Usdc.format(error.priceMicros),
-          currency: "USDC",
-          payee_wallet: error.payee,
-          accepted_methods: ["payment_token"]
-        }
-      }
+      return new Wire.PaymentChallengeError({
+        error: error.refusal === undefined ? "payment_required" : "payment_token_invalid",
+        message: error.message,
+        price_usdc: Usdc.format(error.priceMicros),
+        currency: "USDC",
+        payee_wallet: error.payee,
+        accepted_methods: ["payment_token"],
+        settlement_url: settlementUrl,
+        token_endpoint: `${settlementUrl}/api/payment-tokens`
+      })
     case "UnknownTask":
-      return { status: 404, body: { error: "unknown_task", message: error.message, details: { known: error.known } } }
+      return new Wire.UnknownTaskError({ error: "unknown_task", message: error.message, details: { known: error.known } })
     case "SettlementUnavailable":
-      return { status: 503, body: { error: "settlement_unavailable", message: error.message } }
+      return new Wire.ServiceUnavailableError({ error: "settlement_unavailable", message: error.message })
     case "ShuttingDown":
-      return { status: 503, body: { error: "shutting_down", message: error.message } }
+      return new Wire.ServiceUnavailableError({ error: "shutting_down", message: error.message })
     case "IdempotencyKeyReused":
-      return {
-        status: 409,
-        body: { error: "idempotency_key_reused", message: error.message, field: "idempotency-key", details: { idempotency_key: error.idempotencyKey } }
-      }
+      return new Wire.ConflictError({
+        error: "idempotency_key_reused",
+        message: error.message,
+        field: "idempotency-key",
+        details: { idempotency_key: error.idempotencyKey }
+      })
     case "IdempotentReplyUnavailable":
-      return {
-        status: 409,
-        body: { error: "idempotency_reply_unavailable", message: error.message, field: "idempotency-key", details: { idempotency_key: error.idempotencyKey } }
-      }
-    case "TaskFailed":
-      return {
-        status: error.timedOut ? 504 : 500,
-        body: {
-          error: error.timedOut ? "task_timed_out" : "task_failed",
-          message: error.message,
-          escrow_id: error.escrowId,
-          escrow_status: "cancelled"
-        }
-      }
+      return new Wire.ConflictError({
+        error: "idempotency_reply_unavailable",
+        message: error.message,
+        field: "idempotency-key",
+        details: { idempotency_key: error.idempotencyKey }
+      })
+    case "TaskFailed": {
+      const failure = { message: error.message, escrow_id: error.escrowId, escrow_status: "cancelled" as const }
+      return error.timedOut
+        ? new Wire.TaskTimedOutError({ error: "task_timed_out", ...failure })
+        : new Wire.TaskFailedError({ error: "task_failed", ...failure })
+    }
   }
 }

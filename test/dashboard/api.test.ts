@@ -12,7 +12,7 @@ import { SystemAccount } from "../../src/domain/ids.js"
 import * as Assets from "../../src/http/dashboard/assets.js"
 import * as DashboardSettings from "../../src/http/dashboard/DashboardConfig.js"
 import { bucketFor, BUCKET_LADDER_MS } from "../../src/ledger/reports/folds.js"
-import { MAX_BUCKETS } from "../../src/http/dashboard/Api.js"
+import { MAX_BUCKETS } from "../../src/domain/reports.js"
 import { call, createEscrow, ledgerRegions, register, release, type Running, type Scenario, scenario, start } from "./harness.js"
 
 let r: Running

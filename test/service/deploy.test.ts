@@ -15,7 +15,7 @@ import * as path from "node:path"
 import { ConfigError, ConfigProvider, ConfigProviderPathPatch as PathPatch, Effect, HashSet, Redacted } from "effect"
 import { parse } from "smol-toml"
 import * as SettlementSettings from "../../src/settlement/SettlementConfig.js"
-import { paths } from "../../src/service/routes.js"
+import { SystemGroup } from "../../src/http/Api.js"
 import * as ServiceSettings from "../../src/service/ServiceConfig.js"
 import { freePort, repoRoot, request, spawnService, tempDir, waitExit, waitHealthy } from "./support.js"
 
@@ -53,7 +53,7 @@ describe("fly.toml agrees with the code", () => {
     const service = fly.services[0]
     expect(service.internal_port).toBe(ServiceSettings.defaults.port)
     expect(Number(flyEnv["PORT"])).toBe(service.internal_port)
-    expect(service.http_checks[0].path).toBe(paths.health)
+    expect(service.http_checks[0].path).toBe(SystemGroup.endpoints.health.path)
     expect(service.concurrency).toEqual({ type: "requests", soft_limit: 200, hard_limit: 250 })
     expect(service.ports).toEqual([
       { port: 443, handlers: ["tls", "http"] },

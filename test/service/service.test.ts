@@ -3,6 +3,7 @@
  * embedded SQLite ledger and journal in a temp dir, the Prometheus endpoint on a
  * free port. Every money assertion is exact, in micro-USDC, before and after.
  */
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, OpenApi } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as fs from "node:fs"
@@ -10,6 +11,8 @@ import { Duration, Effect, Redacted, Schema } from "effect"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import { SystemAccount } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
+import { PaymentChallengeError, UnknownTaskError } from "../../src/http/errors.js"
+import { ServiceApi, ServiceApiRemote } from "../../src/http/ServiceApi.js"
 import type { LedgerShape } from "../../src/ledger/Ledger.js"
 import { journalFilename } from "../../src/service/Journal.js"
 import { identityFilename } from "../../src/service/Identity.js"
@@ -115,6 +118,61 @@ describe("service: health, info, identity", () => {
     })
     expect(mcp.status).toBe(200)
   })
+
+  it("/openapi.json and /docs carry /info, /inference and /tasks/{agent} from the contract, with the 402 challenge and its header", async () => {
+    const spec = (await request(svc.base, "GET", "/openapi.json")).body
+    expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(ServiceApi))))
+    expect(Object.keys(spec.paths["/info"])).toEqual(["get"])
+    expect(Object.keys(spec.paths["/inference"])).toEqual(["post"])
+    expect(Object.keys(spec.paths["/tasks/{agent}"])).toEqual(["post"])
+    // The settlement API is still served beside them.
+    expect(Object.keys(spec.paths["/api/escrow/create"])).toEqual(["post"])
+    for (const op of [spec.paths["/inference"].post, spec.paths["/tasks/{agent}"].post]) {
+      const challenge = op.responses["402"]
+      expect(JSON.stringify(challenge.content["application/json"].schema)).toContain("#/components/schemas/PaymentChallengeError")
+      expect(challenge.headers["WWW-Authenticate"].schema).toEqual({ type: "string" })
+      expect(op.security).toEqual([{ payment: [] }])
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["200", "400", "402", "403", "409", "413", "415", "500", "503", "504"]))
+    }
+    expect(Object.keys(spec.paths["/tasks/{agent}"].post.responses)).toContain("404")
+    expect(spec.paths["/tasks/{agent}"].post.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "agent", in: "path" }), expect.objectContaining({ name: "idempotency-key", in: "header" })])
+    )
+    expect(spec.components.securitySchemes.payment).toMatchObject({ type: "apiKey", name: "Authorization", in: "header" })
+    expect(spec.components.schemas.PaymentChallengeError.properties).toHaveProperty("token_endpoint")
+    const docs = await fetch(`${svc.base}/docs`)
+    expect(docs.status).toBe(200)
+    expect(await docs.text()).toContain("/tasks/{agent}")
+  })
+
+  it.live("the client derived from the contract reads /info, meets the 402 challenge, and pays with a token: exactly the price", () =>
+    Effect.gen(function*() {
+      const client = yield* HttpApiClient.make(ServiceApi, { baseUrl: svc.base })
+      const info = yield* client.orchestrator.info()
+      expect(info).toMatchObject({ wallet_address: orchestrator, region: "iad", settlement: "embedded" })
+      expect(info.pricing.inference.minimum_usdc).toBe(micros("0.001"))
+
+      const challenged = yield* Effect.flip(client.orchestrator.inference({ payload: { prompt: "hello" } }))
+      expect(challenged).toBeInstanceOf(PaymentChallengeError)
+      expect(challenged).toMatchObject({ error: "payment_required", price_usdc: "0.001000", payee_wallet: orchestrator })
+      const unknown = yield* Effect.flip(client.orchestrator.task({ path: { agent: "nope" }, payload: { input: {} }, headers: {} }))
+      expect(unknown).toBeInstanceOf(UnknownTaskError)
+      expect(unknown).toMatchObject({ error: "unknown_task", details: { known: expect.arrayContaining(["summarize", "flaky"]) } })
+
+      const payer = yield* Effect.promise(() => fundedPayer(svc.base))
+      const token = yield* Effect.promise(() => mintToken(svc.base, payer, orchestrator, { maxAmount: "0.001" }))
+      const paying = yield* HttpApiClient.make(ServiceApi, {
+        baseUrl: svc.base,
+        transformClient: HttpClient.mapRequest(HttpClientRequest.setHeader("authorization", `Payment ${token}`))
+      })
+      const orchBefore = yield* ledger.balance(orchestrator)
+      const paid = yield* paying.orchestrator.inference({ payload: { payer_wallet: payer.wallet, prompt: "hello" } })
+      expect(paid.cost_usdc).toBe(micros("0.001"))
+      expect(yield* ledger.getEscrow(paid.escrow_id)).toMatchObject({ status: "released", amount: micros("0.001"), payer: payer.wallet })
+      expect(yield* Effect.promise(() => wallet(svc.base, payer))).toEqual({ available: "0.999000", locked: "0.000000" })
+      // The payee bears the 1% fee.
+      expect((yield* ledger.balance(orchestrator)).available - orchBefore.available).toBe(990n)
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
 })
 
 describe("POST /inference: per-request billing", () => {
@@ -455,6 +513,25 @@ describe("remote settlement (ESCROW_BASE set)", () => {
     for (const route of ["GET   /health ", "GET   /info ", "POST  /inference ", "POST  /tasks/{agent} "]) expect(text).toContain(route)
     expect(text).toContain(`Prometheus metrics: port ${remote.config.metricsPort}, /metrics`)
     expect((await fetch(`${remote.base}/dashboard`)).status).toBe(404)
+  })
+
+  it("/openapi.json and /docs list this service's own routes and none of the settlement API's; the derived client reads /info", async () => {
+    const spec = (await request(remote.base, "GET", "/openapi.json")).body
+    expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(ServiceApiRemote))))
+    expect(Object.fromEntries(Object.entries(spec.paths).map(([path, ops]) => [path, Object.keys(ops as object)]))).toEqual({
+      "/health": ["get"],
+      "/info": ["get"],
+      "/inference": ["post"],
+      "/tasks/{agent}": ["post"]
+    })
+    expect(spec.paths["/inference"].post.responses["402"].headers).toHaveProperty("WWW-Authenticate")
+    expect((await fetch(`${remote.base}/docs`)).status).toBe(200)
+    const info = await Effect.runPromise(
+      Effect.flatMap(HttpApiClient.make(ServiceApiRemote, { baseUrl: remote.base }), (client) => client.orchestrator.info()).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
+    )
+    expect(info).toMatchObject({ wallet_address: agent.wallet, region: "nrt", settlement: svc.base })
   })
 
   it("bills through the settlement service with PF_API_KEY, redeeming the payer's token there: exact balances; refusals lock nothing", async () => {

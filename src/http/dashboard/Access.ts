@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
 import type { LedgerUnavailable } from "../../domain/errors.js"
-import type { RateLimited, Unauthenticated } from "../errors.js"
+import type { RateLimited, Unauthenticated } from "../../settlement/errors.js"
 import { Settlement } from "../../settlement/Settlement.js"
 import type { Viewer } from "./Api.js"
 import { DashboardConfig } from "./DashboardConfig.js"

@@ -21,7 +21,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Context, Schema } from "effect"
 import { AgentId, EscrowId, ReferralCode, WalletAddress } from "../../domain/ids.js"
 import { AmountOut, Escrow, EscrowStatus, Timestamp } from "../Api.js"
-import type { Caller } from "../Api.js"
+import type { Caller } from "../../settlement/Caller.js"
 import * as Wire from "../errors.js"
 import { Limits } from "../../domain/limits.js"
 
@@ -282,5 +282,3 @@ export class DashboardApi extends HttpApi.make("dashboard")
     OpenApi.Description,
     "What the /dashboard page shows. An agent's key sees its own wallet, escrows and referrals; the operator key sees all."
   ) {}
-
-export { MAX_BUCKETS } from "../../domain/reports.js"
