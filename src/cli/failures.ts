@@ -7,6 +7,7 @@
  * runs; until then stderr is folded into that one line too. After the handler
  * starts, stderr is the command's own (`ledger verify` lists violations there).
  */
+import type * as CliApp from "@effect/cli/CliApp"
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, Console, Effect } from "effect"
@@ -33,7 +34,7 @@ export const runOneLine = <Name extends string, R, E, A>(
   root: Command.Command<Name, R, E, A>,
   config: { readonly name: string; readonly version: string },
   argv: ReadonlyArray<string>
-) =>
+): Effect.Effect<void, CliFailed, R | CliApp.CliApp.Environment> =>
   Effect.gen(function*() {
     const console = yield* Effect.console
     // Set once the chosen command's handler runs; a plain flag, read by the console below.
@@ -46,8 +47,8 @@ export const runOneLine = <Name extends string, R, E, A>(
     const tree = Command.transformHandler(root, (handler) => Effect.zipRight(Effect.sync(() => (handlerStarted = true)), handler))
     return yield* Command.run(tree, config)(argv).pipe(
       Effect.withConsole(parsing),
-      Effect.catchAllCause((cause) => {
-        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+      Effect.catchAllCause((cause): Effect.Effect<never, CliFailed> => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
         const error = Cause.squash(cause)
         // @effect/cli printed an argument error already, through the console above.
         const report = ValidationError.isValidationError(error) ? Effect.void : Console.error(oneLine(messageOf(error)))

@@ -5,12 +5,12 @@
  * so attaching them here would be an import cycle).
  */
 import { Context, type Deferred, Duration, Effect, type FiberSet, Schedule, type Scope, Stream } from "effect"
-import type { AgentNotFound, BudgetExceeded, InvalidInput, LedgerUnavailable } from "../../domain/errors.js"
+import type { AgentNotFound, BudgetExceeded, InvalidInput } from "../../domain/errors.js"
 import type { AgentRecord, WalletBalance } from "../../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
-import type { CancelError, CreateError, ReleaseError } from "../../ledger/Ledger.js"
-import type { FaucetError, RegisterError } from "../Accounts.js"
+import type { CancelError, CreateError, ReleaseError } from "../../escrow/Escrow.js"
+import type { FaucetError, ReadError, RegisterError } from "../Accounts.js"
 import type * as Agent from "../Agent.js"
 import type { Budget } from "../Budget.js"
 import type { AgentCrashed, AgentStopped, InvalidOutput, RemoteAgentUnavailable, TaskTimedOut } from "../errors.js"
@@ -217,11 +217,11 @@ export interface OrchestratorShape {
   readonly withBudget: (budget: Budget) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InvalidInput, R>
   /** Against the orchestrator's lifetime caps: paid so far, and locked by running tasks. */
   readonly spent: Effect.Effect<{ readonly paidMicros: bigint; readonly lockedMicros: bigint }>
-  readonly balance: Effect.Effect<WalletBalance, LedgerUnavailable>
+  readonly balance: Effect.Effect<WalletBalance, ReadError>
   /** Referral income, spending, revenue and net, in total and per region: read from the ledger. */
-  readonly earnings: Effect.Effect<Earnings, AgentNotFound | LedgerUnavailable>
+  readonly earnings: Effect.Effect<Earnings, AgentNotFound | ReadError>
   /** Escrows its wallet paid or was paid by, oldest first (at most `limit`, default 1,000, max 10,000). */
-  readonly payments: (options?: { readonly limit?: number }) => Effect.Effect<ReadonlyArray<Payment>, LedgerUnavailable>
+  readonly payments: (options?: { readonly limit?: number }) => Effect.Effect<ReadonlyArray<Payment>, ReadError>
   /** The sub-agents it spawned and has not stopped. */
   readonly handles: Effect.Effect<ReadonlyArray<Handle<Agent.Any>>>
 }

@@ -1,10 +1,10 @@
 /** What an orchestrator earned, spent and paid whom, and who referred whom: all read from the ledger. */
 import { Effect } from "effect"
-import type { AgentNotFound, LedgerUnavailable } from "../../domain/errors.js"
+import type { AgentNotFound } from "../../domain/errors.js"
 import type { AgentRecord } from "../../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
-import { Accounts, type AccountsShape } from "../Accounts.js"
+import { Accounts, type AccountsShape, type ReadError } from "../Accounts.js"
 import { type Earnings, type EarningsTotals, Limits, type Payment } from "./contract.js"
 import { Limits as InputLimits } from "../../domain/limits.js"
 
@@ -12,7 +12,7 @@ import { Limits as InputLimits } from "../../domain/limits.js"
 export const earnings = (
   accounts: AccountsShape,
   identity: AgentRecord
-): Effect.Effect<Earnings, AgentNotFound | LedgerUnavailable> =>
+): Effect.Effect<Earnings, AgentNotFound | ReadError> =>
   Effect.gen(function*() {
     const [activity, referrals] = yield* Effect.all([accounts.activity(identity.wallet), accounts.referrals(identity.wallet)])
     const totals = (t: { spent: Usdc; revenue: Usdc; feesPaid: Usdc; referralIncome: Usdc }): EarningsTotals => ({
@@ -37,7 +37,7 @@ export const payments = (
   accounts: AccountsShape,
   identity: AgentRecord,
   options: { readonly limit?: number } = {}
-): Effect.Effect<ReadonlyArray<Payment>, LedgerUnavailable> =>
+): Effect.Effect<ReadonlyArray<Payment>, ReadError> =>
   Effect.gen(function*() {
     const limit = Math.min(Math.max(Math.trunc(options.limit ?? 1_000), 1), Limits.maxPayments)
     const names = new Map<string, string>([[identity.wallet, identity.name]])
@@ -82,7 +82,7 @@ export const payments = (
  */
 export const referralChain = (
   wallet: WalletAddress
-): Effect.Effect<ReadonlyArray<AgentRecord>, AgentNotFound | LedgerUnavailable, Accounts> =>
+): Effect.Effect<ReadonlyArray<AgentRecord>, AgentNotFound | ReadError, Accounts> =>
   Effect.gen(function*() {
     const accounts = yield* Accounts
     const chain: Array<AgentRecord> = []
