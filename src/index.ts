@@ -48,6 +48,7 @@ export type { AccountsShape } from "./agents/Accounts.js"
 export {
   AgentCrashed,
   AgentStopped,
+  ChargeExceedsMaximum,
   EscrowRefused,
   InvalidOutput,
   RemoteAgentUnavailable,

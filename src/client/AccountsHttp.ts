@@ -31,7 +31,6 @@
  * be told the faucet was already claimed.
  */
 import { type ConfigError, Context, Effect, Layer, type Redacted, type Scope } from "effect"
-import type * as Errors from "../domain/errors.js"
 import { Forbidden, InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { WalletAddress } from "../domain/ids.js"
 import { Escrow } from "../escrow/Escrow.js"

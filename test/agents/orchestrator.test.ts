@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream, TestClock } from "effect"
 import { Accounts } from "../../src/agents/Accounts.js"
 import * as Agent from "../../src/agents/Agent.js"
-import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "../../src/agents/errors.js"
+import { AgentCrashed, AgentStopped, ChargeExceedsMaximum, InvalidOutput, TaskTimedOut } from "../../src/agents/errors.js"
 import { Orchestrator, RestartPolicy } from "../../src/agents/Orchestrator.js"
 import { BudgetExceeded, InvalidInput } from "../../src/domain/errors.js"
 import * as Usdc from "../../src/domain/Usdc.js"
@@ -471,7 +471,7 @@ for (const backend of backends) {
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
-    it.effect("usage-priced: usage beyond the maximum is capped at it", () =>
+    it.effect("usage-priced: a charge past the maximum fails ChargeExceedsMaximum; unhandled, the payer is refunded in full", () =>
       Effect.gen(function*() {
         const orchestrator = yield* Orchestrator
         const greedy = Agent.metered({
@@ -479,12 +479,50 @@ for (const backend of backends) {
           input: Topic,
           output: Text,
           maxPrice: Usdc.make("0.5"),
-          run: (_, task) => Effect.as(task.charge(Usdc.make("7")), { text: "" })
+          run: (_, task) =>
+            Effect.gen(function*() {
+              yield* task.charge(Usdc.make("0.2"))
+              yield* task.charge(Usdc.make("7"))
+              return { text: "" }
+            })
         })
         const handle = yield* Orchestrator.spawn(greedy)
-        yield* Orchestrator.delegate(handle, { topic: "x" })
+        const refused = yield* Effect.flip(Orchestrator.delegate(handle, { topic: "x" }))
+        expect(refused).toBeInstanceOf(ChargeExceedsMaximum)
+        expect(refused).toMatchObject({ agent: "greedy", chargeMicros: u("7"), chargedMicros: u("0.2"), maximumMicros: u("0.5") })
+        expect(refused.message).toBe("agent greedy charged 7.000000 USDC on top of 0.200000 USDC, beyond its maximum of 0.500000 USDC")
+        const [[payer, locked], [payee]] = yield* balances(orchestrator.identity.wallet, handle.wallet)
+        expect([payer, locked, payee]).toEqual([u("100"), 0n, 0n])
         const [payment] = yield* orchestrator.payments()
-        expect(payment).toMatchObject({ released: u("0.5"), refunded: 0n, status: "released" })
+        expect(payment).toMatchObject({ locked: u("0.5"), released: 0n, refunded: u("0.5") })
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
+    it.effect("usage-priced: an agent that handles ChargeExceedsMaximum is paid what it charged within the maximum", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const careful = Agent.metered({
+          name: "careful",
+          input: Topic,
+          output: Text,
+          maxPrice: Usdc.make("0.5"),
+          run: (_, task) =>
+            Effect.gen(function*() {
+              yield* task.charge(Usdc.make("0.4"))
+              const over = yield* Effect.flip(task.charge(Usdc.make("0.100001")))
+              expect(over._tag).toBe("ChargeExceedsMaximum")
+              yield* task.charge(Usdc.make("0.1")) // exactly up to the maximum is allowed
+              expect(yield* task.used).toBe(u("0.5"))
+              return { text: "done" }
+            })
+        })
+        const handle = yield* Orchestrator.spawn(careful)
+        expect(yield* Orchestrator.delegate(handle, { topic: "x" })).toEqual({ text: "done" })
+        const [[payer, locked], [payee]] = yield* balances(orchestrator.identity.wallet, handle.wallet)
+        expect(locked).toBe(0n)
+        expect(payee).toBe(u("0.5") - feeOf(u("0.5")))
+        expect(payer).toBe(u("100") - u("0.5") + shareOf(u("0.5")))
+        yield* verified
       }).pipe(Effect.provide(world(backend))))
 
     it.effect("streaming: each batch is paid on delivery; stopping early pays only what was received", () =>
@@ -597,7 +635,7 @@ for (const backend of backends) {
         })
         const handle = yield* Orchestrator.spawn(flood)
         const error = yield* Effect.flip(collectFirst(Orchestrator.stream(handle, { topic: "x" }), 10))
-        expect(fields(error)).toEqual({ _tag: "BudgetExceeded", cap: "stream", limitMicros: u("0.25"), spentMicros: u("0.2"), requestedMicros: u("0.1") })
+        expect(fields(error)).toEqual({ _tag: "ChargeExceedsMaximum", agent: "flood", chargeMicros: u("0.1"), chargedMicros: u("0.2"), maximumMicros: u("0.25") })
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ released: u("0.2"), refunded: u("0.05") })
       }).pipe(Effect.provide(world(backend))))

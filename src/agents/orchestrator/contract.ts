@@ -13,7 +13,7 @@ import type { CancelError, CreateError, ReleaseError } from "../../escrow/Escrow
 import type { FaucetError, ReadError, RegisterError } from "../Accounts.js"
 import type * as Agent from "../Agent.js"
 import type { Budget } from "../Budget.js"
-import type { AgentCrashed, AgentStopped, InvalidOutput, RemoteAgentUnavailable, TaskTimedOut } from "../errors.js"
+import type { AgentCrashed, AgentStopped, ChargeExceedsMaximum, InvalidOutput, RemoteAgentUnavailable, TaskTimedOut } from "../errors.js"
 import { Limits as InputLimits } from "../../domain/limits.js"
 
 // ---------------------------------------------------------------------------
@@ -145,6 +145,7 @@ export type SpawnError = RegisterError | FaucetError | AgentStopped | AgentNotFo
 
 export type DelegateError =
   | BudgetExceeded
+  | ChargeExceedsMaximum
   | InvalidInput
   | CreateError
   | ReleaseError
