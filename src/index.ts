@@ -39,6 +39,7 @@ export type {
   OrchestratorOptions,
   OrchestratorShape,
   Payment,
+  PaymentOutcome,
   SpawnError,
   SpawnOptions,
   StreamOptions

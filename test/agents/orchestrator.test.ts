@@ -68,6 +68,7 @@ for (const backend of backends) {
         expect(payerLocked).toBe(0n)
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ status: "released", released: price, fee: feeOf(price), payeeName: "fetcher" })
+        expect(payment!.outcome).toEqual({ _tag: "Paid", paid: price })
         expect(yield* handle.status).toMatchObject({ completed: 1, failed: 0, inFlight: 0, state: "running" })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
@@ -81,6 +82,7 @@ for (const backend of backends) {
         expect(yield* balances(orchestrator.identity.wallet, handle.wallet)).toEqual([[u("100"), 0n], [0n, 0n]])
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ status: "cancelled", refunded: u("3"), released: 0n })
+        expect(payment!.outcome).toEqual({ _tag: "Refunded", refunded: u("3") })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
@@ -430,6 +432,8 @@ for (const backend of backends) {
         }).pipe(Effect.provide(orchestrator))
         const [before] = (yield* ledger.listEscrows({})).escrows
         expect((yield* ledger.balance(before!.payer)).locked).toBe(u("5"))
+        const [inFlight] = yield* Effect.provide(Orchestrator.payments(), orchestrator)
+        expect(inFlight).toMatchObject({ status: "pending", outcome: { _tag: "Pending", paid: 0n, locked: u("5") } })
         yield* Scope.close(scope, Exit.void)
         expect(yield* Effect.flip(Fiber.join(fiber))).toEqual(new AgentStopped({ agent: "stuck" }))
         expect((yield* handle.status).state).toBe("stopped")
@@ -466,7 +470,9 @@ for (const backend of backends) {
         expect(payee).toBe(used - feeOf(used)) // fee 4,234 μ
         expect(payer).toBe(u("100") - used + shareOf(used))
         const [payment] = yield* orchestrator.payments()
+        // A success: partly paid, its unused remainder refunded (the escrow itself ends cancelled).
         expect(payment).toMatchObject({ locked: u("1"), released: used, refunded: u("1") - used, status: "cancelled" })
+        expect(payment!.outcome).toEqual({ _tag: "PartlyPaid", paid: used, refunded: u("1") - used })
         expect(yield* orchestrator.spent).toEqual({ paidMicros: used, lockedMicros: 0n })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
@@ -495,6 +501,7 @@ for (const backend of backends) {
         expect([payer, locked, payee]).toEqual([u("100"), 0n, 0n])
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ locked: u("0.5"), released: 0n, refunded: u("0.5") })
+        expect(payment!.outcome).toEqual({ _tag: "Refunded", refunded: u("0.5") })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
@@ -522,6 +529,9 @@ for (const backend of backends) {
         expect(locked).toBe(0n)
         expect(payee).toBe(u("0.5") - feeOf(u("0.5")))
         expect(payer).toBe(u("100") - u("0.5") + shareOf(u("0.5")))
+        // Its whole maximum used: paid in full, nothing refunded.
+        const [payment] = yield* orchestrator.payments()
+        expect(payment).toMatchObject({ status: "released", outcome: { _tag: "Paid", paid: u("0.5") } })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
@@ -548,6 +558,7 @@ for (const backend of backends) {
         expect(payer).toBe(u("100") - paid + parts.reduce((total, p) => total + shareOf(p), 0n))
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ released: paid, refunded: u("1") - paid, status: "cancelled" })
+        expect(payment!.outcome).toEqual({ _tag: "PartlyPaid", paid, refunded: u("1") - paid })
         // Consumed to the end: every batch paid, the unused maximum refunded.
         const all = yield* collectFirst(Orchestrator.stream(handle, { topic: "y" }), 100)
         expect(all).toHaveLength(5)

@@ -6,7 +6,7 @@
  */
 import { Context, type Deferred, Duration, Effect, type FiberSet, Schedule, type Scope, Stream } from "effect"
 import type { AgentNotFound, BudgetExceeded, InvalidInput } from "../../domain/errors.js"
-import type { AgentRecord, WalletBalance } from "../../domain/Escrow.js"
+import type { AgentRecord, EscrowStatus, WalletBalance } from "../../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import type { CancelError, CreateError, ReleaseError } from "../../escrow/Escrow.js"
@@ -175,6 +175,20 @@ export interface Earnings extends EarningsTotals {
   readonly referred: ReadonlyArray<{ readonly agent: AgentRecord; readonly earned: Usdc }>
 }
 
+/**
+ * What a payment came to, with its amounts (gross, fee included):
+ * - `Paid`: the whole lock was released (a fixed price, or a metered task that used its maximum);
+ * - `PartlyPaid`: part was released and the rest refunded (a metered or streamed task that
+ *   used less than its maximum, or a stream stopped early);
+ * - `Refunded`: nothing was paid (a failed task, a cancel, an expiry);
+ * - `Pending`: still locked, with what partial releases paid so far.
+ */
+export type PaymentOutcome =
+  | { readonly _tag: "Paid"; readonly paid: Usdc }
+  | { readonly _tag: "PartlyPaid"; readonly paid: Usdc; readonly refunded: Usdc }
+  | { readonly _tag: "Refunded"; readonly refunded: Usdc }
+  | { readonly _tag: "Pending"; readonly paid: Usdc; readonly locked: Usdc }
+
 /** One escrow between two wallets, as the ledger recorded it. */
 export interface Payment {
   readonly escrowId: EscrowId
@@ -187,7 +201,10 @@ export interface Payment {
   readonly released: Usdc
   readonly fee: Usdc
   readonly refunded: Usdc
-  readonly status: string
+  /** What the payment came to; a successful metered task that refunded its unused remainder is `PartlyPaid`. */
+  readonly outcome: PaymentOutcome
+  /** The escrow's own state: a partly paid escrow is `cancelled` there, since its remainder was refunded. */
+  readonly status: EscrowStatus
   readonly description: string
   readonly region: string
   readonly createdAtMs: number

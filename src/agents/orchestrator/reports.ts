@@ -1,11 +1,11 @@
 /** What an orchestrator earned, spent and paid whom, and who referred whom: all read from the ledger. */
 import { Effect } from "effect"
 import type { AgentNotFound } from "../../domain/errors.js"
-import type { AgentRecord } from "../../domain/Escrow.js"
+import type { AgentRecord, EscrowRecord } from "../../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import { Accounts, type AccountsShape, type ReadError } from "../Accounts.js"
-import { type Earnings, type EarningsTotals, Limits, type Payment } from "./contract.js"
+import { type Earnings, type EarningsTotals, Limits, type Payment, type PaymentOutcome } from "./contract.js"
 import { Limits as InputLimits } from "../../domain/limits.js"
 
 /** Referral income, spending, revenue and net of the orchestrator `identity`, in total and per region. */
@@ -31,6 +31,16 @@ export const earnings = (
       referred: referrals.referred.map((r) => ({ agent: r.agent, earned: r.earned }))
     } satisfies Earnings
   })
+
+/** What an escrow came to for its payer and payee (see `PaymentOutcome`). */
+export const outcomeOf = (escrow: EscrowRecord): PaymentOutcome => {
+  if (escrow.status === "pending") {
+    return { _tag: "Pending", paid: escrow.released, locked: (escrow.amount - escrow.released - escrow.refunded) as Usdc }
+  }
+  if (escrow.released === 0n) return { _tag: "Refunded", refunded: escrow.refunded }
+  if (escrow.refunded === 0n) return { _tag: "Paid", paid: escrow.released }
+  return { _tag: "PartlyPaid", paid: escrow.released, refunded: escrow.refunded }
+}
 
 /** Escrows the wallet of `identity` paid or was paid by, oldest first, with both parties' names. */
 export const payments = (
@@ -64,6 +74,7 @@ export const payments = (
           released: e.released,
           fee: e.feePaid,
           refunded: e.refunded,
+          outcome: outcomeOf(e),
           status: e.status,
           description: e.description,
           region: e.region,
