@@ -173,7 +173,7 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       return new UnauthorizedError(body("unauthorized", error.message))
     case "InsufficientFunds":
       return new PaymentRequiredError(
-        body("insufficient_funds", `wallet ${error.wallet} has ${usdc(error.availableMicros)} USDC available, ${usdc(error.requiredMicros)} required`, "amount_usdc", {
+        body("insufficient_funds", error.message, "amount_usdc", {
           wallet: error.wallet,
           required_usdc: usdc(error.requiredMicros),
           available_usdc: usdc(error.availableMicros)
@@ -229,7 +229,7 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       )
     case "ReleaseExceedsRemaining":
       return new ConflictError(
-        body("release_exceeds_remaining", `escrow ${error.escrowId} has ${usdc(error.remainingMicros)} USDC locked, ${usdc(error.requestedMicros)} requested`, "amount_usdc", {
+        body("release_exceeds_remaining", error.message, "amount_usdc", {
           escrow_id: error.escrowId,
           requested_usdc: usdc(error.requestedMicros),
           remaining_usdc: usdc(error.remainingMicros)

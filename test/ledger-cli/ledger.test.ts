@@ -168,7 +168,9 @@ const suite = (setup: {
     const run = await spawnCli(["verify"], setup.env())
     expect(run.code).not.toBe(0)
     expect(run.stderr).toContain(`balance equals postings: ${setup.payee()}`)
-    expect(run.stderr).toContain("conservation")
+    // Amounts as every message prints them: USDC with 6 places, one micro apart.
+    expect(run.stderr).toMatch(new RegExp(`${setup.payee()}: stored \\d+\\.\\d{6} USDC, postings \\d+\\.\\d{6} USDC`))
+    expect(run.stderr).toContain("conservation: all balances sum to 0.000001 USDC, not 0")
   }, 90_000)
 
   it("verify: an escrow marked released without its postings → exit non-zero", async () => {
