@@ -35,10 +35,14 @@ interface Run {
   readonly stderr: string
 }
 
-/** Runs `ringmaster ledger <args>` with exactly `env` (plus PATH/HOME), bounded to 60 s. */
-const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string>): Promise<Run> =>
+/**
+ * Runs `ringmaster ledger <args>` with exactly `env` (plus PATH/HOME), bounded to 60 s:
+ * the `ledger` command alone, or with `binary` the real `ringmaster` entry and its whole tree.
+ */
+const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string>, binary = false): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "test/ledger-cli/entry.ts", "ledger", ...args], {
+    const entry = binary ? "src/cli/main.ts" : "test/ledger-cli/entry.ts"
+    const child = spawn(process.execPath, ["--import", "tsx", entry, "ledger", ...args], {
       cwd: root,
       env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -213,7 +217,7 @@ describe("ringmaster ledger on SQLite", () => {
 
   it("a failure as a process is one line `ringmaster: <message>` on stderr, no stack, exit non-zero", async () => {
     const missing = path.join(os.tmpdir(), `ringmaster-missing-${process.pid}-${Date.now()}`)
-    const verify = await spawnCli(["verify", "--data-dir", missing], {})
+    const verify = await spawnCli(["verify", "--data-dir", missing], {}, true)
     expect(verify.code).toBe(1)
     expect(verify.stdout).toBe("")
     expect(verify.stderr).toBe(
