@@ -41,6 +41,7 @@ export type {
   OrchestratorOptions,
   OrchestratorShape,
   Payment,
+  PaymentOutcome,
   SpawnError,
   SpawnOptions,
   StreamOptions
@@ -53,6 +54,7 @@ export type { AccountsShape } from "./agents/Accounts.js"
 export {
   AgentCrashed,
   AgentStopped,
+  ChargeExceedsMaximum,
   EscrowRefused,
   InvalidOutput,
   RemoteAgentUnavailable,

@@ -29,9 +29,14 @@ export type RegisterError =
   | Errors.WalletAlreadyRegistered
   | Errors.ReferralCodeNotFound
   | Errors.ReferralCycle
+  | Errors.Forbidden
   | Errors.LedgerUnavailable
 
-export type FaucetError = Errors.FaucetError
+/** `Forbidden` comes only from a remote settlement service that refused the caller's key. */
+export type FaucetError = Errors.FaucetError | Errors.Forbidden
+
+/** Reads: an unavailable ledger, or a remote service that refuses this key the wallet. */
+export type ReadError = Errors.Forbidden | Errors.LedgerUnavailable
 
 export interface AccountsShape {
   readonly register: (input: RegisterAgentInput) => Effect.Effect<AgentRecord, RegisterError>
@@ -40,13 +45,13 @@ export interface AccountsShape {
   readonly deposit: (
     wallet: WalletAddress,
     amount: Usdc
-  ) => Effect.Effect<WalletBalance, Errors.InvalidInput | Errors.AgentNotFound | Errors.LedgerUnavailable>
-  readonly getAgent: (wallet: WalletAddress) => Effect.Effect<AgentRecord, Errors.AgentNotFound | Errors.LedgerUnavailable>
-  readonly balance: (wallet: WalletAddress) => Effect.Effect<WalletBalance, Errors.LedgerUnavailable>
-  readonly activity: (wallet: WalletAddress) => Effect.Effect<ActivityReport, Errors.LedgerUnavailable>
-  readonly referrals: (wallet: WalletAddress) => Effect.Effect<ReferralReport, Errors.AgentNotFound | Errors.LedgerUnavailable>
+  ) => Effect.Effect<WalletBalance, Errors.InvalidInput | Errors.AgentNotFound | ReadError>
+  readonly getAgent: (wallet: WalletAddress) => Effect.Effect<AgentRecord, Errors.AgentNotFound | ReadError>
+  readonly balance: (wallet: WalletAddress) => Effect.Effect<WalletBalance, ReadError>
+  readonly activity: (wallet: WalletAddress) => Effect.Effect<ActivityReport, ReadError>
+  readonly referrals: (wallet: WalletAddress) => Effect.Effect<ReferralReport, Errors.AgentNotFound | ReadError>
   /** Escrows a wallet paid or was paid by, a page at a time (who paid whom). */
-  readonly escrows: (query: EscrowQuery) => Effect.Effect<EscrowPage, Errors.LedgerUnavailable>
+  readonly escrows: (query: EscrowQuery) => Effect.Effect<EscrowPage, ReadError>
 }
 
 export const fromLedger = (ledger: LedgerShape): AccountsShape => ({

@@ -22,7 +22,7 @@
  */
 import { type Effect, Either, ParseResult, Schema, type Stream } from "effect"
 import { InvalidInput } from "../domain/errors.js"
-import type { RemoteAgentUnavailable } from "./errors.js"
+import type { ChargeExceedsMaximum, RemoteAgentUnavailable } from "./errors.js"
 import type { AgentRecord } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
 import * as Usdc from "../domain/Usdc.js"
@@ -46,10 +46,11 @@ export interface Task {
   /** Restarts so far within this task (0 on the first run). */
   readonly restarts: number
   /**
-   * Metered agents: adds usage to the bill. The bill never exceeds `lockedMicros`;
-   * usage beyond it is not paid. On a fixed-price agent it is a defect to call.
+   * Metered agents: adds usage to the bill. A charge that would take the bill past
+   * `lockedMicros` (the declared maximum) fails with `ChargeExceedsMaximum` and is
+   * not added. On a fixed-price or streaming agent it is a defect to call.
    */
-  readonly charge: (amount: Usdc.Usdc) => Effect.Effect<void>
+  readonly charge: (amount: Usdc.Usdc) => Effect.Effect<void, ChargeExceedsMaximum>
   /** Usage charged so far (metered agents). */
   readonly used: Effect.Effect<Usdc.Usdc>
 }
@@ -145,7 +146,8 @@ export const make = <I, IE, O, OE, E = never, R = never>(options: {
 /**
  * A usage-priced agent (an LLM billed by tokens): `maxPrice` is locked, `run` calls
  * `task.charge(amount)` as it consumes, and on success a partial release pays what
- * was charged (capped at the maximum) while the rest is refunded.
+ * was charged while the rest is refunded. A charge past the maximum fails with
+ * `ChargeExceedsMaximum`: the payer is never billed beyond what it locked.
  */
 export const metered = <I, IE, O, OE, E = never, R = never>(options: {
   readonly name: string

@@ -41,6 +41,7 @@ export type {
   OrchestratorOptions,
   OrchestratorShape,
   Payment,
+  PaymentOutcome,
   SpawnError,
   SpawnOptions,
   StreamOptions

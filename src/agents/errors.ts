@@ -4,6 +4,7 @@
  * caller needs to decide on a retry or a fallback travel with the error.
  */
 import { Schema } from "effect"
+import { format } from "../domain/Usdc.js"
 
 /** The task did not finish within its `timeoutMs`; its escrow was cancelled. */
 export class TaskTimedOut extends Schema.TaggedError<TaskTimedOut>()("TaskTimedOut", {
@@ -32,6 +33,24 @@ export class AgentStopped extends Schema.TaggedError<AgentStopped>()("AgentStopp
 }) {
   override get message() {
     return `agent ${this.agent} is stopped`
+  }
+}
+
+/**
+ * A metered agent's `task.charge` would take its bill past the maximum it declared
+ * (and the escrow locked). The charge is refused and not added: the payer is never
+ * billed beyond the maximum. Unhandled, it fails the task and the escrow is
+ * refunded in full; an agent that handles it is paid what it charged before.
+ */
+export class ChargeExceedsMaximum extends Schema.TaggedError<ChargeExceedsMaximum>()("ChargeExceedsMaximum", {
+  agent: Schema.String,
+  chargeMicros: Schema.BigIntFromSelf,
+  chargedMicros: Schema.BigIntFromSelf,
+  maximumMicros: Schema.BigIntFromSelf
+}) {
+  override get message() {
+    return `agent ${this.agent} charged ${format(this.chargeMicros)} USDC on top of ${format(this.chargedMicros)} USDC, ` +
+      `beyond its maximum of ${format(this.maximumMicros)} USDC`
   }
 }
 

@@ -7,6 +7,7 @@ import * as Command from "@effect/cli/Command"
 import { ledger } from "./commands/ledger.js"
 import { mcp } from "./commands/mcp.js"
 import { settlement } from "./commands/settlement.js"
+import { runOneLine } from "./failures.js"
 import { VERSION } from "./version.js"
 
 export { VERSION }
@@ -18,5 +19,5 @@ export const ringmaster = Command.make("ringmaster").pipe(
   Command.withSubcommands(subcommands)
 )
 
-/** Parses `argv` (as `process.argv`) and runs the chosen command. */
-export const run = Command.run(ringmaster, { name: "ringmaster", version: VERSION })
+/** Parses `argv` (as `process.argv`) and runs the chosen command; a failure is one `ringmaster: <message>` line on stderr. */
+export const run = (argv: ReadonlyArray<string>) => runOneLine(ringmaster, { name: "ringmaster", version: VERSION }, argv)

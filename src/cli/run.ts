@@ -4,4 +4,5 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import { run } from "./Cli.js"
 
-run(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)
+// The failure was reported on stderr as one line; the runtime only sets the exit status.
+run(process.argv).pipe(Effect.provide(NodeContext.layer), (main) => NodeRuntime.runMain(main, { disableErrorReporting: true }))

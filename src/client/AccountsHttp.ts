@@ -11,7 +11,7 @@
  * any given as `agentKeys`, and calls for a wallet with that wallet's key; for any
  * other wallet it uses the key it was given, the orchestrator's own. Where the route
  * names the wallet, the service decides whether that key may read it (a refusal
- * comes back as `LedgerUnavailable` naming it). Where the route answers about the
+ * comes back as `Forbidden` naming it). Where the route answers about the
  * caller (`/api/referrals`, `/api/escrows`), the layer first confirms the key owns
  * the wallet, so a report never comes back about the wrong one.
  * Any agent's public card (`getAgent`) is readable with any key.
@@ -31,15 +31,14 @@
  * be told the faucet was already claimed.
  */
 import { type ConfigError, Context, Effect, Layer, type Redacted, type Scope } from "effect"
-import type * as Errors from "../domain/errors.js"
-import { InvalidInput, LedgerUnavailable } from "../domain/errors.js"
+import { Forbidden, InvalidInput, LedgerUnavailable } from "../domain/errors.js"
 import type { WalletAddress } from "../domain/ids.js"
 import { Escrow } from "../escrow/Escrow.js"
 import * as EscrowHttp from "./EscrowHttp.js"
 import * as SettlementClient from "./SettlementClient.js"
 import * as View from "../http/views.js"
 import type { RegisterAgentInput } from "../ledger/Ledger.js"
-import { Accounts, type AccountsShape, type RegisterError } from "../agents/Accounts.js"
+import { Accounts, type AccountsShape, type ReadError, type RegisterError } from "../agents/Accounts.js"
 import { BoundedMap } from "../domain/BoundedMap.js"
 
 export interface AccountsHttpOptions extends SettlementClient.SettlementClientOptions {
@@ -99,15 +98,19 @@ const makeWith = (
      * `/api/escrows`): the wallet's own key, or the layer's once the service confirmed
      * that key owns the wallet. Otherwise the answer would be about the wrong wallet.
      */
-    const ownerOf = (wallet: WalletAddress): Effect.Effect<SettlementClient.Client, Errors.LedgerUnavailable> => {
+    const ownerOf = (wallet: WalletAddress): Effect.Effect<SettlementClient.Client, ReadError> => {
       const client = registered.get(wallet)
       if (client !== undefined) return Effect.succeed(client)
       if (ownWallet === wallet) return Effect.succeed(own)
-      return call<unknown, Errors.LedgerUnavailable>("whose key", own.wallets.balance({ path: { address: wallet } }), isTransient, readErrors).pipe(
+      return call<unknown, ReadError>("whose key", own.wallets.balance({ path: { address: wallet } }), isTransient, readErrors).pipe(
         Effect.mapError((error) =>
-          new LedgerUnavailable({
-            message: `this layer holds no key for ${wallet}, and the service reports a wallet only to its owner (${error.message})`
-          })
+          error._tag === "Forbidden"
+            ? new Forbidden({
+              operation: `a report on ${wallet}`,
+              code: error.code,
+              reason: `this layer holds no key for ${wallet}, and the service reports a wallet only to its owner (${error.reason})`
+            })
+            : error
         ),
         Effect.as(own),
         Effect.tap(() => Effect.sync(() => (ownWallet = wallet)))

@@ -5,8 +5,9 @@
  * over one keep-alive undici pool per layer, connect timeout 3 s, read timeout 10 s
  * per attempt (src/client/SettlementClient.ts, shared with `AccountsHttp`). Error
  * bodies come back as the domain's typed errors (`InsufficientFunds`,
- * `EscrowNotPending` with its status, ...); what the port has no type for (401, 403,
- * 429, 5xx, transport failures, timeouts) is `LedgerUnavailable` naming the cause.
+ * `EscrowNotPending` with its status, ...); a 401 or 403 is `Forbidden`, never
+ * retried; what the port has no type for (429, 5xx, transport failures, timeouts)
+ * is `LedgerUnavailable` naming the cause.
  *
  * Retries (jittered exponential backoff) only where a repeat cannot pay twice:
  * - create carries an idempotency key (the caller's, or one generated per logical
@@ -36,10 +37,9 @@ import { randomUUID } from "node:crypto"
 import { Cause, Config, Duration, Effect, Layer, type Redacted, type Scope } from "effect"
 import type { EscrowRecord } from "../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../domain/ids.js"
-import type { CancelError, CreateError, ReleaseError } from "../ledger/Ledger.js"
 import * as SettlementClient from "./SettlementClient.js"
 import { escrowFromView } from "../http/views.js"
-import { Escrow, type EscrowShape } from "../escrow/Escrow.js"
+import { type CancelError, type CreateError, Escrow, type EscrowShape, type ReleaseError } from "../escrow/Escrow.js"
 import { memoryJournal } from "../ledger/SettlementJournal.js"
 import { BoundedMap } from "../domain/BoundedMap.js"
 

@@ -6,8 +6,9 @@
  * (`HttpApiClient.makeWith(SettlementApi)`), over `undici` through
  * `@effect/platform-node`: one keep-alive pool per layer, connect timeout 3 s, read
  * timeout 10 s (per attempt). A call's error body comes back as the domain's typed
- * error when the port's operation declares it; anything else (401, 403, 429, 5xx,
- * transport failures, timeouts) is `LedgerUnavailable` naming the cause.
+ * error when the port's operation declares it; a 401 or 403 is `Forbidden` (never
+ * retried); anything else (429, 5xx, transport failures, timeouts) is
+ * `LedgerUnavailable` naming the cause.
  */
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -127,8 +128,9 @@ export const make = (port: string, options: SettlementClientOptions): Effect.Eff
           Effect.retry({ schedule: retrySchedule, while: retryable }),
           Effect.mapError((error): E => {
             if (isWireError(error)) {
-              const domain = fromWire(error)
-              if (allowed.has(domain._tag)) return domain as E
+              const domain = fromWire(error, operation)
+              // Any call may be refused for who makes it: `Forbidden` is in every operation's union.
+              if (allowed.has(domain._tag) || domain._tag === "Forbidden") return domain as E
               return new LedgerUnavailable({
                 message: `settlement service ${operation}: ${statusOf(error)} ${error.error}: ${error.message}`
               }) as E

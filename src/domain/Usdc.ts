@@ -36,8 +36,14 @@ export const fromMicros = (micros: bigint): Either.Either<Usdc, InvalidAmount> =
   return Either.right(nominal(micros))
 }
 
-/** For literals in code and tests: throws on a bad value. */
-export const unsafeMicros = (micros: bigint | number): Usdc => Either.getOrThrow(fromMicros(BigInt(micros)))
+/**
+ * For literals in code and tests: throws the `InvalidAmount` that `fromMicros`
+ * found on a bad value. Input from outside goes through `fromMicros`.
+ */
+export const unsafeMicros = (micros: bigint | number): Usdc => orThrow(fromMicros(BigInt(micros)))
+
+/** Throws the error itself, so its message (input and reason) is what a stack trace shows. */
+const orThrow = (result: Either.Either<Usdc, InvalidAmount>): Usdc => Either.getOrThrowWith(result, (error) => error)
 
 export const zero: Usdc = nominal(0n)
 
@@ -57,8 +63,12 @@ export const fromDecimal = (input: string): Either.Either<Usdc, InvalidAmount> =
   return fromMicros(BigInt(match[1]!) * MICROS_PER_USDC + BigInt(fraction.padEnd(DECIMALS, "0")))
 }
 
-/** For literals in code and tests: `Usdc.make("1.50")`. Throws on a bad value. */
-export const make = (input: string): Usdc => Either.getOrThrow(fromDecimal(input))
+/**
+ * For literals in code and tests: `Usdc.make("1.50")`. On a bad value it throws the
+ * `InvalidAmount` that `fromDecimal` found (naming the input and the reason); text
+ * from outside goes through `fromDecimal`, whose `Either` is also an `Effect`.
+ */
+export const make = (input: string): Usdc => orThrow(fromDecimal(input))
 
 /**
  * Float noise tolerated on JSON numbers: 1e-9 USDC, i.e. 1/1000 of a micro-USDC.
@@ -101,24 +111,46 @@ const fromNanoMicros = (input: number, nanoMicros: bigint): Either.Either<Usdc, 
   return fromMicros(micros)
 }
 
-/** Fixed 6-place decimal text: 1500000n → "1.500000". */
-export const format = (amount: bigint): string => {
+export interface FormatOptions {
+  /** Append " USDC". Default false. */
+  readonly unit?: boolean | undefined
+}
+
+/** Fixed 6-place decimal text: 1500000n → "1.500000", or "1.500000 USDC" with `{ unit: true }`. */
+export const format = (amount: bigint, options?: FormatOptions): string => {
   const negative = amount < 0n
   const abs = negative ? -amount : amount
   const whole = abs / MICROS_PER_USDC
   const fraction = (abs % MICROS_PER_USDC).toString().padStart(DECIMALS, "0")
-  return `${negative ? "-" : ""}${whole}.${fraction}`
+  const text = `${negative ? "-" : ""}${whole}.${fraction}`
+  return options?.unit === true ? `${text} USDC` : text
 }
 
 export const isPositive = (amount: Usdc): boolean => amount > 0n
 
 export const min = (a: Usdc, b: Usdc): Usdc => (a < b ? a : b)
 
-/** Sums amounts already known valid; the result is re-checked against the range. */
+export const max = (a: Usdc, b: Usdc): Usdc => (a > b ? a : b)
+
+/**
+ * `a + b`. Two amounts within range can add up past `MAX_MICROS` (one billion
+ * USDC), which no ledger column may hold: that throws `InvalidAmount`, as a
+ * program error rather than an outcome to handle.
+ */
+export const add = (a: Usdc, b: Usdc): Usdc => orThrow(fromMicros(a + b))
+
+/**
+ * `a - b`, refused with `InvalidAmount` when `b` exceeds `a`: an amount is never
+ * negative, and what to do when it would be (refuse, cap, owe) is the caller's call.
+ */
+export const sub = (a: Usdc, b: Usdc): Either.Either<Usdc, InvalidAmount> =>
+  a >= b ? Either.right(nominal(a - b)) : invalid(`${format(a)} - ${format(b)}`, "the result would be negative")
+
+/** Sums amounts already known valid; past `MAX_MICROS` it throws `InvalidAmount`, as `add` does. */
 export const sum = (amounts: Iterable<Usdc>): Usdc => {
   let total = 0n
   for (const amount of amounts) total += amount
-  return Either.getOrThrow(fromMicros(total))
+  return orThrow(fromMicros(total))
 }
 
 /** Integer micro-USDC in memory, a bigint or a number/string column from SQL. */

@@ -172,7 +172,28 @@ export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("Budget
   }
 }
 
-/** The ledger's storage failed (disk, database connection). The operation may or may not have applied. */
+/**
+ * The settlement service refused the caller (HTTP 401 or 403): not its wallet or
+ * escrow, no live mandate, a payer's cancel before the deadline, a refused payment
+ * token, an unknown or expired key. Nothing was done, and repeating the call cannot
+ * change the answer, so it is never retried. `code` is the service's wire code
+ * (`forbidden`, `payment_token_invalid`, `key_in_grace`, `unauthorized`).
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  operation: Schema.String,
+  code: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `the settlement service refused ${this.operation} (${this.code}): ${this.reason}`
+  }
+}
+
+/**
+ * The ledger's storage failed (disk, database connection), or the settlement
+ * service could not be reached or answered 5xx or 429: what a retry can fix. The
+ * operation may or may not have applied.
+ */
 export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("LedgerUnavailable", {
   message: Schema.String,
   cause: Schema.optional(Schema.Defect)

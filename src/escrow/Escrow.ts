@@ -12,21 +12,31 @@
  * release and cancel it makes is a `ringmaster.escrow.*` span (`traced.ts`).
  */
 import { Context, Effect, Exit, Layer, Option, type Schedule, Scope } from "effect"
-import type { EscrowNotFound, LedgerUnavailable } from "../domain/errors.js"
+import type { EscrowNotFound, Forbidden, LedgerUnavailable } from "../domain/errors.js"
 import type { EscrowRecord, EscrowTerms, ReleaseOptions } from "../domain/Escrow.js"
 import type { EscrowId } from "../domain/ids.js"
 import type { Usdc } from "../domain/Usdc.js"
-import { type CancelError, type CreateError, Ledger, type ReleaseError } from "../ledger/Ledger.js"
+import type * as LedgerErrors from "../ledger/Ledger.js"
+import { Ledger } from "../ledger/Ledger.js"
 import { memoryJournal, SettlementJournal, type UnsettledEscrow } from "../ledger/SettlementJournal.js"
 import { fromLedger } from "./EscrowLocal.js"
 import { reconcileUnsettled, settleOnExit, SettlementRetry } from "./settlement.js"
 import { tracedEscrow } from "./traced.js"
 
+/**
+ * The port's errors: the ledger's refusals, plus `Forbidden` when a remote
+ * settlement service refused the caller (an in-process ledger never does).
+ */
+export type CreateError = LedgerErrors.CreateError | Forbidden
+export type ReleaseError = LedgerErrors.ReleaseError | Forbidden
+export type CancelError = LedgerErrors.CancelError | Forbidden
+export type GetError = EscrowNotFound | Forbidden | LedgerUnavailable
+
 export interface EscrowShape {
   readonly create: (terms: EscrowTerms) => Effect.Effect<EscrowRecord, CreateError>
   readonly release: (id: EscrowId, options?: ReleaseOptions) => Effect.Effect<EscrowRecord, ReleaseError>
   readonly cancel: (id: EscrowId) => Effect.Effect<EscrowRecord, CancelError>
-  readonly get: (id: EscrowId) => Effect.Effect<EscrowRecord, EscrowNotFound | LedgerUnavailable>
+  readonly get: (id: EscrowId) => Effect.Effect<EscrowRecord, GetError>
   /** Durably notes a settlement that failed after retries, for reconciliation. */
   readonly recordUnsettled: (entry: UnsettledEscrow) => Effect.Effect<void>
   /** Settlements still waiting for reconciliation. */
@@ -44,7 +54,7 @@ export interface ScopedEscrow {
   readonly release: (amount?: Usdc) => Effect.Effect<EscrowRecord, ReleaseError>
   /** Refunds what remains now; the scope then has nothing left to settle. */
   readonly cancel: Effect.Effect<EscrowRecord, CancelError>
-  readonly get: Effect.Effect<EscrowRecord, EscrowNotFound | LedgerUnavailable>
+  readonly get: Effect.Effect<EscrowRecord, GetError>
 }
 
 export interface ScopedOptions {

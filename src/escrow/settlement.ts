@@ -48,10 +48,11 @@ export const settleOnExit = (
       ),
       Effect.asVoid
     )
-    // Retrying cannot un-expire an escrow (`EscrowExpired`: a release past the deadline,
-    // refused as the ledger refunded it); everything else may be transient. Either is
-    // recorded, so the reconciler reports the payment as lost.
-    const retryable = (error: { readonly _tag: string }) => error._tag !== "EscrowNotPending" && error._tag !== "EscrowExpired"
+    // Only an unavailable ledger or service may answer differently next time. A
+    // refusal stays one: an expired escrow (`EscrowExpired`), a caller the service
+    // refuses (`Forbidden`), an unknown escrow. Either way it is recorded, so the
+    // reconciler tries again later or reports the payment as lost.
+    const retryable = (error: { readonly _tag: string }) => error._tag === "LedgerUnavailable"
     return settle.pipe(
       // The first attempt runs bare: a retry schedule's driver costs more than the
       // settlement's own bookkeeping, and almost every settlement succeeds at once.

@@ -176,7 +176,7 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       return new UnauthorizedError(body("unauthorized", error.message))
     case "InsufficientFunds":
       return new PaymentRequiredError(
-        body("insufficient_funds", `wallet ${error.wallet} has ${usdc(error.availableMicros)} USDC available, ${usdc(error.requiredMicros)} required`, "amount_usdc", {
+        body("insufficient_funds", error.message, "amount_usdc", {
           wallet: error.wallet,
           required_usdc: usdc(error.requiredMicros),
           available_usdc: usdc(error.availableMicros)
@@ -232,7 +232,7 @@ export const toWire = (error: SettlementError | Errors.InvalidAmount): WireError
       )
     case "ReleaseExceedsRemaining":
       return new ConflictError(
-        body("release_exceeds_remaining", `escrow ${error.escrowId} has ${usdc(error.remainingMicros)} USDC locked, ${usdc(error.requestedMicros)} requested`, "amount_usdc", {
+        body("release_exceeds_remaining", error.message, "amount_usdc", {
           escrow_id: error.escrowId,
           requested_usdc: usdc(error.requestedMicros),
           remaining_usdc: usdc(error.remainingMicros)
@@ -363,12 +363,13 @@ const micros = (text: string | undefined): bigint => {
 }
 
 /**
- * The domain error a wire error stands for. Codes the domain has no class for
- * (401, 403 other than a mandate, 413, 429, 5xx, unknown codes) become
- * `LedgerUnavailable` naming the status and code: to a caller of the `Escrow` port
- * they mean "the settlement service did not do it".
+ * The domain error a wire error stands for. A 401 or 403 the domain has no other
+ * class for is `Forbidden` (`operation` names what was refused): a refusal no retry
+ * changes. The rest (413, 429, 5xx, unknown codes) become `LedgerUnavailable`
+ * naming the status and code: to a caller of the `Escrow` port they mean "the
+ * settlement service did not do it".
  */
-export const fromWire = (error: WireError): Errors.LedgerError | Errors.LedgerUnavailable => {
+export const fromWire = (error: WireError, operation = "the request"): Errors.LedgerError | Errors.Forbidden | Errors.LedgerUnavailable => {
   const d = error.details ?? {}
   switch (error.error) {
     case "invalid_input":
@@ -425,10 +426,13 @@ export const fromWire = (error: WireError): Errors.LedgerError | Errors.LedgerUn
       })
     case "faucet_daily_cap_reached":
       return new Errors.FaucetDailyCapReached({ day: d["day"] ?? "", cap: Number(d["cap"] ?? 0) })
-    default:
+    default: {
+      const status = statusOf(error)
+      if (status === 401 || status === 403) return new Errors.Forbidden({ operation, code: error.error, reason: error.message })
       return new Errors.LedgerUnavailable({
-        message: `settlement service refused the request: ${statusOf(error)} ${error.error}: ${error.message}`
+        message: `settlement service refused the request: ${status} ${error.error}: ${error.message}`
       })
+    }
   }
 }
 

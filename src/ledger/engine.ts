@@ -186,7 +186,7 @@ export class WorkingSet {
   ): void {
     let total = 0n
     for (const leg of legs) total += leg.amount
-    if (total !== 0n) throw new Error(`transfer ${transferId} does not balance: ${total}`)
+    if (total !== 0n) throw new Error(`transfer ${transferId} does not balance: its legs sum to ${format(total)} USDC`)
     for (const leg of legs) {
       if (leg.amount === 0n) continue
       const next = this.balanceOf(leg.account) + leg.amount

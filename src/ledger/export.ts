@@ -24,7 +24,26 @@ export interface PostingExportRow {
 
 export const PAGE_SIZE_MAX = 10_000
 
-export const csvHeader = "transfer_id,leg,at,at_ms,account,kind,amount_usdc,amount_micros,escrow_id,counterparty,region"
+/**
+ * The exported columns, in order: the CSV header and the JSON line keys are both
+ * these names, so the two formats cannot drift apart. Amounts are strings
+ * (6-place decimal and integer micros): no JSON consumer rounds them through a float.
+ */
+const columns: ReadonlyArray<readonly [name: string, value: (r: PostingExportRow) => string | number | null]> = [
+  ["transfer_id", (r) => r.transferId],
+  ["leg", (r) => r.leg],
+  ["at", (r) => new Date(r.atMs).toISOString()],
+  ["at_ms", (r) => r.atMs],
+  ["account", (r) => r.account],
+  ["kind", (r) => r.kind],
+  ["amount_usdc", (r) => Usdc.format(r.amountMicros)],
+  ["amount_micros", (r) => r.amountMicros.toString()],
+  ["escrow_id", (r) => r.escrowId],
+  ["counterparty", (r) => r.counterparty],
+  ["region", (r) => r.region]
+]
+
+export const csvHeader = columns.map(([name]) => name).join(",")
 
 /** RFC 4180: quote a field holding a comma, quote or line break (regions come from client metadata). */
 const csvField = (value: string | number | null): string => {
@@ -33,36 +52,11 @@ const csvField = (value: string | number | null): string => {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 
-export const toCsvLine = (r: PostingExportRow): string =>
-  [
-    r.transferId,
-    r.leg,
-    new Date(r.atMs).toISOString(),
-    r.atMs,
-    r.account,
-    r.kind,
-    Usdc.format(r.amountMicros),
-    r.amountMicros.toString(),
-    r.escrowId,
-    r.counterparty,
-    r.region
-  ].map(csvField).join(",")
+export const toCsvLine = (r: PostingExportRow): string => columns.map(([, value]) => csvField(value(r))).join(",")
 
-/** Amounts as strings (6-place decimal and integer micros): no JSON consumer rounds them through a float. */
+/** One JSON object per posting, keyed as the CSV header. */
 export const toJsonLine = (r: PostingExportRow): string =>
-  JSON.stringify({
-    transferId: r.transferId,
-    leg: r.leg,
-    at: new Date(r.atMs).toISOString(),
-    atMs: r.atMs,
-    account: r.account,
-    kind: r.kind,
-    amount: Usdc.format(r.amountMicros),
-    amountMicros: r.amountMicros.toString(),
-    escrowId: r.escrowId,
-    counterparty: r.counterparty,
-    region: r.region
-  })
+  JSON.stringify(Object.fromEntries(columns.map(([name, value]) => [name, value(r)])))
 
 type Row = Record<string, unknown>
 const toRow = (r: Row): PostingExportRow => ({

@@ -5,6 +5,7 @@
  */
 import { type EscrowRecord, type MandateRecord, remaining } from "../domain/Escrow.js"
 import { SystemAccount } from "../domain/ids.js"
+import { format } from "../domain/Usdc.js"
 import type { Violation } from "./Ledger.js"
 
 export interface PostingRow {
@@ -45,6 +46,9 @@ export const aggregatePostings = (postings: Iterable<PostingRow>): PostingAggreg
   return aggregates
 }
 
+/** Amounts in violations read as every message does: USDC with 6 places. */
+const usdc = (micros: bigint) => format(micros, { unit: true })
+
 export const checkInvariants = (input: {
   readonly balances: ReadonlyMap<string, bigint>
   readonly aggregates: PostingAggregates
@@ -58,49 +62,49 @@ export const checkInvariants = (input: {
   const { accountTotals: fromPostings, transferTotals: transfers, escrowLegs: perEscrow } = input.aggregates
 
   for (const [transferId, total] of transfers) {
-    if (total !== 0n) fail("transfer balances", `transfer ${transferId} sums to ${total}`)
+    if (total !== 0n) fail("transfer balances", `transfer ${transferId} sums to ${usdc(total)}`)
   }
   let total = 0n
   for (const [account, balance] of input.balances) {
     total += balance
     const derived = fromPostings.get(account) ?? 0n
-    if (derived !== balance) fail("balance equals postings", `${account}: stored ${balance}, postings ${derived}`)
-    if (balance < 0n && account !== SystemAccount.external) fail("no negative balance", `${account}: ${balance}`)
+    if (derived !== balance) fail("balance equals postings", `${account}: stored ${usdc(balance)}, postings ${usdc(derived)}`)
+    if (balance < 0n && account !== SystemAccount.external) fail("no negative balance", `${account}: ${usdc(balance)}`)
   }
   for (const [account, derived] of fromPostings) {
-    if (!input.balances.has(account) && derived !== 0n) fail("balance equals postings", `${account}: no row, postings ${derived}`)
+    if (!input.balances.has(account) && derived !== 0n) fail("balance equals postings", `${account}: no row, postings ${usdc(derived)}`)
   }
-  if (total !== 0n) fail("conservation", `all balances sum to ${total}, not 0`)
+  if (total !== 0n) fail("conservation", `all balances sum to ${usdc(total)}, not 0`)
 
   let lockedTotal = 0n
   const underMandate = new Map<string, bigint>()
   for (const escrow of input.escrows) {
     const left = remaining(escrow)
     const e = perEscrow.get(escrow.id) ?? { lock: 0n, out: 0n, refund: 0n, fee: 0n }
-    if (left < 0n) fail("escrow parts", `${escrow.id}: released ${escrow.released} + refunded ${escrow.refunded} > amount ${escrow.amount}`)
+    if (left < 0n) fail("escrow parts", `${escrow.id}: released ${usdc(escrow.released)} + refunded ${usdc(escrow.refunded)} > amount ${usdc(escrow.amount)}`)
     if (escrow.status === "pending") lockedTotal += left
-    else if (left !== 0n) fail("escrow settled", `${escrow.id} is ${escrow.status} with ${left} still locked`)
-    if (escrow.status === "released" && escrow.refunded !== 0n) fail("escrow settled", `${escrow.id} released but refunded ${escrow.refunded}`)
+    else if (left !== 0n) fail("escrow settled", `${escrow.id} is ${escrow.status} with ${usdc(left)} still locked`)
+    if (escrow.status === "released" && escrow.refunded !== 0n) fail("escrow settled", `${escrow.id} released but refunded ${usdc(escrow.refunded)}`)
     if ((escrow.status === "cancelled" || escrow.status === "expired") && left === 0n && escrow.settledAtMs === null) {
       fail("escrow settled", `${escrow.id} is ${escrow.status} without a settlement time`)
     }
-    if (e.lock !== escrow.amount) fail("escrow postings", `${escrow.id}: locked ${e.lock}, amount ${escrow.amount}`)
-    if (e.out !== escrow.released) fail("escrow postings", `${escrow.id}: paid out ${e.out}, released ${escrow.released}`)
-    if (e.refund !== escrow.refunded) fail("escrow postings", `${escrow.id}: refunded ${e.refund}, record says ${escrow.refunded}`)
-    if (e.fee !== escrow.feePaid) fail("escrow postings", `${escrow.id}: fee legs ${e.fee}, record says ${escrow.feePaid}`)
+    if (e.lock !== escrow.amount) fail("escrow postings", `${escrow.id}: locked ${usdc(e.lock)}, amount ${usdc(escrow.amount)}`)
+    if (e.out !== escrow.released) fail("escrow postings", `${escrow.id}: paid out ${usdc(e.out)}, released ${usdc(escrow.released)}`)
+    if (e.refund !== escrow.refunded) fail("escrow postings", `${escrow.id}: refunded ${usdc(e.refund)}, record says ${usdc(escrow.refunded)}`)
+    if (e.fee !== escrow.feePaid) fail("escrow postings", `${escrow.id}: fee legs ${usdc(e.fee)}, record says ${usdc(escrow.feePaid)}`)
     if (escrow.mandateId !== null) {
       underMandate.set(escrow.mandateId, (underMandate.get(escrow.mandateId) ?? 0n) + escrow.amount - escrow.refunded)
     }
   }
   const holding = input.balances.get(SystemAccount.escrowHolding) ?? 0n
-  if (holding !== lockedTotal) fail("holding equals pending", `holding ${holding}, pending escrows lock ${lockedTotal}`)
+  if (holding !== lockedTotal) fail("holding equals pending", `holding ${usdc(holding)}, pending escrows lock ${usdc(lockedTotal)}`)
 
   for (const mandate of input.mandates) {
     const used = underMandate.get(mandate.id) ?? 0n
     if (mandate.remaining !== mandate.budget - used) {
-      fail("mandate budget", `${mandate.id}: remaining ${mandate.remaining}, budget ${mandate.budget} less used ${used}`)
+      fail("mandate budget", `${mandate.id}: remaining ${usdc(mandate.remaining)}, budget ${usdc(mandate.budget)} less used ${usdc(used)}`)
     }
-    if (mandate.remaining < 0n) fail("mandate budget", `${mandate.id} overspent: remaining ${mandate.remaining}`)
+    if (mandate.remaining < 0n) fail("mandate budget", `${mandate.id} overspent: remaining ${usdc(mandate.remaining)}`)
   }
   return violations
 }

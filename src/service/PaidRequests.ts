@@ -25,7 +25,7 @@ import { settleOnExit } from "../escrow/settlement.js"
 import type { PaymentTokenInvalid } from "../settlement/errors.js"
 import { PaymentTokens } from "../settlement/PaymentTokens.js"
 import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
-import type { CreateError } from "../ledger/Ledger.js"
+import type { CreateError } from "../escrow/Escrow.js"
 import {
   IdempotencyKeyReused,
   IdempotentReplyUnavailable,
@@ -158,13 +158,14 @@ export const make = Effect.gen(function*() {
         return new InvalidRequest({ field: error.field, message: error.message })
       case "IdempotencyConflict":
         return new IdempotencyKeyReused({ idempotencyKey: error.idempotencyKey })
-      case "LedgerUnavailable": {
-        // The HTTP Escrow client has no typed error for the settlement service's own
-        // refusals (403 forbidden, 403 payment_token_invalid): it names status and code.
-        const tokenRefused = / 403 payment_token_invalid: (.*)$/s.exec(error.message)
-        if (tokenRefused !== null) return new PaymentChallenge({ priceMicros: price, payee, refusal: tokenRefused[1]! })
-        return / 403 forbidden: /.test(error.message) ? new NoMandate({ payer: named, payee }) : new SettlementUnavailable({ message: error.message })
-      }
+      case "Forbidden":
+        // A remote settlement service refused the payer's token, or found no mandate for
+        // this payer; anything else it refused is this service's own key, not the payer's doing.
+        if (error.code === "payment_token_invalid") return new PaymentChallenge({ priceMicros: price, payee, refusal: error.reason })
+        if (error.code === "forbidden") return new NoMandate({ payer: named, payee })
+        return new SettlementUnavailable({ message: error.message })
+      case "LedgerUnavailable":
+        return new SettlementUnavailable({ message: error.message })
     }
   }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream, TestClock } from "effect"
 import { Accounts } from "../../src/agents/Accounts.js"
 import * as Agent from "../../src/agents/Agent.js"
-import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "../../src/agents/errors.js"
+import { AgentCrashed, AgentStopped, ChargeExceedsMaximum, InvalidOutput, TaskTimedOut } from "../../src/agents/errors.js"
 import { Orchestrator, RestartPolicy } from "../../src/agents/Orchestrator.js"
 import { BudgetExceeded, InvalidInput } from "../../src/domain/errors.js"
 import * as Usdc from "../../src/domain/Usdc.js"
@@ -68,6 +68,7 @@ for (const backend of backends) {
         expect(payerLocked).toBe(0n)
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ status: "released", released: price, fee: feeOf(price), payeeName: "fetcher" })
+        expect(payment!.outcome).toEqual({ _tag: "Paid", paid: price })
         expect(yield* handle.status).toMatchObject({ completed: 1, failed: 0, inFlight: 0, state: "running" })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
@@ -81,6 +82,7 @@ for (const backend of backends) {
         expect(yield* balances(orchestrator.identity.wallet, handle.wallet)).toEqual([[u("100"), 0n], [0n, 0n]])
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ status: "cancelled", refunded: u("3"), released: 0n })
+        expect(payment!.outcome).toEqual({ _tag: "Refunded", refunded: u("3") })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
@@ -430,6 +432,8 @@ for (const backend of backends) {
         }).pipe(Effect.provide(orchestrator))
         const [before] = (yield* ledger.listEscrows({})).escrows
         expect((yield* ledger.balance(before!.payer)).locked).toBe(u("5"))
+        const [inFlight] = yield* Effect.provide(Orchestrator.payments(), orchestrator)
+        expect(inFlight).toMatchObject({ status: "pending", outcome: { _tag: "Pending", paid: 0n, locked: u("5") } })
         yield* Scope.close(scope, Exit.void)
         expect(yield* Effect.flip(Fiber.join(fiber))).toEqual(new AgentStopped({ agent: "stuck" }))
         expect((yield* handle.status).state).toBe("stopped")
@@ -466,12 +470,14 @@ for (const backend of backends) {
         expect(payee).toBe(used - feeOf(used)) // fee 4,234 μ
         expect(payer).toBe(u("100") - used + shareOf(used))
         const [payment] = yield* orchestrator.payments()
+        // A success: partly paid, its unused remainder refunded (the escrow itself ends cancelled).
         expect(payment).toMatchObject({ locked: u("1"), released: used, refunded: u("1") - used, status: "cancelled" })
+        expect(payment!.outcome).toEqual({ _tag: "PartlyPaid", paid: used, refunded: u("1") - used })
         expect(yield* orchestrator.spent).toEqual({ paidMicros: used, lockedMicros: 0n })
         yield* verified
       }).pipe(Effect.provide(world(backend))))
 
-    it.effect("usage-priced: usage beyond the maximum is capped at it", () =>
+    it.effect("usage-priced: a charge past the maximum fails ChargeExceedsMaximum; unhandled, the payer is refunded in full", () =>
       Effect.gen(function*() {
         const orchestrator = yield* Orchestrator
         const greedy = Agent.metered({
@@ -479,12 +485,54 @@ for (const backend of backends) {
           input: Topic,
           output: Text,
           maxPrice: Usdc.make("0.5"),
-          run: (_, task) => Effect.as(task.charge(Usdc.make("7")), { text: "" })
+          run: (_, task) =>
+            Effect.gen(function*() {
+              yield* task.charge(Usdc.make("0.2"))
+              yield* task.charge(Usdc.make("7"))
+              return { text: "" }
+            })
         })
         const handle = yield* Orchestrator.spawn(greedy)
-        yield* Orchestrator.delegate(handle, { topic: "x" })
+        const refused = yield* Effect.flip(Orchestrator.delegate(handle, { topic: "x" }))
+        expect(refused).toBeInstanceOf(ChargeExceedsMaximum)
+        expect(refused).toMatchObject({ agent: "greedy", chargeMicros: u("7"), chargedMicros: u("0.2"), maximumMicros: u("0.5") })
+        expect(refused.message).toBe("agent greedy charged 7.000000 USDC on top of 0.200000 USDC, beyond its maximum of 0.500000 USDC")
+        const [[payer, locked], [payee]] = yield* balances(orchestrator.identity.wallet, handle.wallet)
+        expect([payer, locked, payee]).toEqual([u("100"), 0n, 0n])
         const [payment] = yield* orchestrator.payments()
-        expect(payment).toMatchObject({ released: u("0.5"), refunded: 0n, status: "released" })
+        expect(payment).toMatchObject({ locked: u("0.5"), released: 0n, refunded: u("0.5") })
+        expect(payment!.outcome).toEqual({ _tag: "Refunded", refunded: u("0.5") })
+        yield* verified
+      }).pipe(Effect.provide(world(backend))))
+
+    it.effect("usage-priced: an agent that handles ChargeExceedsMaximum is paid what it charged within the maximum", () =>
+      Effect.gen(function*() {
+        const orchestrator = yield* Orchestrator
+        const careful = Agent.metered({
+          name: "careful",
+          input: Topic,
+          output: Text,
+          maxPrice: Usdc.make("0.5"),
+          run: (_, task) =>
+            Effect.gen(function*() {
+              yield* task.charge(Usdc.make("0.4"))
+              const over = yield* Effect.flip(task.charge(Usdc.make("0.100001")))
+              expect(over._tag).toBe("ChargeExceedsMaximum")
+              yield* task.charge(Usdc.make("0.1")) // exactly up to the maximum is allowed
+              expect(yield* task.used).toBe(u("0.5"))
+              return { text: "done" }
+            })
+        })
+        const handle = yield* Orchestrator.spawn(careful)
+        expect(yield* Orchestrator.delegate(handle, { topic: "x" })).toEqual({ text: "done" })
+        const [[payer, locked], [payee]] = yield* balances(orchestrator.identity.wallet, handle.wallet)
+        expect(locked).toBe(0n)
+        expect(payee).toBe(u("0.5") - feeOf(u("0.5")))
+        expect(payer).toBe(u("100") - u("0.5") + shareOf(u("0.5")))
+        // Its whole maximum used: paid in full, nothing refunded.
+        const [payment] = yield* orchestrator.payments()
+        expect(payment).toMatchObject({ status: "released", outcome: { _tag: "Paid", paid: u("0.5") } })
+        yield* verified
       }).pipe(Effect.provide(world(backend))))
 
     it.effect("streaming: each batch is paid on delivery; stopping early pays only what was received", () =>
@@ -510,6 +558,7 @@ for (const backend of backends) {
         expect(payer).toBe(u("100") - paid + parts.reduce((total, p) => total + shareOf(p), 0n))
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ released: paid, refunded: u("1") - paid, status: "cancelled" })
+        expect(payment!.outcome).toEqual({ _tag: "PartlyPaid", paid, refunded: u("1") - paid })
         // Consumed to the end: every batch paid, the unused maximum refunded.
         const all = yield* collectFirst(Orchestrator.stream(handle, { topic: "y" }), 100)
         expect(all).toHaveLength(5)
@@ -597,7 +646,7 @@ for (const backend of backends) {
         })
         const handle = yield* Orchestrator.spawn(flood)
         const error = yield* Effect.flip(collectFirst(Orchestrator.stream(handle, { topic: "x" }), 10))
-        expect(fields(error)).toEqual({ _tag: "BudgetExceeded", cap: "stream", limitMicros: u("0.25"), spentMicros: u("0.2"), requestedMicros: u("0.1") })
+        expect(fields(error)).toEqual({ _tag: "ChargeExceedsMaximum", agent: "flood", chargeMicros: u("0.1"), chargedMicros: u("0.2"), maximumMicros: u("0.25") })
         const [payment] = yield* orchestrator.payments()
         expect(payment).toMatchObject({ released: u("0.2"), refunded: u("0.05") })
       }).pipe(Effect.provide(world(backend))))

@@ -224,7 +224,7 @@ describe("remote agents over HTTP: two agent services, one settlement service", 
       expect([replay.status, replay.body.reason]).toEqual([402, "replayed"])
       expect(fetcherRuns).toBe(runsBefore + 1)
       // The payer may not cancel before the deadline (the service's default): the ledger does, to leave no lock behind.
-      expect((yield* Effect.flip(escrow.cancel(others.id))).message).toMatch(/403/)
+      expect(yield* Effect.flip(escrow.cancel(others.id))).toMatchObject({ _tag: "Forbidden", operation: "cancel", code: "forbidden" })
       yield* ledger.cancelEscrow(others.id)
       yield* escrow.release(paid.id)
     }))

@@ -12,6 +12,15 @@ const leftMessage = <A, E extends { message: string }>(e: Either.Either<A, E>): 
   return e.left.message
 }
 
+const caught = (f: () => unknown): unknown => {
+  try {
+    f()
+  } catch (error) {
+    return error
+  }
+  throw new Error("expected a throw")
+}
+
 /** Every valid micro value: 0 .. 10^15 (one billion USDC). */
 const anyMicros = fc.bigInt({ min: 0n, max: Usdc.MAX_MICROS })
 
@@ -65,9 +74,19 @@ describe("Usdc.fromDecimal", () => {
     expect(leftMessage(Usdc.fromDecimal("99999999999999999999"))).toMatch(/exceeds the maximum/)
   })
 
-  it("make throws on what fromDecimal refuses", () => {
+  it("make throws the InvalidAmount fromDecimal found, naming the input and the reason", () => {
     expect(Usdc.make("2.25")).toBe(2_250_000n)
-    expect(() => Usdc.make("2.2500001")).toThrow()
+    const thrown = caught(() => Usdc.make("0.1234567"))
+    expect(thrown).toBeInstanceOf(Usdc.InvalidAmount)
+    expect((thrown as Usdc.InvalidAmount).input).toBe("0.1234567")
+    expect((thrown as Usdc.InvalidAmount).message).toBe(`invalid amount "0.1234567": more than 6 decimal places`)
+    expect(() => Usdc.make("-1")).toThrow(/invalid amount "-1": must not be negative/)
+  })
+
+  it("unsafeMicros throws the InvalidAmount fromMicros found", () => {
+    const thrown = caught(() => Usdc.unsafeMicros(-1))
+    expect(thrown).toBeInstanceOf(Usdc.InvalidAmount)
+    expect((thrown as Usdc.InvalidAmount).message).toMatch(/"-1": must not be negative/)
   })
 })
 
@@ -185,9 +204,35 @@ describe("Usdc range and helpers", () => {
     expect(() => Usdc.unsafeMicros(-1)).toThrow()
   })
 
-  it("sum re-checks the range", () => {
+  it("sum takes any iterable and re-checks the range", () => {
     expect(Usdc.sum([Usdc.make("1"), Usdc.make("2.5")])).toBe(3_500_000n)
-    expect(() => Usdc.sum([Usdc.unsafeMicros(Usdc.MAX_MICROS), Usdc.unsafeMicros(1)])).toThrow()
+    expect(Usdc.sum(new Set([Usdc.make("1"), Usdc.make("2")]).values())).toBe(3_000_000n)
+    expect(Usdc.sum([])).toBe(0n)
+    expect(() => Usdc.sum([Usdc.unsafeMicros(Usdc.MAX_MICROS), Usdc.unsafeMicros(1)])).toThrow(Usdc.InvalidAmount)
+  })
+
+  it("add adds exactly and refuses a total past the maximum", () => {
+    expect(Usdc.add(Usdc.make("0.1"), Usdc.make("0.2"))).toBe(300_000n)
+    expect(() => Usdc.add(Usdc.unsafeMicros(Usdc.MAX_MICROS), Usdc.unsafeMicros(1))).toThrow(/exceeds the maximum/)
+  })
+
+  it("sub refuses a negative result with a typed InvalidAmount", () => {
+    expect(right(Usdc.sub(Usdc.make("1.5"), Usdc.make("0.5")))).toBe(1_000_000n)
+    expect(right(Usdc.sub(Usdc.make("1"), Usdc.make("1")))).toBe(0n)
+    const refused = Usdc.sub(Usdc.make("0.5"), Usdc.make("1.5"))
+    expect(Either.isLeft(refused) && refused.left._tag).toBe("InvalidAmount")
+    expect(leftMessage(refused)).toBe(`invalid amount "0.500000 - 1.500000": the result would be negative`)
+  })
+
+  it("min and max pick the smaller and the larger", () => {
+    const [a, b] = [Usdc.make("1"), Usdc.make("2")]
+    expect([Usdc.min(a, b), Usdc.min(b, a), Usdc.max(a, b), Usdc.max(b, a)]).toEqual([a, a, b, b])
+  })
+
+  it("format prints 6 places, with the unit on request", () => {
+    expect(Usdc.format(Usdc.make("1.5"))).toBe("1.500000")
+    expect(Usdc.format(Usdc.make("1.5"), { unit: false })).toBe("1.500000")
+    expect(Usdc.format(Usdc.make("1.5"), { unit: true })).toBe("1.500000 USDC")
   })
 })
 

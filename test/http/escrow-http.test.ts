@@ -6,11 +6,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Redacted, Schedule } from "effect"
+import * as http from "node:http"
 import * as net from "node:net"
 import { freePort as freePortNow } from "../../scripts/freePort.js"
 import type { EscrowId } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
-import { Escrow } from "../../src/escrow/Escrow.js"
+import { Forbidden } from "../../src/domain/errors.js"
+import { Escrow, type EscrowShape } from "../../src/escrow/Escrow.js"
 import * as EscrowHttp from "../../src/client/EscrowHttp.js"
 import { agent, available, type Harness, serve, type TestAgent } from "./harness.js"
 
@@ -134,16 +136,15 @@ describe("EscrowHttp against a real server", () => {
       const missing = "esc_0000000000000000000000000" as EscrowId
       expect(yield* Effect.flip(escrow.get(missing))).toMatchObject({ _tag: "EscrowNotFound", escrowId: missing })
 
-      // Refusals the port has no type for are LedgerUnavailable naming the status and code:
+      // The service refusing the caller is Forbidden, naming the operation and why:
       // a stranger's release, and the payer's cancel before the deadline (only the payee may cancel early).
       const outsider = yield* clientOf(h, stranger)
       const forbidden = yield* Effect.flip(outsider.release(created.id))
-      expect(forbidden._tag).toBe("LedgerUnavailable")
-      expect(forbidden.message).toContain("403 forbidden")
+      expect(forbidden).toMatchObject({ _tag: "Forbidden", operation: "release", code: "forbidden" })
       const early = yield* escrow.create({ ...terms, amount: u("1") })
       const payerCancel = yield* Effect.flip(escrow.cancel(early.id))
-      expect(payerCancel._tag).toBe("LedgerUnavailable")
-      expect(payerCancel.message).toContain("only after its deadline")
+      expect(payerCancel).toMatchObject({ _tag: "Forbidden", operation: "cancel", code: "forbidden" })
+      expect(payerCancel.message).toMatch(/^the settlement service refused cancel \(forbidden\): .*only after its deadline/)
 
       // Mandate refusals keep their type.
       yield* h.http("POST", "/api/mandates", { key: payer.key, body: { payee_wallet: payee.wallet, max_amount_usdc: "1", budget_usdc: "1" } })
@@ -187,15 +188,44 @@ describe("EscrowHttp against a real server", () => {
       expect(yield* available(h, payer.wallet)).toBe("8.000000")
     }), 20_000)
 
-  it.scopedLive("a bad key is not retried: LedgerUnavailable naming 401", () =>
+  it.scopedLive("a 403 is Forbidden after exactly one request: neither the client nor the scope's settlement retries it", () =>
+    Effect.gen(function*() {
+      const h = yield* serve()
+      const payer = yield* agent(h, "payer", "10")
+      const payee = yield* agent(h, "payee")
+      const stranger = yield* agent(h, "stranger")
+      const proxy = yield* countingProxy(h.base)
+      const asPayer = yield* clientOf(h, payer)
+      const asStranger = yield* EscrowHttp.make({ baseUrl: proxy.base, apiKey: Redacted.make(stranger.key) })
+      const terms = { payer: payer.wallet, payee: payee.wallet, amount: u("4"), description: "x" }
+
+      const created = yield* asPayer.create(terms)
+      const refused = yield* Effect.flip(asStranger.release(created.id))
+      expect(refused).toBeInstanceOf(Forbidden)
+      expect(refused).toMatchObject({ _tag: "Forbidden", operation: "release", code: "forbidden" })
+      expect(proxy.requests("POST /api/escrow/release")).toBe(1)
+
+      // A scope whose release the service refuses: recorded after one attempt, not retried.
+      const refusedRelease: EscrowShape = { ...asPayer, release: asStranger.release }
+      const quickRetry = Schedule.spaced("1 millis").pipe(Schedule.intersect(Schedule.recurs(4)))
+      yield* Escrow.use(terms, () => Effect.void, { settlementRetry: quickRetry }).pipe(Effect.provideService(Escrow, refusedRelease))
+      expect(proxy.requests("POST /api/escrow/release")).toBe(2)
+      const [unsettled] = yield* asPayer.unsettled
+      expect(unsettled).toMatchObject({ intent: "release", attempts: 1 })
+      expect(unsettled!.error).toMatch(/^the settlement service refused release \(forbidden\)/)
+      // Nothing moved: both escrows still lock the payer's 8 USDC, the payee has nothing.
+      expect(yield* h.ledger.balance(payer.wallet)).toMatchObject({ available: u("2"), locked: u("8") })
+      expect(yield* available(h, payee.wallet)).toBe("0.000000")
+    }))
+
+  it.scopedLive("a bad key is not retried: Forbidden naming 401 unauthorized", () =>
     Effect.gen(function*() {
       const h = yield* serve()
       const payee = yield* agent(h, "payee")
       const escrow = yield* EscrowHttp.make({ baseUrl: h.base, apiKey: Redacted.make("pk_" + "x".repeat(43)) })
       const started = Date.now()
       const error = yield* Effect.flip(escrow.create({ payer: payee.wallet, payee: payee.wallet, amount: u("1"), description: "x" }))
-      expect(error._tag).toBe("LedgerUnavailable")
-      expect(error.message).toContain("401 unauthorized")
+      expect(error).toMatchObject({ _tag: "Forbidden", operation: "create", code: "unauthorized" })
       expect(Date.now() - started).toBeLessThan(1_000)
     }))
 
@@ -271,3 +301,39 @@ const silentServer = Effect.acquireRelease(
     )
 ).pipe(Effect.map(({ server }) => (server.address() as net.AddressInfo).port))
 
+
+/**
+ * A loopback proxy in front of a real server that counts the requests it forwards,
+ * by "METHOD /path": how many times a client really called. Closed with the scope.
+ */
+const countingProxy = (target: string) =>
+  Effect.acquireRelease(
+    Effect.promise(
+      () =>
+        new Promise<{ server: http.Server; counts: Map<string, number> }>((resolve) => {
+          const counts = new Map<string, number>()
+          const server = http.createServer((request, response) => {
+            const chunks: Array<Buffer> = []
+            request.on("data", (chunk: Buffer) => chunks.push(chunk))
+            request.on("end", async () => {
+              const key = `${request.method} ${request.url}`
+              counts.set(key, (counts.get(key) ?? 0) + 1)
+              const headers = Object.fromEntries(
+                Object.entries(request.headers).filter(([name, value]) => typeof value === "string" && !["host", "connection", "content-length", "keep-alive"].includes(name))
+              ) as Record<string, string>
+              const body = chunks.length === 0 ? undefined : Buffer.concat(chunks)
+              const answer = await fetch(target + request.url, { method: request.method!, headers, ...(body === undefined ? {} : { body }) })
+              response.writeHead(answer.status, { "content-type": answer.headers.get("content-type") ?? "application/json" })
+              response.end(Buffer.from(await answer.arrayBuffer()))
+            })
+          })
+          server.listen(0, "127.0.0.1", () => resolve({ server, counts }))
+        })
+    ),
+    ({ server }) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())).then(() => undefined))
+  ).pipe(
+    Effect.map(({ counts, server }) => ({
+      base: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+      requests: (key: string) => counts.get(key) ?? 0
+    }))
+  )

@@ -6,10 +6,11 @@ import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
 import { ledger } from "../../src/cli/commands/ledger.js"
+import { runOneLine } from "../../src/cli/failures.js"
 
 const cli = Command.make("ringmaster").pipe(Command.withSubcommands([ledger]))
 
-Command.run(cli, { name: "ringmaster", version: "test" })(process.argv).pipe(
+runOneLine(cli, { name: "ringmaster", version: "test" }, process.argv).pipe(
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain
+  (main) => NodeRuntime.runMain(main, { disableErrorReporting: true })
 )

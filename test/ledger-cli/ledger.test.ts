@@ -35,10 +35,14 @@ interface Run {
   readonly stderr: string
 }
 
-/** Runs `ringmaster ledger <args>` with exactly `env` (plus PATH/HOME), bounded to 60 s. */
-const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string>): Promise<Run> =>
+/**
+ * Runs `ringmaster ledger <args>` with exactly `env` (plus PATH/HOME), bounded to 60 s:
+ * the `ledger` command alone, or with `binary` the real `ringmaster` entry and its whole tree.
+ */
+const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string>, binary = false): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "test/ledger-cli/entry.ts", "ledger", ...args], {
+    const entry = binary ? "src/cli/main.ts" : "test/ledger-cli/entry.ts"
+    const child = spawn(process.execPath, ["--import", "tsx", entry, "ledger", ...args], {
       cwd: root,
       env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"]
@@ -143,14 +147,21 @@ const suite = (setup: {
     expect(run.stderr).toMatch(new RegExp(`${setup.postings()} postings in ${Math.ceil(setup.postings() / 4)} page\\(s\\), sum 0\\.000000 USDC`))
   }, 90_000)
 
-  it("export: JSON lines to a file, amounts as strings", async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-export-")), "postings.jsonl")
+  it("export: JSON lines to a file, amounts as strings, keyed exactly as the CSV header", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-export-"))
+    const file = path.join(dir, "postings.jsonl")
     const run = await cli(["export", "--format", "jsonl", "-o", file], setup.env())
     expect(run.code).toBe(0)
     const rows = fs.readFileSync(file, "utf8").trimEnd().split("\n").map((line) => JSON.parse(line))
     expect(rows).toHaveLength(setup.postings())
-    expect(rows.reduce((sum, r) => sum + BigInt(r.amountMicros), 0n)).toBe(0n)
-    expect(rows.filter((r) => r.account === setup.payee() && r.kind === "faucet")).toMatchObject([{ amount: "1.000000" }])
+    expect(rows.reduce((sum, r) => sum + BigInt(r.amount_micros), 0n)).toBe(0n)
+    expect(rows.filter((r) => r.account === setup.payee() && r.kind === "faucet")).toMatchObject([{ amount_usdc: "1.000000" }])
+    const csvFile = path.join(dir, "postings.csv")
+    expect((await cli(["export", "--format", "csv", "-o", csvFile], setup.env())).code).toBe(0)
+    const csv = parseCsv(fs.readFileSync(csvFile, "utf8"))
+    for (const row of rows) expect(Object.keys(row)).toEqual(Object.keys(csv[0]!))
+    expect(rows.map((r) => [r.transfer_id, String(r.leg), r.at_ms.toString(), r.amount_micros, r.escrow_id ?? ""]))
+      .toEqual(csv.map((r) => [r.transfer_id, r.leg, r.at_ms, r.amount_micros, r.escrow_id]))
   }, 90_000)
 
   it("verify as a process: exit 0 when clean; a balance changed behind the ledger's back → exit non-zero, the violation named", async () => {
@@ -161,7 +172,9 @@ const suite = (setup: {
     const run = await spawnCli(["verify"], setup.env())
     expect(run.code).not.toBe(0)
     expect(run.stderr).toContain(`balance equals postings: ${setup.payee()}`)
-    expect(run.stderr).toContain("conservation")
+    // Amounts as every message prints them: USDC with 6 places, one micro apart.
+    expect(run.stderr).toMatch(new RegExp(`${setup.payee()}: stored \\d+\\.\\d{6} USDC, postings \\d+\\.\\d{6} USDC`))
+    expect(run.stderr).toContain("conservation: all balances sum to 0.000001 USDC, not 0")
   }, 90_000)
 
   it("verify: an escrow marked released without its postings → exit non-zero", async () => {
@@ -200,6 +213,21 @@ describe("ringmaster ledger on SQLite", () => {
     expect(run.code).not.toBe(0)
     expect(run.stderr).toContain("LedgerNotFound")
     expect(fs.readdirSync(empty)).toEqual([])
+  }, 90_000)
+
+  it("a failure as a process is one line `ringmaster: <message>` on stderr, no stack, exit non-zero", async () => {
+    const missing = path.join(os.tmpdir(), `ringmaster-missing-${process.pid}-${Date.now()}`)
+    const verify = await spawnCli(["verify", "--data-dir", missing], {}, true)
+    expect(verify.code).toBe(1)
+    expect(verify.stdout).toBe("")
+    expect(verify.stderr).toBe(
+      `ringmaster: no ledger at SQLite ${path.join(missing, "ledger.db")} (set DATABASE_URL or DATA_DIR / --data-dir to an existing ledger)\n`
+    )
+    expect(fs.existsSync(missing)).toBe(false)
+    // An argument @effect/cli refuses while parsing: the same one line.
+    const badFormat = await spawnCli(["export", "--format", "xml"], {})
+    expect(badFormat.code).toBe(1)
+    expect(badFormat.stderr).toBe("ringmaster: Expected one of the following cases: csv, jsonl\n")
   }, 90_000)
 })
 

@@ -5,15 +5,15 @@
  * so attaching them here would be an import cycle).
  */
 import { Context, type Deferred, Duration, Effect, type FiberSet, Schedule, type Scope, Stream } from "effect"
-import type { AgentNotFound, BudgetExceeded, InvalidInput, LedgerUnavailable } from "../../domain/errors.js"
-import type { AgentRecord, WalletBalance } from "../../domain/Escrow.js"
+import type { AgentNotFound, BudgetExceeded, InvalidInput } from "../../domain/errors.js"
+import type { AgentRecord, EscrowStatus, WalletBalance } from "../../domain/Escrow.js"
 import type { EscrowId, MandateId, ReferralCode, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
-import type { CancelError, CreateError, ReleaseError } from "../../ledger/Ledger.js"
-import type { FaucetError, RegisterError } from "../Accounts.js"
+import type { CancelError, CreateError, ReleaseError } from "../../escrow/Escrow.js"
+import type { FaucetError, ReadError, RegisterError } from "../Accounts.js"
 import type * as Agent from "../Agent.js"
 import type { Budget } from "../Budget.js"
-import type { AgentCrashed, AgentStopped, InvalidOutput, RemoteAgentUnavailable, TaskTimedOut } from "../errors.js"
+import type { AgentCrashed, AgentStopped, ChargeExceedsMaximum, InvalidOutput, RemoteAgentUnavailable, TaskTimedOut } from "../errors.js"
 import { Limits as InputLimits } from "../../domain/limits.js"
 
 // ---------------------------------------------------------------------------
@@ -145,6 +145,7 @@ export type SpawnError = RegisterError | FaucetError | AgentStopped | AgentNotFo
 
 export type DelegateError =
   | BudgetExceeded
+  | ChargeExceedsMaximum
   | InvalidInput
   | CreateError
   | ReleaseError
@@ -174,6 +175,20 @@ export interface Earnings extends EarningsTotals {
   readonly referred: ReadonlyArray<{ readonly agent: AgentRecord; readonly earned: Usdc }>
 }
 
+/**
+ * What a payment came to, with its amounts (gross, fee included):
+ * - `Paid`: the whole lock was released (a fixed price, or a metered task that used its maximum);
+ * - `PartlyPaid`: part was released and the rest refunded (a metered or streamed task that
+ *   used less than its maximum, or a stream stopped early);
+ * - `Refunded`: nothing was paid (a failed task, a cancel, an expiry);
+ * - `Pending`: still locked, with what partial releases paid so far.
+ */
+export type PaymentOutcome =
+  | { readonly _tag: "Paid"; readonly paid: Usdc }
+  | { readonly _tag: "PartlyPaid"; readonly paid: Usdc; readonly refunded: Usdc }
+  | { readonly _tag: "Refunded"; readonly refunded: Usdc }
+  | { readonly _tag: "Pending"; readonly paid: Usdc; readonly locked: Usdc }
+
 /** One escrow between two wallets, as the ledger recorded it. */
 export interface Payment {
   readonly escrowId: EscrowId
@@ -186,7 +201,10 @@ export interface Payment {
   readonly released: Usdc
   readonly fee: Usdc
   readonly refunded: Usdc
-  readonly status: string
+  /** What the payment came to; a successful metered task that refunded its unused remainder is `PartlyPaid`. */
+  readonly outcome: PaymentOutcome
+  /** The escrow's own state: a partly paid escrow is `cancelled` there, since its remainder was refunded. */
+  readonly status: EscrowStatus
   readonly description: string
   readonly region: string
   readonly createdAtMs: number
@@ -217,11 +235,11 @@ export interface OrchestratorShape {
   readonly withBudget: (budget: Budget) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | InvalidInput, R>
   /** Against the orchestrator's lifetime caps: paid so far, and locked by running tasks. */
   readonly spent: Effect.Effect<{ readonly paidMicros: bigint; readonly lockedMicros: bigint }>
-  readonly balance: Effect.Effect<WalletBalance, LedgerUnavailable>
+  readonly balance: Effect.Effect<WalletBalance, ReadError>
   /** Referral income, spending, revenue and net, in total and per region: read from the ledger. */
-  readonly earnings: Effect.Effect<Earnings, AgentNotFound | LedgerUnavailable>
+  readonly earnings: Effect.Effect<Earnings, AgentNotFound | ReadError>
   /** Escrows its wallet paid or was paid by, oldest first (at most `limit`, default 1,000, max 10,000). */
-  readonly payments: (options?: { readonly limit?: number }) => Effect.Effect<ReadonlyArray<Payment>, LedgerUnavailable>
+  readonly payments: (options?: { readonly limit?: number }) => Effect.Effect<ReadonlyArray<Payment>, ReadError>
   /** The sub-agents it spawned and has not stopped. */
   readonly handles: Effect.Effect<ReadonlyArray<Handle<Agent.Any>>>
 }

@@ -1,18 +1,18 @@
 /** What an orchestrator earned, spent and paid whom, and who referred whom: all read from the ledger. */
 import { Effect } from "effect"
-import type { AgentNotFound, LedgerUnavailable } from "../../domain/errors.js"
-import type { AgentRecord } from "../../domain/Escrow.js"
+import type { AgentNotFound } from "../../domain/errors.js"
+import type { AgentRecord, EscrowRecord } from "../../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
-import { Accounts, type AccountsShape } from "../Accounts.js"
-import { type Earnings, type EarningsTotals, Limits, type Payment } from "./contract.js"
+import { Accounts, type AccountsShape, type ReadError } from "../Accounts.js"
+import { type Earnings, type EarningsTotals, Limits, type Payment, type PaymentOutcome } from "./contract.js"
 import { Limits as InputLimits } from "../../domain/limits.js"
 
 /** Referral income, spending, revenue and net of the orchestrator `identity`, in total and per region. */
 export const earnings = (
   accounts: AccountsShape,
   identity: AgentRecord
-): Effect.Effect<Earnings, AgentNotFound | LedgerUnavailable> =>
+): Effect.Effect<Earnings, AgentNotFound | ReadError> =>
   Effect.gen(function*() {
     const [activity, referrals] = yield* Effect.all([accounts.activity(identity.wallet), accounts.referrals(identity.wallet)])
     const totals = (t: { spent: Usdc; revenue: Usdc; feesPaid: Usdc; referralIncome: Usdc }): EarningsTotals => ({
@@ -32,12 +32,22 @@ export const earnings = (
     } satisfies Earnings
   })
 
+/** What an escrow came to for its payer and payee (see `PaymentOutcome`). */
+export const outcomeOf = (escrow: EscrowRecord): PaymentOutcome => {
+  if (escrow.status === "pending") {
+    return { _tag: "Pending", paid: escrow.released, locked: (escrow.amount - escrow.released - escrow.refunded) as Usdc }
+  }
+  if (escrow.released === 0n) return { _tag: "Refunded", refunded: escrow.refunded }
+  if (escrow.refunded === 0n) return { _tag: "Paid", paid: escrow.released }
+  return { _tag: "PartlyPaid", paid: escrow.released, refunded: escrow.refunded }
+}
+
 /** Escrows the wallet of `identity` paid or was paid by, oldest first, with both parties' names. */
 export const payments = (
   accounts: AccountsShape,
   identity: AgentRecord,
   options: { readonly limit?: number } = {}
-): Effect.Effect<ReadonlyArray<Payment>, LedgerUnavailable> =>
+): Effect.Effect<ReadonlyArray<Payment>, ReadError> =>
   Effect.gen(function*() {
     const limit = Math.min(Math.max(Math.trunc(options.limit ?? 1_000), 1), Limits.maxPayments)
     const names = new Map<string, string>([[identity.wallet, identity.name]])
@@ -64,6 +74,7 @@ export const payments = (
           released: e.released,
           fee: e.feePaid,
           refunded: e.refunded,
+          outcome: outcomeOf(e),
           status: e.status,
           description: e.description,
           region: e.region,
@@ -82,7 +93,7 @@ export const payments = (
  */
 export const referralChain = (
   wallet: WalletAddress
-): Effect.Effect<ReadonlyArray<AgentRecord>, AgentNotFound | LedgerUnavailable, Accounts> =>
+): Effect.Effect<ReadonlyArray<AgentRecord>, AgentNotFound | ReadError, Accounts> =>
   Effect.gen(function*() {
     const accounts = yield* Accounts
     const chain: Array<AgentRecord> = []

@@ -14,6 +14,7 @@ const terminalTags = new Set([
   "MandateNotFound",
   "MandateExceeded",
   "LedgerUnavailable",
+  "Forbidden",
   "EscrowNotFound",
   "EscrowNotPending",
   "EscrowExpired",

@@ -4,15 +4,13 @@
  * deadline covers the whole stream, and what was not paid is refunded at its end.
  */
 import { Cause, Duration, Effect, Either, Option, Schema, type Scope, Stream } from "effect"
-import { BudgetExceeded } from "../../domain/errors.js"
 import type { EscrowTerms } from "../../domain/Escrow.js"
 import type { Usdc } from "../../domain/Usdc.js"
-import type { ScopedEscrow } from "../../escrow/Escrow.js"
+import type { CreateError, ScopedEscrow } from "../../escrow/Escrow.js"
 import { settleOnExit } from "../../escrow/settlement.js"
 import { annotateWhenTraced, SpanAttribute, SpanName, streamWithSpanWhenTraced } from "../../observability/spans.js"
-import type { CreateError } from "../../ledger/Ledger.js"
 import * as Agent from "../Agent.js"
-import { AgentCrashed, AgentStopped, InvalidOutput, TaskTimedOut } from "../errors.js"
+import { AgentCrashed, AgentStopped, ChargeExceedsMaximum, InvalidOutput, TaskTimedOut } from "../errors.js"
 import { type DelegateError, type Handle, HandleInternals, Orchestrator, type StreamOptions } from "./contract.js"
 import { checkPlan, type TaskContext, termsFor } from "./plan.js"
 import { describeDefect } from "./supervision.js"
@@ -73,12 +71,7 @@ export const stream = <I, O, E, R>(
           }
           const price = yield* Agent.checkPrice("pricePerBatch", agent.pricePerBatch(decoded.right))
           if (paid + price > maxPrice) {
-            return yield* new BudgetExceeded({
-              cap: "stream",
-              limitMicros: maxPrice,
-              spentMicros: paid,
-              requestedMicros: price
-            })
+            return yield* new ChargeExceedsMaximum({ agent: handle.name, chargeMicros: price, chargedMicros: paid, maximumMicros: maxPrice })
           }
           yield* lock.release(price)
           paid += price

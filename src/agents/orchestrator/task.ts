@@ -9,7 +9,7 @@ import type { Usdc } from "../../domain/Usdc.js"
 import { settleOnExit } from "../../escrow/settlement.js"
 import { annotateWhenTraced, SpanAttribute, SpanName, withOutcomeSpanWhenTraced } from "../../observability/spans.js"
 import * as Agent from "../Agent.js"
-import { AgentStopped, InvalidOutput } from "../errors.js"
+import { AgentStopped, ChargeExceedsMaximum, InvalidOutput } from "../errors.js"
 import { checkInteger, invalid } from "./checks.js"
 import { type DelegateError, type DelegateOptions, type Handle, HandleInternals, Limits, Orchestrator } from "./contract.js"
 import { deadlineFor, withinDeadline } from "./deadline.js"
@@ -68,11 +68,17 @@ const attempt = <I, O, E, R>(
               restarts,
               charge: (charged) =>
                 pricing._tag === "Metered"
-                  ? Effect.sync(() => {
-                    if (charged > 0n) usedMicros += charged
+                  ? Effect.suspend(() => {
+                    if (usedMicros + charged > amount) {
+                      return Effect.fail(
+                        new ChargeExceedsMaximum({ agent: handle.name, chargeMicros: charged, chargedMicros: usedMicros, maximumMicros: amount })
+                      )
+                    }
+                    usedMicros += charged
+                    return Effect.void
                   })
                   : Effect.dieMessage(`charge() called by ${handle.name}, a fixed-price agent`),
-              used: Effect.sync(() => (usedMicros < amount ? usedMicros : amount) as Usdc)
+              used: Effect.sync(() => usedMicros as Usdc)
             }
             const running = agent.run(valid.right, task)
             return sub === undefined ? running : Effect.provideService(running, Orchestrator, sub)
@@ -83,9 +89,9 @@ const attempt = <I, O, E, R>(
             return yield* new InvalidOutput({ agent: handle.name, message: Agent.describeOutputError(decoded.left) })
           }
           if (pricing._tag === "Metered") {
-            const bill = usedMicros < amount ? usedMicros : amount
-            if (bill > 0n) yield* escrow.release(lock.id, { amount: bill as Usdc })
-            paid = bill
+            // Within the lock: `charge` refuses what would pass it.
+            if (usedMicros > 0n) yield* escrow.release(lock.id, { amount: usedMicros as Usdc })
+            paid = usedMicros
           } else {
             paid = amount
           }
