@@ -94,10 +94,10 @@ export const print = (summary: Summary) =>
   Effect.gen(function*() {
     yield* Console.log(`\nReport: ${summary.report}\n`)
     yield* Console.log("Who paid whom (escrows, oldest first)")
-    yield* Console.log("  payer         → payee          locked     paid       fee        refunded   status")
+    yield* Console.log("  payer         → payee          locked     paid       fee        refunded   outcome")
     for (const p of summary.payments) {
       yield* Console.log(
-        `  ${p.payerName.padEnd(13)} → ${p.payeeName.padEnd(13)} ${usdc(p.locked)} ${usdc(p.released)} ${usdc(p.fee)} ${usdc(p.refunded)}   ${p.status}`
+        `  ${p.payerName.padEnd(13)} → ${p.payeeName.padEnd(13)} ${usdc(p.locked)} ${usdc(p.released)} ${usdc(p.fee)} ${usdc(p.refunded)}   ${p.outcome._tag}`
       )
     }
     const e = summary.earnings

@@ -101,7 +101,7 @@ export const main = research.pipe(
     Effect.gen(function*() {
       yield* Console.log(`Brief: ${report.brief}`)
       if (report.refused !== undefined) yield* Console.log(`Writer not hired: ${report.refused.message}`)
-      for (const p of report.payments) yield* Console.log(`  ${p.payeeName.padEnd(11)} ${Usdc.format(p.released)} USDC ${p.status}`)
+      for (const p of report.payments) yield* Console.log(`  ${p.payeeName.padEnd(11)} ${Usdc.format(p.released)} USDC ${p.outcome._tag}`)
       yield* Console.log(`Spent ${Usdc.format(report.spentMicros)} of 3 USDC; balance ${Usdc.format(report.balanceMicros)} USDC`)
     })
   ),

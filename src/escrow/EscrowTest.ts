@@ -15,7 +15,7 @@
  *     }).pipe(Effect.provide(EscrowTest.layer())))
  */
 import { Context, Effect, Layer, Ref, Schedule } from "effect"
-import { InvalidInput, type LedgerError, type LedgerUnavailable } from "../domain/errors.js"
+import { type Forbidden, InvalidInput, type LedgerError, type LedgerUnavailable } from "../domain/errors.js"
 import type { EscrowRecord } from "../domain/Escrow.js"
 import { Ledger, type LedgerConfigShape, type LedgerShape } from "../ledger/Ledger.js"
 import * as LedgerConfig from "../ledger/LedgerConfig.js"
@@ -35,7 +35,8 @@ export interface EscrowCall {
   readonly outcome: { readonly _tag: "Success"; readonly escrow: EscrowRecord } | { readonly _tag: "Failure"; readonly error: string }
 }
 
-export type InjectedError = LedgerError | LedgerUnavailable
+/** What the real ports can fail with: a ledger refusal, an outage, or a settlement service saying no. */
+export type InjectedError = LedgerError | LedgerUnavailable | Forbidden
 
 /** Failures waiting per operation, at most: a script longer than this is a mistake, not a test. */
 export const MAX_QUEUED_FAILURES = 1_000

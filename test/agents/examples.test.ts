@@ -105,13 +105,13 @@ describe("examples/llm-orchestrator.ts", () => {
       const tokens = 2_300n + 4n * 180n
       const fee = (gross: bigint) => (gross * 10_000n) / 1_000_000n
       // Sorted: under TestClock every escrow is created at the same millisecond.
-      expect(summary.payments.map((p) => `${p.payerName}→${p.payeeName} ${p.locked} ${p.released} ${p.refunded} ${p.status}`).sort()).toEqual([
-        `orchestrator→planner ${u("0.05")} ${tokens} ${u("0.05") - tokens} cancelled`,
-        `planner→data-fetcher ${u("0.4")} ${u("0.4")} 0 released`,
-        `planner→data-fetcher ${u("0.4")} ${u("0.4")} 0 released`,
-        `planner→reasoner ${u("1.2")} ${u("1.2")} 0 released`,
-        `planner→writer ${u("0.8")} 0 ${u("0.8")} cancelled`,
-        `planner→writer ${u("0.8")} ${u("0.8")} 0 released`
+      expect(summary.payments.map((p) => `${p.payerName}→${p.payeeName} ${p.locked} ${p.released} ${p.refunded} ${p.outcome._tag}`).sort()).toEqual([
+        `orchestrator→planner ${u("0.05")} ${tokens} ${u("0.05") - tokens} PartlyPaid`,
+        `planner→data-fetcher ${u("0.4")} ${u("0.4")} 0 Paid`,
+        `planner→data-fetcher ${u("0.4")} ${u("0.4")} 0 Paid`,
+        `planner→reasoner ${u("1.2")} ${u("1.2")} 0 Paid`,
+        `planner→writer ${u("0.8")} 0 ${u("0.8")} Refunded`,
+        `planner→writer ${u("0.8")} ${u("0.8")} 0 Paid`
       ].sort())
       const hires = u("0.4") * 2n + u("1.2") + u("0.8")
       expect(summary.balances).toMatchObject({
