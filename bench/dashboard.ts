@@ -15,6 +15,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { LedgerReports, type LedgerReportsShape } from "../src/ledger/reports/LedgerReports.js"
+import * as LedgerReportsSql from "../src/ledger/reports/LedgerReportsSql.js"
 import { make } from "../src/ledger/sql/reports.js"
 import * as SqlLedger from "../src/ledger/SqlLedger.js"
 import { rawLedgerShapeBench } from "./raw-ledger-shape.js"
@@ -58,7 +59,7 @@ const program = Effect.gen(function*() {
   }
 })
 
-Effect.runPromise(Effect.scoped(Effect.provide(program, LedgerReports.layerSql.pipe(Layer.provideMerge(SqlLedger.layerSqliteWith({ dataDir: dir }))))))
+Effect.runPromise(Effect.scoped(Effect.provide(program, LedgerReportsSql.layer.pipe(Layer.provideMerge(SqlLedger.layerSqliteWith({ dataDir: dir }))))))
   .catch((error) => {
     console.error(error)
     process.exitCode = 1

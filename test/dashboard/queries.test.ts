@@ -13,6 +13,7 @@ import * as path from "node:path"
 import type { EscrowId, WalletAddress } from "../../src/domain/ids.js"
 import * as Usdc from "../../src/domain/Usdc.js"
 import { type AuditResult, LedgerReports, type LedgerReportsShape, type Scope } from "../../src/ledger/reports/LedgerReports.js"
+import * as LedgerReportsSql from "../../src/ledger/reports/LedgerReportsSql.js"
 import { Ledger } from "../../src/ledger/Ledger.js"
 import * as LedgerConfig from "../../src/ledger/LedgerConfig.js"
 import * as MemoryLedger from "../../src/ledger/MemoryLedger.js"
@@ -144,7 +145,7 @@ const checks = Effect.gen(function*() {
 
 const sqlite = () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ringmaster-dashboard-queries-"))
-  return LedgerReports.layerSql.pipe(
+  return LedgerReportsSql.layer.pipe(
     Layer.provideMerge(SqlLedger.layerSqlite({ dataDir, synchronous: "NORMAL" })),
     Layer.provide(LedgerConfig.layer({ region: "local" }))
   )
@@ -237,13 +238,13 @@ describePg("dashboard queries on PostgreSQL", () => {
   it.scoped("agree with the ledger", () =>
     Effect.gen(function*() {
       const db = yield* Effect.acquireRelease(Effect.promise(() => createDatabase("dashboard")), (d) => Effect.promise(() => d.drop()))
-      yield* Effect.provide(checks, LedgerReports.layerSql.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
+      yield* Effect.provide(checks, LedgerReportsSql.layer.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
     }), 60_000)
 
   it.scoped("fold the same history into the same reports as memory", () =>
     Effect.gen(function*() {
       const db = yield* Effect.acquireRelease(Effect.promise(() => createDatabase("reports")), (d) => Effect.promise(() => d.drop()))
-      const onPg = yield* Effect.provide(reportsByName, LedgerReports.layerSql.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
+      const onPg = yield* Effect.provide(reportsByName, LedgerReportsSql.layer.pipe(Layer.provideMerge(pgLedgerLayer(db.url, { region: "local" }))))
       expect(onPg.perAgent.every((a) => a.sameAsLedger)).toBe(true)
       expect(onPg).toEqual(yield* Effect.provide(reportsByName, memory()))
     }), 60_000)

@@ -83,6 +83,10 @@ const amounts = fc.oneof(
   fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }).map(String)
 )
 
+/** A generated value as text. `String` throws on the null-prototype objects fast-check makes, so those go as JSON. */
+const asText = (value: unknown): string =>
+  value !== null && typeof value === "object" && Object.getPrototypeOf(value) === null ? JSON.stringify(value) : String(value)
+
 const nested = (depth: number, inner = "1") => "[".repeat(depth) + inner + "]".repeat(depth)
 
 interface Pools {
@@ -158,7 +162,7 @@ const requestFor = (op: Operation, spec: any, pools: Pools): fc.Arbitrary<FuzzRe
   const queryParams = op.parameters.filter((p) => p.in === "query")
   const headerParams = op.parameters.filter((p) => p.in === "header")
   const segment = (p: Operation["parameters"][number]) =>
-    fc.oneof({ weight: 3, arbitrary: valueFor(kindOf(p.name, p.schema, spec), pools).map(String) }, { weight: 1, arbitrary: unicode })
+    fc.oneof({ weight: 3, arbitrary: valueFor(kindOf(p.name, p.schema, spec), pools).map(asText) }, { weight: 1, arbitrary: unicode })
       .map((v) => encodeURIComponent(v))
   const key = fc.oneof(
     { weight: 6, arbitrary: fc.constantFrom(...pools.keys).map((k) => `Bearer ${k}`) },
@@ -167,7 +171,7 @@ const requestFor = (op: Operation, spec: any, pools: Pools): fc.Arbitrary<FuzzRe
   )
   return fc.record({
     path: fc.tuple(fc.tuple(...pathParams.map(segment)), fc.tuple(...queryParams.map((p) =>
-      fc.option(fc.oneof(valueFor(kindOf(p.name, p.schema, spec), pools).map(String), unicode), { nil: undefined })
+      fc.option(fc.oneof(valueFor(kindOf(p.name, p.schema, spec), pools).map(asText), unicode), { nil: undefined })
     ))).map(([segments, query]) => {
       let path = op.path
       pathParams.forEach((p, i) => (path = path.replace(`{${p.name}}`, segments[i]!)))

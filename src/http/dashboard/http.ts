@@ -29,7 +29,8 @@ import { CurrentViewer, DashboardApi, DashboardAuthorization, type Viewer } from
 import type * as Assets from "./assets.js"
 import { Dashboard } from "./Dashboard.js"
 import { DashboardConfig, type DashboardConfigShape } from "./DashboardConfig.js"
-import { LedgerReports, type ReportsSql } from "../../ledger/reports/LedgerReports.js"
+import type { ReportsSql } from "../../ledger/reports/LedgerReports.js"
+import * as LedgerReportsSql from "../../ledger/reports/LedgerReportsSql.js"
 
 const wire = Effect.mapError(toWire)
 
@@ -187,7 +188,7 @@ export const layer: Layer.Layer<never, never, Settlement | Ledger | ReportsSql |
   layerPage
 ).pipe(
   Layer.provide(Layer.mergeAll(Dashboard.layer, DashboardAccess.layer)),
-  Layer.provide(LedgerReports.layerSql)
+  Layer.provide(LedgerReportsSql.layer)
 )
 
 /**

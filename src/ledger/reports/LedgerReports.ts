@@ -8,19 +8,16 @@
  * Implementations differ only in how they fetch rows: `sql/reports.ts` aggregates
  * in SQL, `reports/memory.ts` reads the memory ledger's state. Both fold the rows
  * with `folds.ts`, so the arithmetic exists once. `MemoryLedger.layerWithReports`
- * provides the memory reports beside its ledger; `LedgerReports.layerSql` reads the SQL ledger's
+ * provides the memory reports beside its ledger; `LedgerReportsSql.layer` (its own module, so the core loads no SQL driver) reads the SQL ledger's
  * tables.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import { Context, Effect, Layer, Option } from "effect"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Context, type Effect } from "effect"
 import type { AgentNotFound, LedgerUnavailable } from "../../domain/errors.js"
 import type { AgentRecord, EscrowRecord, EscrowStatus } from "../../domain/Escrow.js"
 import type { EscrowId, WalletAddress } from "../../domain/ids.js"
 import type { Usdc } from "../../domain/Usdc.js"
 import type { ActivityReport, ReferralReport } from "../Ledger.js"
-import * as SqlReports from "../sql/reports.js"
-import * as SqliteReadWorker from "../sql/SqliteReadWorker.js"
 
 /** The database the SQL reports read: the ledger's own `SqlClient`. */
 export type ReportsSql = SqlClient.SqlClient
@@ -100,25 +97,4 @@ export interface LedgerReportsShape {
   readonly watermark: (scope: Scope) => Effect.Effect<string, LedgerUnavailable>
 }
 
-export class LedgerReports extends Context.Tag("ringmaster/LedgerReports")<LedgerReports, LedgerReportsShape>() {
-  /**
-   * On the ledger's database. A SQLite file is read on a worker thread of its own
-   * (src/ledger/sql/SqliteReadWorker.ts), so the operator's scans of whole tables do not
-   * hold up the event loop; PostgreSQL's driver is asynchronous already, and an
-   * in-memory SQLite database has only the one connection.
-   */
-  static readonly layerSql: Layer.Layer<LedgerReports, never, SqlClient.SqlClient> = Layer.scoped(
-    LedgerReports,
-    Effect.gen(function*() {
-      const sqlite = yield* Effect.serviceOption(SqliteClient.SqliteClient)
-      const filename = Option.isSome(sqlite) ? sqlite.value.config.filename : undefined
-      if (filename === undefined || filename === "" || filename === ":memory:") return SqlReports.make(yield* SqlClient.SqlClient)
-      const driver = SqliteReadWorker.loadedDriver()
-      if (driver === undefined) {
-        yield* Effect.logWarning("dashboard: better-sqlite3's file not found among the loaded modules; reading on the ledger's connection")
-        return SqlReports.make(yield* SqlClient.SqlClient)
-      }
-      return SqlReports.make(yield* SqliteReadWorker.make({ filename, driver }))
-    })
-  )
-}
+export class LedgerReports extends Context.Tag("ringmaster/LedgerReports")<LedgerReports, LedgerReportsShape>() {}
