@@ -50,8 +50,12 @@ export interface AccountsShape {
   readonly balance: (wallet: WalletAddress) => Effect.Effect<WalletBalance, ReadError>
   readonly activity: (wallet: WalletAddress) => Effect.Effect<ActivityReport, ReadError>
   readonly referrals: (wallet: WalletAddress) => Effect.Effect<ReferralReport, Errors.AgentNotFound | ReadError>
-  /** Escrows a wallet paid or was paid by, a page at a time (who paid whom). */
-  readonly escrows: (query: EscrowQuery) => Effect.Effect<EscrowPage, ReadError>
+  /**
+   * Escrows a wallet paid or was paid by, a page at a time (who paid whom). A remote
+   * settlement service lists one wallet's at a time: without `wallet` it fails with
+   * `InvalidInput` naming it.
+   */
+  readonly escrows: (query: EscrowQuery) => Effect.Effect<EscrowPage, Errors.InvalidInput | ReadError>
 }
 
 export const fromLedger = (ledger: LedgerShape): AccountsShape => ({

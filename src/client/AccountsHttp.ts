@@ -202,7 +202,7 @@ const makeWith = (
 
       escrows: (query) =>
         query.wallet === undefined
-          ? Effect.fail(new LedgerUnavailable({ message: "the settlement service lists one wallet's escrows at a time: name the wallet" }))
+          ? Effect.fail(new InvalidInput({ field: "wallet", message: "the settlement service lists one wallet's escrows at a time: name the wallet" }))
           : Effect.flatMap(ownerOf(query.wallet), (client) =>
             call(
               "escrows",

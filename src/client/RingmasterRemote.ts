@@ -2,16 +2,18 @@
  * The set-ups of `ringmaster/http`: `memory()` and `test()`, and
  * `remote({ baseUrl, ... })`, an orchestrator whose ledger is a settlement service.
  *
- * The service knows an agent by its wallet and authorizes it by its API key, and no
- * route tells which wallet a key belongs to; so the identity is a pair, kept
- * together. `remote` finds it, in order:
- * 1. `apiKey` and `wallet`, as given (both from the agent's registration);
+ * The service knows an agent by its wallet and authorizes it by its API key; the
+ * key alone is enough, since `GET /api/agents/me` names the agent and wallet it
+ * belongs to. `remote` finds the identity, in order:
+ * 1. `apiKey` as given (from the agent's registration), its wallet asked of the
+ *    service; with `wallet` too, the key must be that wallet's;
  * 2. `identityFile`, if it exists (written by an earlier start);
  * 3. otherwise it registers a new agent named `name` (referred by `referralCode`)
- *    and, with `identityFile`, writes the pair there (mode 0600) for later starts.
- * It then checks the key against the wallet, and, unless `faucet: false`, claims
- * the faucet for a wallet that holds nothing. What cannot be done fails the layer
- * with `RemoteSetupFailed`, naming what is missing.
+ *    and, with `identityFile`, writes the key and wallet there (mode 0600) for
+ *    later starts.
+ * Unless `faucet: false`, it then claims the faucet for a wallet that holds
+ * nothing. What cannot be done fails the layer with `RemoteSetupFailed`, naming
+ * what is missing.
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -30,7 +32,7 @@ export * from "../agents/Ringmaster.js"
 /** What `remote` could not find or do, and what to give it instead. */
 export class RemoteSetupFailed extends Schema.TaggedError<RemoteSetupFailed>()("RemoteSetupFailed", {
   baseUrl: Schema.String,
-  /** What is missing: the key, the wallet, a usable identity file, a registration, or funds. */
+  /** What is missing: the key (or a key of the given wallet), a valid wallet, a usable identity file, a registration, or funds. */
   missing: Schema.Literal("apiKey", "wallet", "identityFile", "registration", "funds"),
   message: Schema.String
 }) {}
@@ -42,9 +44,9 @@ export interface RemoteOptions
 {
   /** The settlement service, e.g. `http://127.0.0.1:8080`. */
   readonly baseUrl: string
-  /** The key of this process's agent; a plain string is wrapped in `Redacted` at once. Needs `wallet`. */
+  /** The key of this process's agent; a plain string is wrapped in `Redacted` at once. The service names its wallet. */
   readonly apiKey?: string | Redacted.Redacted<string> | undefined
-  /** The wallet `apiKey` was issued for (`wallet_address` of its registration). */
+  /** Optional with `apiKey`: the wallet it was issued for, checked against the service's answer. */
   readonly wallet?: string | undefined
   /** Where the identity is kept between starts: read if present, written at the first start otherwise. */
   readonly identityFile?: string | undefined
@@ -67,6 +69,7 @@ const IdentityJson = Schema.parseJson(StoredIdentity, { space: 2 })
 const registerErrors = new Set(["InvalidInput", "WalletAlreadyRegistered", "ReferralCodeNotFound", "ReferralCycle", "LedgerUnavailable"])
 const faucetErrors = new Set(["AgentNotFound", "FaucetAlreadyClaimed", "FaucetTreasuryEmpty", "FaucetDailyCapReached", "InvalidInput", "LedgerUnavailable"])
 const readErrors = new Set(["LedgerUnavailable"])
+const meErrors = new Set(["AgentNotFound", "LedgerUnavailable"])
 
 const checkBaseUrl = (baseUrl: string): string => {
   const trimmed = baseUrl.replace(/\/+$/, "")
@@ -131,21 +134,18 @@ class Setup {
   }): Effect.Effect<StoredIdentity, RemoteSetupFailed> {
     const self = this
     return Effect.gen(function*() {
-      if (given.apiKey !== undefined || given.wallet !== undefined) {
-        if (given.wallet === undefined) {
-          return yield* self.failed("wallet", "an API key does not name its wallet: pass `wallet`, the wallet_address its registration returned")
-        }
-        if (given.apiKey === undefined) {
-          return yield* self.failed("apiKey", `no API key for wallet ${given.wallet}: pass \`apiKey\`, the api_key its registration returned`)
-        }
-        const wallet = yield* Schema.decodeUnknown(WalletAddress)(given.wallet.toLowerCase()).pipe(
+      if (given.apiKey !== undefined) {
+        const wallet = given.wallet === undefined ? undefined : yield* Schema.decodeUnknown(WalletAddress)(given.wallet.toLowerCase()).pipe(
           Effect.mapError(() => self.failed("wallet", `not a wallet address: ${given.wallet!.slice(0, 100)}`))
         )
-        return yield* self.verified({ base_url: self.baseUrl, agent_name: given.name, wallet_address: wallet, api_key: given.apiKey })
+        return yield* self.verified(given.apiKey, wallet)
+      }
+      if (given.wallet !== undefined) {
+        return yield* self.failed("apiKey", `no API key for wallet ${given.wallet}: pass \`apiKey\`, the api_key its registration returned`)
       }
       if (given.identityFile !== undefined) {
         const stored = yield* self.read(given.identityFile)
-        if (stored !== undefined) return yield* self.verified(stored)
+        if (stored !== undefined) return yield* self.verified(stored.api_key, stored.wallet_address)
       }
       const registered = yield* self.register(given.name, given.referralCode)
       if (given.identityFile === undefined) {
@@ -160,25 +160,29 @@ class Setup {
   }
 
   /**
-   * The identity if its key may read its wallet (only the owner's key may), under
-   * the name the service registered it with.
+   * The identity the service gives `apiKey` (`GET /api/agents/me`): its wallet and
+   * the name it was registered with. With `expected`, the key must be that wallet's.
    */
-  private verified(identity: StoredIdentity): Effect.Effect<StoredIdentity, RemoteSetupFailed> {
+  private verified(apiKey: Redacted.Redacted<string>, expected: WalletAddress | undefined): Effect.Effect<StoredIdentity, RemoteSetupFailed> {
     const { settlement } = this
-    const address = identity.wallet_address
+    const self = this
+    const which = expected === undefined ? "this API key" : `this key for wallet ${expected}`
     return Effect.gen(function*() {
-      const client = yield* settlement.clientFor(identity.api_key)
-      yield* settlement.call<unknown, InvalidInput>("balance", client.wallets.balance({ path: { address } }), SettlementClient.isTransient, readErrors)
-      const card = yield* settlement.call<{ readonly agent_name: string }, InvalidInput>(
-        "agent",
-        client.agents.agent({ path: { address } }),
+      const client = yield* settlement.clientFor(apiKey)
+      const me = yield* settlement.call<{ readonly agent_name: string; readonly wallet_address: WalletAddress }, { readonly message: string }>(
+        "me",
+        client.agents.me(),
         SettlementClient.isTransient,
-        readErrors
-      )
-      return { ...identity, agent_name: card.agent_name }
-    }).pipe(
-      Effect.mapError((error) => this.failed("apiKey", `the service did not accept this key for wallet ${address}: ${error.message}`))
-    )
+        meErrors
+      ).pipe(Effect.mapError((error) => self.failed("apiKey", `the service did not accept ${which}: ${error.message}`)))
+      if (expected !== undefined && me.wallet_address !== expected) {
+        return yield* self.failed(
+          "apiKey",
+          `this API key belongs to wallet ${me.wallet_address}, not ${expected}: pass the key of ${expected}, or leave \`wallet\` out`
+        )
+      }
+      return { base_url: self.baseUrl, agent_name: me.agent_name, wallet_address: me.wallet_address, api_key: apiKey }
+    })
   }
 
   private register(name: string, referralCode: OrchestratorSettings["referralCode"]): Effect.Effect<StoredIdentity, RemoteSetupFailed> {

@@ -384,6 +384,12 @@ export class AgentsGroup extends HttpApiGroup.make("agents")
       )
   )
   .add(
+    HttpApiEndpoint.get("me", "/api/agents/me")
+      .addSuccess(AgentCard)
+      .middleware(Authorization)
+      .annotate(OpenApi.Description, "The caller's own card: which agent and wallet its API key belongs to")
+  )
+  .add(
     HttpApiEndpoint.get("agent")`/api/agents/${addressParam}`
       .addSuccess(AgentCard)
       .middleware(Authorization)

@@ -75,6 +75,8 @@ const AgentsLive = HttpApiBuilder.group(SettlementApi, "agents", (handlers) =>
             })),
             wire
           )))
+      .handle("me", () =>
+        Effect.flatMap(CurrentCaller, (caller) => settlement.me(caller).pipe(Effect.map(View.agentCardView), wire)))
       .handle("agent", ({ path }) =>
         Effect.flatMap(CurrentCaller, (caller) =>
           settlement.agentCard(caller, path.address).pipe(Effect.map(View.agentCardView), wire)))

@@ -28,7 +28,13 @@ export const SpanName = {
   escrowCancel: "ringmaster.escrow.cancel",
   /** Settling an escrow when the task that held it ends: its release or cancel, retried. */
   escrowSettle: "ringmaster.escrow.settle",
-  escrowReconcile: "ringmaster.escrow.reconcile"
+  escrowReconcile: "ringmaster.escrow.reconcile",
+  /** One transaction of the SQL ledger's group commit: the commands it decides together. */
+  ledgerBatch: "ringmaster.ledger.batch",
+  /** The service's `POST /inference`: challenge, escrow, work and settlement. */
+  paidInference: "ringmaster.paid.inference",
+  /** The service's `POST /tasks/{name}`, likewise. */
+  paidTask: "ringmaster.paid.task"
 } as const
 
 export const SpanAttribute = {

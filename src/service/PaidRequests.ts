@@ -24,7 +24,7 @@ import { Escrow } from "../escrow/Escrow.js"
 import { settleOnExit } from "../escrow/settlement.js"
 import type { PaymentTokenInvalid } from "../settlement/errors.js"
 import { PaymentTokens } from "../settlement/PaymentTokens.js"
-import { timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
+import { SpanName, timeoutFailWithin, withSpanWhenTraced } from "../observability/spans.js"
 import type { CreateError } from "../escrow/Escrow.js"
 import {
   IdempotencyKeyReused,
@@ -235,7 +235,9 @@ export const make = Effect.gen(function*() {
         onSuccess: () => count(route, "paid"),
         onFailure: (e) => count(route, e._tag)
       }),
-      withSpanWhenTraced(`PaidRequests.${route}`, { attributes: { "payer.wallet": payer ?? "named by the payment token", "price.micros": price.toString() } })
+      withSpanWhenTraced(route === "inference" ? SpanName.paidInference : SpanName.paidTask, {
+        attributes: { "paid.route": route, "payer.wallet": payer ?? "named by the payment token", "price.micros": price.toString() }
+      })
     )
 
   const service: PaidRequestsShape = {

@@ -155,6 +155,8 @@ export interface SettlementShape {
     }
   ) => Effect.Effect<EscrowPage, Errors.LedgerUnavailable>
   readonly referralStats: (caller: Caller) => Effect.Effect<ReferralReport, Errors.AgentNotFound | Errors.LedgerUnavailable>
+  /** The caller's own card: an API key alone tells its holder which agent and wallet it is. */
+  readonly me: (caller: Caller) => Effect.Effect<AgentRecord, Errors.AgentNotFound | Errors.LedgerUnavailable>
   /** Any agent's public card (name, referral code, referrer), for any authenticated agent. */
   readonly agentCard: (caller: Caller, wallet: WalletAddress) => Effect.Effect<AgentRecord, Errors.AgentNotFound | Errors.LedgerUnavailable>
   /** The caller's own wallet's money in and out, per region. */
@@ -449,6 +451,8 @@ export const make = Effect.gen(function*() {
     list: (caller, query) => ledger.listEscrows({ ...query, wallet: caller.wallet }),
 
     referralStats: (caller) => ledger.referrals(caller.wallet),
+
+    me: (caller) => ledger.getAgent(caller.wallet),
 
     agentCard: (_caller, wallet) => ledger.getAgent(wallet),
 

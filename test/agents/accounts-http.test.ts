@@ -174,7 +174,8 @@ describe("AccountsHttp: an orchestrator on a remote settlement service", () => {
       expect(outcomes.othersFaucet).toMatchObject({ _tag: "Forbidden", operation: "claimFaucet", code: "forbidden" })
       expect(outcomes.othersReferrals).toMatchObject({ _tag: "Forbidden", reason: expect.stringContaining("no key for") })
       expect(outcomes.othersEscrows).toMatchObject({ _tag: "Forbidden", reason: expect.stringContaining("no key for") })
-      expect(outcomes.everyonesEscrows).toMatchObject({ _tag: "LedgerUnavailable", message: expect.stringContaining("name the wallet") })
+      // No retry could fix it: the caller must name the wallet.
+      expect(outcomes.everyonesEscrows).toMatchObject({ _tag: "InvalidInput", field: "wallet", message: expect.stringContaining("name the wallet") })
       expect(outcomes.ownEscrows).toEqual({ escrows: [], nextCursor: null })
       expect(outcomes.ownReferrals.agent.wallet).toBe(wallet)
       expect(outcomes.strangerCard).toEqual(stranger)

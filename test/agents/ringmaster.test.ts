@@ -153,6 +153,14 @@ const settlementServer = (options: { readonly ledger?: Partial<LedgerConfigShape
     return { baseUrl: yield* Effect.provide(Server.baseUrl, context), ledger: Context.get(context, Ledger) }
   })
 
+/** `POST /api/agents`, as a client outside this process registers: the key is shown only here. */
+const registerOverHttp = (baseUrl: string, body: { readonly agent_name: string; readonly referral_code?: string }) =>
+  Effect.promise(() =>
+    fetch(`${baseUrl}/api/agents`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }).then(
+      (r) => r.json() as Promise<{ wallet_address: WalletAddress; api_key: string }>
+    )
+  )
+
 const StoredIdentity = Schema.Struct({ base_url: Schema.String, agent_name: Schema.String, wallet_address: Schema.String, api_key: Schema.String })
 
 describe("Ringmaster.remote({ baseUrl })", () => {
@@ -187,7 +195,26 @@ describe("Ringmaster.remote({ baseUrl })", () => {
       expect([found.wallet, found.name]).toEqual([me.wallet, "planner"])
     }))
 
-  it.scopedLive("refuses, naming what is missing: the wallet of a key, the key of a wallet, a key not the wallet's", () =>
+  it.scopedLive("an API key alone: the service names its agent and wallet, and the orchestrator pays from that wallet", () =>
+    Effect.gen(function*() {
+      const { baseUrl, ledger } = yield* settlementServer()
+      const root = yield* ledger.registerAgent({ name: "root" })
+      const registered = yield* registerOverHttp(baseUrl, { agent_name: "keyholder", referral_code: root.referralCode })
+      yield* ledger.deposit(registered.wallet_address, Usdc.make("3"))
+
+      const [me, paid] = yield* Effect.provide(
+        Effect.zip(Orchestrator.identity, hireWriter),
+        RingmasterRemote.remote({ baseUrl, apiKey: registered.api_key, faucet: false })
+      )
+      expect([me.wallet, me.name]).toEqual([registered.wallet_address, "keyholder"])
+      // Paid from the key's wallet: nothing registered in its place, no faucet claimed.
+      expect(paid).toEqual(paidOnce(u("3")))
+      expect((yield* ledger.balance(registered.wallet_address)).available).toBe(paid.me)
+      expect((yield* ledger.referrals(root.wallet)).referred.map((r) => r.agent.name)).toEqual(["keyholder"])
+      expect((yield* ledger.verify).violations).toEqual([])
+    }))
+
+  it.scopedLive("refuses, naming what is missing: a key the service does not know, the key of a wallet, a key not the wallet's", () =>
     Effect.gen(function*() {
       const { baseUrl, ledger } = yield* settlementServer()
       // Every start below would register under root's code if it registered anything.
@@ -197,12 +224,18 @@ describe("Ringmaster.remote({ baseUrl })", () => {
           Effect.provide(Orchestrator.identity, RingmasterRemote.remote({ baseUrl, referralCode: root.referralCode, ...options }))
         )
 
-      expect(yield* start({ apiKey: "rm_key" })).toMatchObject({ _tag: "RemoteSetupFailed", missing: "wallet" })
+      const unknown = yield* start({ apiKey: "rm_key" })
+      expect(unknown).toMatchObject({ _tag: "RemoteSetupFailed", missing: "apiKey" })
+      expect(unknown.message).toContain("did not accept this API key")
       const someone = yield* ledger.registerAgent({ name: "someone", referralCode: root.referralCode })
       expect(yield* start({ wallet: someone.wallet })).toMatchObject({ _tag: "RemoteSetupFailed", missing: "apiKey" })
       const forged = yield* start({ wallet: someone.wallet, apiKey: Redacted.make("rm_not_a_key") })
       expect(forged).toMatchObject({ _tag: "RemoteSetupFailed", missing: "apiKey" })
       expect(forged.message).toContain(someone.wallet)
+      const other = yield* registerOverHttp(baseUrl, { agent_name: "other" })
+      const crossed = yield* start({ wallet: someone.wallet, apiKey: other.api_key })
+      expect(crossed).toMatchObject({ _tag: "RemoteSetupFailed", missing: "apiKey" })
+      expect(crossed.message).toContain(`belongs to wallet ${other.wallet_address}, not ${someone.wallet}`)
       expect(yield* start({ wallet: "not-a-wallet", apiKey: "x" })).toMatchObject({ missing: "wallet" })
       expect(yield* start({ baseUrl: "ftp://nowhere" } as never)).toMatchObject({ _tag: "InvalidInput", field: "baseUrl" })
       expect((yield* ledger.referrals(root.wallet)).referred.map((r) => r.agent.name)).toEqual(["someone"])

@@ -176,6 +176,16 @@ describe("settlement REST API: happy paths", () => {
       expect(card.body.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
       expect((yield* http("GET", `/api/agents/${alice.wallet}`, { key: carol.key })).body.referrer_wallet).toBeNull()
 
+      // The caller's own card, from its key alone: each key answers with its own agent.
+      const bobMe = yield* http("GET", "/api/agents/me", { key: bob.key })
+      expect(bobMe.status).toBe(200)
+      expect(bobMe.body).toEqual(card.body)
+      const carolMe = yield* http("GET", "/api/agents/me", { key: carol.key })
+      expect(carolMe).toMatchObject({
+        status: 200,
+        body: { agent_id: carol.agentId, agent_name: "carol", wallet_address: carol.wallet, referral_code: carol.referralCode, referrer_wallet: null }
+      })
+
       // Activity, the owner's only: alice spent and earned nothing but her referral shares, per region.
       const activity = yield* http("GET", `/api/wallets/${alice.wallet}/activity`, { key: alice.key })
       const zero = { spent_usdc: "0.000000", revenue_usdc: "0.000000", fees_paid_usdc: "0.000000" }
@@ -275,6 +285,7 @@ describe("settlement REST API: happy paths", () => {
       expect(spec.status).toBe(200)
       expect(Object.keys(spec.body.paths).sort()).toEqual([
         "/api/agents",
+        "/api/agents/me",
         "/api/agents/revoke-keys",
         "/api/agents/rotate-key",
         "/api/agents/{address}",
@@ -392,6 +403,8 @@ describe("settlement REST API: every refusal changes nothing", () => {
         ["unknown escrow", 404, "escrow_not_found", "escrow_id", h.http("GET", "/api/escrow/esc_0000000000000000000000000", { key: payer.key })],
         ["unknown agent", 404, "agent_not_found", undefined, h.http("GET", `/api/agents/0x${"7".repeat(40)}`, { key: payer.key })],
         ["agent card without a key", 401, "unauthorized", undefined, h.http("GET", `/api/agents/${payer.wallet}`)],
+        ["own card without a key", 401, "unauthorized", undefined, h.http("GET", "/api/agents/me")],
+        ["own card with an unknown key", 401, "unauthorized", undefined, h.http("GET", "/api/agents/me", { key: "pk_" + "A".repeat(43) })],
         ["release of an unknown escrow", 404, "escrow_not_found", "escrow_id", h.http("POST", "/api/escrow/release", { key: payer.key, body: { escrow_id: "esc_0000000000000000000000000" } })],
         ["revoke an unknown mandate", 404, "mandate_not_found", "mandate_id", h.http("DELETE", "/api/mandates/mdt_0000000000000000000000000", { key: payer.key })],
         ["unregistered payee", 404, "agent_not_found", undefined, h.http("POST", "/api/escrow/create", { key: payer.key, body: escrowBody({ payee_wallet: "0x" + "9".repeat(40) }) })],

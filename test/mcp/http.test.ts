@@ -16,7 +16,8 @@ const TOOLS = {
   get_escrow: ["escrow_id"],
   claim_faucet: ["wallet_address", "agent_name"],
   get_balance: ["wallet_address"],
-  referral_stats: []
+  referral_stats: [],
+  whoami: []
 } as const
 
 /** Arguments a tool may be called without. */
@@ -40,7 +41,7 @@ describe("MCP over StreamableHTTP", () => {
         expect(asAlice.getServerVersion()?.name).toBe("ringmaster-settlement")
         expect(asAlice.getServerCapabilities()?.tools).toBeDefined()
 
-        // tools/list: the eight tools, each with exactly its documented arguments
+        // tools/list: the nine tools, each with exactly its documented arguments
         const { tools } = await asAlice.listTools()
         expect(tools.map((t) => t.name).sort()).toEqual(Object.keys(TOOLS).sort())
         for (const tool of tools) {
@@ -133,6 +134,12 @@ describe("MCP over StreamableHTTP", () => {
         expect(await balanceOf(alice)).toMatchObject({ balance_usdc: "0.500750", locked_usdc: "0.000000" })
         expect(await balanceOf(bob)).toMatchObject({ balance_usdc: "0.495000", locked_usdc: "0.000000" })
 
+        // whoami equals GET /api/agents/me: each key names its own agent
+        const aliceIs = await call(asAlice, "whoami")
+        expect(aliceIs.structured).toMatchObject({ agent_name: "alice", wallet_address: alice.wallet, referral_code: alice.referralCode, referrer_wallet: null })
+        expect(aliceIs.structured).toEqual((await rest(base, "GET", "/api/agents/me", { key: alice.key })).body)
+        expect((await call(asBob, "whoami")).structured).toMatchObject({ wallet_address: bob.wallet, referrer_wallet: alice.wallet })
+
         // referral_stats equals GET /api/referrals
         const stats = await call(asAlice, "referral_stats")
         expect(stats.structured).toMatchObject({
@@ -220,7 +227,8 @@ describe("MCP over StreamableHTTP", () => {
 
         // No key, or a wrong one: initialize and tools/list work, every tool call is refused as 401 would be.
         const anonymous = await connect(base)
-        expect((await anonymous.listTools()).tools).toHaveLength(8)
+        expect((await anonymous.listTools()).tools).toHaveLength(Object.keys(TOOLS).length)
+        expect(await call(anonymous, "whoami")).toMatchObject({ isError: true, structured: { error: "unauthorized" } })
         const noKey = await call(anonymous, "get_balance", { wallet_address: alice.wallet })
         expect(noKey).toMatchObject({ isError: true, structured: { error: "unauthorized" } })
         const wrongKey = await connect(base, "pk_" + "A".repeat(43))

@@ -80,7 +80,7 @@ describe("ringmaster mcp (stdio)", () => {
         try {
           const { tools } = await client.listTools()
           expect(tools.map((t) => t.name).sort()).toEqual(
-            ["cancel_escrow", "claim_faucet", "create_escrow", "create_payment_token", "get_balance", "get_escrow", "referral_stats", "release_escrow"]
+            ["cancel_escrow", "claim_faucet", "create_escrow", "create_payment_token", "get_balance", "get_escrow", "referral_stats", "release_escrow", "whoami"]
           )
           const balance = await call(client, "get_balance", { wallet_address: alice })
           expect(balance).toEqual({

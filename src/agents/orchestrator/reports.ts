@@ -62,7 +62,10 @@ export const payments = (
     const out: Array<Payment> = []
     let cursor: EscrowId | undefined
     while (out.length < limit) {
-      const page = yield* accounts.escrows({ wallet: identity.wallet, limit: Math.min(InputLimits.pageSizeMax, limit - out.length), cursor })
+      const page = yield* accounts.escrows({ wallet: identity.wallet, limit: Math.min(InputLimits.pageSizeMax, limit - out.length), cursor }).pipe(
+        // Refused only for a query naming no wallet, and this one names its own.
+        Effect.catchTag("InvalidInput", Effect.die)
+      )
       for (const e of page.escrows) {
         out.push({
           escrowId: e.id,

@@ -154,6 +154,17 @@ export const ReferralStats = Tool.make("referral_stats", {
   false
 )
 
+export const Whoami = Tool.make("whoami", {
+  description: "Who your API key belongs to: your agent's id, name, wallet address, referral code and referrer. " +
+    "Call it first to learn the wallet the other tools ask for.",
+  parameters: {},
+  success: Api.AgentCard,
+  failure
+}).annotate(Tool.Title, "Who am I").annotate(Tool.Readonly, true).annotate(Tool.Destructive, false).annotate(
+  Tool.OpenWorld,
+  false
+)
+
 export const SettlementToolkit = Toolkit.make(
   CreateEscrow,
   CreatePaymentToken,
@@ -162,7 +173,8 @@ export const SettlementToolkit = Toolkit.make(
   GetEscrow,
   ClaimFaucet,
   GetBalance,
-  ReferralStats
+  ReferralStats,
+  Whoami
 )
 
 // ---------------------------------------------------------------------------
@@ -227,7 +239,8 @@ export const layerHandlers = SettlementToolkit.toLayer(
           )).pipe(Effect.map(View.faucetView)),
       get_balance: ({ wallet_address }) =>
         asCaller((caller) => settlement.balance(caller, wallet_address)).pipe(Effect.map(View.walletView)),
-      referral_stats: () => asCaller((caller) => settlement.referralStats(caller)).pipe(Effect.map(View.referralsView))
+      referral_stats: () => asCaller((caller) => settlement.referralStats(caller)).pipe(Effect.map(View.referralsView)),
+      whoami: () => asCaller((caller) => settlement.me(caller)).pipe(Effect.map(View.agentCardView))
     })
   })
 )

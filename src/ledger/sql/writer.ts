@@ -10,7 +10,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Either, Exit, Option, Schedule, type Scope } from "effect"
 import type { LedgerError, LedgerUnavailable } from "../../domain/errors.js"
 import type { EscrowEvent } from "../../domain/Escrow.js"
-import { withSpanWhenTraced } from "../../observability/spans.js"
+import { SpanName, withSpanWhenTraced } from "../../observability/spans.js"
 import type { Run } from "../dialect.js"
 import { apply, type Command, type ResultOf, type WorkingSet } from "../engine.js"
 import { EscrowTransitions } from "../Transitions.js"
@@ -56,7 +56,7 @@ export const make = (
           const outcomes = commands.map((command): Outcome => apply(ws, command, config, nowMs))
           yield* steps.write(ws, nowMs, run)
           return { outcomes, events: ws.events }
-        })).pipe(withSpanWhenTraced("Ledger.batch", { attributes: { "ledger.commands": commands.length }, captureStackTrace: false }))
+        })).pipe(withSpanWhenTraced(SpanName.ledgerBatch, { attributes: { "ledger.commands": commands.length }, captureStackTrace: false }))
 
     const retryTransient = Schedule.exponential("2 millis").pipe(
       Schedule.jittered,
